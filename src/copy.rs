@@ -1,0 +1,1 @@
+//! Building copies of the template, one per target (SPEC §3). (Stub.)

@@ -1,0 +1,181 @@
+//! The plan file (SPEC §2): the first stage of the pipeline.
+//!
+//! `load` reads a YAML plan and checks everything that can be known offline (syntax, keys,
+//! enums, placeholders, globs, cron shape), returning a validated [`Plan`]; every problem found
+//! is reported, each with its file and line or its YAML path. Nothing here touches the network.
+
+mod load;
+mod placeholder;
+
+pub use load::{load, parse};
+pub use placeholder::{Names, Template};
+
+use crate::wire::{
+    ConnectionSchedule, ConnectionStatus, NamespaceDefinition, NonBreakingSchemaUpdatesBehavior,
+};
+use globset::GlobMatcher;
+use std::fmt;
+use std::path::PathBuf;
+use uuid::Uuid;
+
+/// A validated plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The file it came from, as given on the command line.
+    pub file: PathBuf,
+    /// The template connection.
+    pub template: Reference,
+    /// `airbyte.url`; `--url` and `AIRBYTE_URL` win over it.
+    pub url: Option<String>,
+    pub targets: Vec<Target>,
+    /// `defaults`, with the default name filled in when none is given.
+    pub defaults: Overrides,
+    pub existing: ExistingPolicy,
+    pub missing_streams: MissingStreamsPolicy,
+    /// `concurrency`; `--concurrency` wins over it.
+    pub concurrency: Option<usize>,
+}
+
+/// A connection or source named by id or by exact name. A string that parses as a UUID is an id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Reference {
+    Id(Uuid),
+    Name(String),
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reference::Id(id) => write!(f, "{id}"),
+            Reference::Name(name) => write!(f, "\"{name}\""),
+        }
+    }
+}
+
+/// One entry of `targets`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its YAML path, `targets[2]`, for error messages.
+    pub path: String,
+    pub selector: Selector,
+    /// Per-target keys; they win over `defaults`.
+    pub overrides: Overrides,
+}
+
+/// How a target entry picks sources.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    /// `source:` one source by id or exact name.
+    Source(Reference),
+    /// `match:` every source of the template's workspace whose name matches the glob.
+    Match {
+        pattern: Glob,
+        /// `type:` only sources of this `sourceType`.
+        source_type: Option<String>,
+        /// `exclude:` names to leave out.
+        exclude: Vec<Glob>,
+    },
+}
+
+/// A compiled glob that remembers how it was written.
+#[derive(Debug, Clone)]
+pub struct Glob {
+    pub text: String,
+    pub matcher: GlobMatcher,
+}
+
+impl Glob {
+    pub fn is_match(&self, name: &str) -> bool {
+        self.matcher.is_match(name)
+    }
+}
+
+/// The keys `defaults` and each target may set. `None` means "not set here".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub name: Option<Template>,
+    pub prefix: Option<Template>,
+    /// Only `active` or `inactive`.
+    pub status: Option<ConnectionStatus>,
+    /// Already checked against Airbyte's cron rules.
+    pub schedule: Option<ConnectionSchedule>,
+    pub namespace_definition: Option<NamespaceDefinition>,
+    pub namespace_format: Option<Template>,
+    pub non_breaking_schema_updates_behavior: Option<NonBreakingSchemaUpdatesBehavior>,
+}
+
+impl Overrides {
+    /// These keys, with `over`'s set keys winning.
+    #[must_use]
+    pub fn overlaid_with(&self, over: &Overrides) -> Overrides {
+        Overrides {
+            name: over.name.clone().or_else(|| self.name.clone()),
+            prefix: over.prefix.clone().or_else(|| self.prefix.clone()),
+            status: over.status.or(self.status),
+            schedule: over.schedule.clone().or_else(|| self.schedule.clone()),
+            namespace_definition: over.namespace_definition.or(self.namespace_definition),
+            namespace_format: over
+                .namespace_format
+                .clone()
+                .or_else(|| self.namespace_format.clone()),
+            non_breaking_schema_updates_behavior: over
+                .non_breaking_schema_updates_behavior
+                .or(self.non_breaking_schema_updates_behavior),
+        }
+    }
+}
+
+/// `existing:` what to do when a target's copy already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExistingPolicy {
+    /// Leave it; the target is `unchanged`.
+    #[default]
+    Skip,
+    /// An error for that target.
+    Fail,
+}
+
+/// `missing_streams:` what to do when a template stream is absent from a target source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingStreamsPolicy {
+    /// An error for that target.
+    #[default]
+    Fail,
+    /// Drop the stream from that copy, with a warning.
+    Skip,
+}
+
+/// One problem in a plan file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("{}: {}", .file.display(), .message)]
+    Read { file: PathBuf, message: String },
+    /// Syntax and type errors, with line and column.
+    #[error(transparent)]
+    Yaml(#[from] crate::yaml::YamlError),
+    /// A semantic error at a YAML path (`targets[2].match`).
+    #[error("{}: {path}: {message}", .file.display())]
+    Invalid {
+        file: PathBuf,
+        path: String,
+        message: String,
+    },
+}
+
+/// Every problem found in one plan file; never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanErrors(pub Vec<PlanError>);
+
+impl fmt::Display for PlanErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PlanErrors {}

@@ -1,0 +1,1 @@
+//! `replicate sandbox`: an in-memory emulation of the Airbyte public API. (Stub.)

@@ -1,0 +1,211 @@
+//! The one door to YAML: plan files and sandbox seeds are parsed here and nowhere else.
+//!
+//! Errors carry the file, the line and column, the YAML path serde reached (`targets[2]`), and,
+//! for a misspelt key, the closest valid key. Input is bytes, so a non-UTF-8 file, a byte-order
+//! mark or an empty file get a clear error instead of a panic; `serde_yaml` itself bounds nesting
+//! depth and alias expansion ("billion laughs").
+
+use crate::suggest;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where a YAML document went wrong, and how.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct YamlError {
+    pub file: PathBuf,
+    /// 1-based line and column, when the parser knows them.
+    pub location: Option<(usize, usize)>,
+    /// The YAML path of the offending value (`targets[2].match`), when known.
+    pub path: Option<String>,
+    pub kind: YamlErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum YamlErrorKind {
+    /// A key the schema does not know, with the keys it does know at that place.
+    UnknownField {
+        field: String,
+        expected: Vec<String>,
+    },
+    /// Anything else: syntax, wrong type, missing field, bad enum value, …
+    Invalid(String),
+}
+
+impl YamlError {
+    fn new(file: &Path, kind: YamlErrorKind) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            location: None,
+            path: None,
+            kind,
+        }
+    }
+
+    /// The unknown key, when that is what went wrong.
+    pub fn unknown_field(&self) -> Option<&str> {
+        match &self.kind {
+            YamlErrorKind::UnknownField { field, .. } => Some(field),
+            YamlErrorKind::Invalid(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for YamlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, column)) = self.location {
+            write!(f, ":{line}:{column}")?;
+        }
+        f.write_str(": ")?;
+        if let Some(path) = &self.path {
+            write!(f, "{path}: ")?;
+        }
+        match &self.kind {
+            YamlErrorKind::Invalid(message) => f.write_str(message),
+            YamlErrorKind::UnknownField { field, expected } => {
+                write!(f, "unknown key `{field}`")?;
+                match suggest::closest(field, expected.iter().map(String::as_str)) {
+                    Some(best) => write!(f, " (did you mean `{best}`?)"),
+                    None if expected.is_empty() => Ok(()),
+                    None => write!(f, "; expected one of: {}", expected.join(", ")),
+                }
+            }
+        }
+    }
+}
+
+/// Parses one YAML document from `bytes` into `T`. `file` only names the source in errors.
+pub fn parse<T: DeserializeOwned>(file: &Path, bytes: &[u8]) -> Result<T, YamlError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        #[allow(clippy::naive_bytecount)] // a one-off count on an error path
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        let mut err = YamlError::new(
+            file,
+            YamlErrorKind::Invalid("the file is not valid UTF-8".into()),
+        );
+        err.location = Some((line, 1));
+        err
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(YamlError::new(
+            file,
+            YamlErrorKind::Invalid("the file is empty".into()),
+        ));
+    }
+    serde_yaml::from_str(text).map_err(|e| convert(file, &e))
+}
+
+fn convert(file: &Path, err: &serde_yaml::Error) -> YamlError {
+    let location = err.location().map(|l| (l.line(), l.column()));
+    let mut message = err.to_string();
+    if let Some((line, column)) = location {
+        // The location is shown in front; drop serde_yaml's own copy of it.
+        message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
+    }
+    // serde_yaml prefixes the path it reached ("targets[0].defaults: …"); `.` is the root.
+    let (path, message) = match message.split_once(": ") {
+        Some((path, rest)) if looks_like_path(path) => (Some(path.to_string()), rest.to_string()),
+        _ => (None, message),
+    };
+    let kind = parse_unknown_field(&message).unwrap_or(YamlErrorKind::Invalid(message));
+    YamlError {
+        file: file.to_path_buf(),
+        location,
+        path,
+        kind,
+    }
+}
+
+fn looks_like_path(s: &str) -> bool {
+    !s.is_empty()
+        && !s.contains(' ')
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || "._-[]".contains(c))
+}
+
+/// Reads serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`", or "there are
+/// no fields") back into its parts.
+fn parse_unknown_field(message: &str) -> Option<YamlErrorKind> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some(YamlErrorKind::UnknownField {
+        field: field.to_string(),
+        expected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Doc {
+        version: u32,
+        #[serde(default)]
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        name: String,
+    }
+
+    fn error(text: &str) -> String {
+        parse::<Doc>(Path::new("p.yaml"), text.as_bytes())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn errors_name_file_line_column_path_and_suggestion() {
+        assert_eq!(
+            error("version: 1\nitems:\n  - nmae: x\n"),
+            "p.yaml:3:5: items[0]: unknown key `nmae` (did you mean `name`?)"
+        );
+        assert_eq!(
+            error("version: one\n"),
+            "p.yaml:1:10: version: invalid type: string \"one\", expected u32"
+        );
+        assert_eq!(
+            error("version: 1\nitems: \"x\n"),
+            "p.yaml:3:1: found unexpected end of stream, while scanning a quoted scalar at line 2 column 8"
+        );
+    }
+
+    #[test]
+    fn hostile_bytes_are_errors_not_panics() {
+        assert_eq!(error(""), "p.yaml: the file is empty");
+        assert_eq!(
+            parse::<Doc>(Path::new("p.yaml"), b"version: 1\n\xff\xfe")
+                .unwrap_err()
+                .to_string(),
+            "p.yaml:2:1: the file is not valid UTF-8"
+        );
+        assert!(parse::<Doc>(Path::new("p.yaml"), "\u{feff}version: 1\n".as_bytes()).is_ok());
+        assert!(error("version: 1\nversion: 2\n").contains("duplicate"));
+        let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n\
+                    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n\
+                    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n\
+                    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n";
+        assert!(parse::<serde_json::Value>(Path::new("p.yaml"), bomb.as_bytes()).is_err());
+        let deep = "[".repeat(10_000);
+        assert!(parse::<serde_json::Value>(Path::new("p.yaml"), deep.as_bytes()).is_err());
+    }
+}
