@@ -2,13 +2,20 @@
 //!
 //! The pipeline, one module per stage:
 //! `plan` (load) → `resolve` (remote reads) → `copy` (build the create bodies, pure)
-//! → `existing` (find copies that already exist, pure) → `execute` (bounded, concurrent writes)
+//! → `existing` + `preview` (what each target needs) → `execute` (bounded, concurrent writes)
 //! → `report` (human, JSON, progress). `client` talks to Airbyte; `wire` holds Airbyte's types,
-//! shared with `sandbox`, the local emulator of the API.
+//! shared with `sandbox`, the local emulator of the API. `cli` owns the terminal.
 
+pub mod cli;
+pub mod client;
 pub mod copy;
 pub mod cron;
+pub mod execute;
+pub mod existing;
 pub mod plan;
+pub mod preview;
+pub mod report;
+pub mod resolve;
 pub mod sandbox;
 pub mod secret;
 pub mod suggest;

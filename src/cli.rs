@@ -1,0 +1,382 @@
+//! The command line: flags parsed by clap (the "low" view), turned into checked [`Settings`]
+//! (the "high" view), then the commands that run the pipeline and own the terminal.
+//!
+//! Exit codes (SPEC §1): 0 success; 1 any failure; 2 usage error; `plan --detailed-exitcode`:
+//! 0 no changes, 2 changes pending, 1 error.
+
+use crate::client::{Client, ClientConfig, Credentials, DEFAULT_TIMEOUT};
+use crate::plan::{self, Plan};
+use crate::report::events::Reporter;
+use crate::report::human::{self, Style};
+use crate::report::progress::Progress;
+use crate::report::{Mode, Report};
+use crate::sandbox::{self, Sandbox, SandboxArgs, SandboxConfig};
+use crate::secret::Secret;
+use crate::{execute, preview};
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The default API base: Airbyte Cloud.
+pub const DEFAULT_URL: &str = "https://api.airbyte.com/v1";
+
+/// Clone one Airbyte connection onto many sources, declaratively.
+#[derive(Debug, Parser)]
+#[command(name = "replicate", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and check plan files, offline.
+    Validate {
+        #[arg(required = true, value_name = "PLAN")]
+        plans: Vec<PathBuf>,
+    },
+    /// Preview what apply would do; writes nothing.
+    Plan {
+        #[arg(value_name = "PLAN")]
+        plan: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Exit 0 when nothing would change, 2 when changes are pending, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Create the copies the plan asks for.
+    Apply {
+        #[arg(value_name = "PLAN")]
+        plan: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Only preview, like `plan`.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Also write the JSON report to FILE (atomically).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// Serve a local emulation of the Airbyte public API.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// API base URL [default: the plan's airbyte.url, else `https://api.airbyte.com/v1`]
+    #[arg(long, env = "AIRBYTE_URL", value_name = "URL")]
+    url: Option<String>,
+    /// At most N API requests in flight at once [default: the plan's concurrency, else 8]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: Option<u16>,
+    /// `json`: one JSON document on stdout, nothing else.
+    #[arg(long, value_enum, default_value = "human")]
+    output: Output,
+    /// No progress bars; only errors and the final summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// More logging on stderr (-v requests and create bodies, -vv token and retry details).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Start the built-in sandbox in-process and point at it.
+    #[arg(long)]
+    sandbox: bool,
+    /// Allow plain http:// to hosts other than loopback.
+    #[arg(long)]
+    allow_insecure_http: bool,
+}
+
+/// The checked settings of a `plan` or `apply` run.
+struct Settings {
+    client: ClientConfig,
+    concurrency: usize,
+    output: Output,
+    progress: bool,
+    verbosity: u8,
+    color: bool,
+}
+
+impl Settings {
+    fn new(common: &CommonArgs, plan: &Plan, sandbox: Option<&Sandbox>) -> anyhow::Result<Self> {
+        let concurrency = common
+            .concurrency
+            .map(usize::from)
+            .or(plan.concurrency)
+            .unwrap_or(8);
+        let (base_url, credentials) = match sandbox {
+            Some(sandbox) => (
+                sandbox.url(),
+                Credentials::Application {
+                    client_id: sandbox::DEMO_CLIENT_ID.to_string(),
+                    client_secret: Secret::new(sandbox::DEMO_CLIENT_SECRET),
+                },
+            ),
+            None => (
+                common
+                    .url
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .or_else(|| plan.url.clone())
+                    .unwrap_or_else(|| DEFAULT_URL.to_string()),
+                credentials_from_env()?,
+            ),
+        };
+        let stderr_tty = std::io::stderr().is_terminal();
+        Ok(Settings {
+            client: ClientConfig {
+                base_url,
+                credentials,
+                concurrency,
+                timeout: DEFAULT_TIMEOUT,
+                allow_insecure_http: common.allow_insecure_http,
+            },
+            concurrency,
+            output: common.output,
+            progress: stderr_tty && !common.quiet && common.output == Output::Human,
+            verbosity: common.verbose,
+            color: std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        })
+    }
+
+    fn style(&self) -> Style {
+        Style {
+            color: self.color,
+            show_bodies: self.verbosity > 0,
+        }
+    }
+}
+
+/// `AIRBYTE_TOKEN`, else `AIRBYTE_CLIENT_ID` with `AIRBYTE_CLIENT_SECRET`, else no credentials.
+fn credentials_from_env() -> anyhow::Result<Credentials> {
+    let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(token) = var("AIRBYTE_TOKEN") {
+        return Ok(Credentials::Token(Secret::new(token)));
+    }
+    match (var("AIRBYTE_CLIENT_ID"), var("AIRBYTE_CLIENT_SECRET")) {
+        (Some(client_id), Some(secret)) => Ok(Credentials::Application {
+            client_id,
+            client_secret: Secret::new(secret),
+        }),
+        (Some(_), None) => bail!("AIRBYTE_CLIENT_ID is set but AIRBYTE_CLIENT_SECRET is not"),
+        (None, Some(_)) => bail!("AIRBYTE_CLIENT_SECRET is set but AIRBYTE_CLIENT_ID is not"),
+        (None, None) => Ok(Credentials::None),
+    }
+}
+
+/// Parses the command line and runs it; returns the process exit code.
+pub fn run() -> u8 {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Validate { plans } => Ok(validate(&plans)),
+            Command::Plan {
+                plan,
+                common,
+                detailed_exitcode,
+            } => {
+                let code = run_plan(&plan, &common, Mode::Plan, None).await?;
+                Ok(match (detailed_exitcode, code) {
+                    (true, RunCode::Changes) => 2,
+                    (_, RunCode::Failed) => 1,
+                    _ => 0,
+                })
+            }
+            Command::Apply {
+                plan,
+                common,
+                dry_run,
+                yes,
+                report,
+            } => {
+                let mode = if dry_run { Mode::Plan } else { Mode::Apply };
+                let apply = ApplyOptions { yes, report };
+                let code = run_plan(&plan, &common, mode, Some(&apply)).await?;
+                Ok(u8::from(code == RunCode::Failed))
+            }
+            Command::Sandbox(args) => sandbox::run(args).await.map(|()| 0),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+/// `replicate validate`: every file checked, every problem printed.
+fn validate(files: &[PathBuf]) -> u8 {
+    let mut failed = false;
+    for file in files {
+        match plan::load(file) {
+            Ok(plan) => println!(
+                "{}: ok ({} target {})",
+                file.display(),
+                plan.targets.len(),
+                if plan.targets.len() == 1 {
+                    "entry"
+                } else {
+                    "entries"
+                }
+            ),
+            Err(errors) => {
+                failed = true;
+                eprintln!("{errors}");
+            }
+        }
+    }
+    u8::from(failed)
+}
+
+struct ApplyOptions {
+    yes: bool,
+    report: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunCode {
+    NoChanges,
+    Changes,
+    Failed,
+}
+
+/// `plan` and `apply`: load → resolve → preview → (confirm → execute) → report.
+async fn run_plan(
+    file: &Path,
+    common: &CommonArgs,
+    mode: Mode,
+    apply: Option<&ApplyOptions>,
+) -> anyhow::Result<RunCode> {
+    let report_file = apply.and_then(|a| a.report.as_deref());
+    let plan = match plan::load(file) {
+        Ok(plan) => plan,
+        Err(errors) => {
+            let mut report = Report::new(file, mode);
+            report.error = Some(errors.to_string());
+            finish(&report, common.output, report_file, None)?;
+            return Ok(RunCode::Failed);
+        }
+    };
+    let sandbox = if common.sandbox {
+        let sandbox = Sandbox::start(SandboxConfig::default_on_free_port())
+            .await
+            .context("starting the built-in sandbox")?;
+        Some(sandbox)
+    } else {
+        None
+    };
+    let settings = Settings::new(common, &plan, sandbox.as_ref())?;
+    let progress: Arc<dyn Reporter> =
+        Arc::new(Progress::new(settings.progress, settings.verbosity));
+    if let Some(sandbox) = &sandbox {
+        progress.log(1, &format!("sandbox listening on {}", sandbox.url()));
+    }
+    let client = Client::new(&settings.client, Arc::clone(&progress))?;
+
+    let mut report = preview::preview(&plan, &client, Mode::Plan, &progress).await;
+    if settings.output == Output::Human && report.error.is_none() {
+        print!("{}", human::preview(&report, settings.style()));
+    }
+    let code = if report.error.is_some() || report.has_failures() {
+        RunCode::Failed
+    } else if report.has_changes() {
+        RunCode::Changes
+    } else {
+        RunCode::NoChanges
+    };
+    if mode == Mode::Apply && report.error.is_none() {
+        if report.has_changes() && !confirmed(apply.is_some_and(|a| a.yes), &report)? {
+            eprintln!("Apply cancelled; nothing was written.");
+            return Ok(RunCode::Failed);
+        }
+        execute::execute(&mut report, &client, settings.concurrency, &progress).await;
+        drop(progress);
+        finish(
+            &report,
+            settings.output,
+            report_file,
+            Some(settings.style()),
+        )?;
+        if let Some(sandbox) = sandbox {
+            sandbox.shutdown().await;
+        }
+        return Ok(if report.has_failures() {
+            RunCode::Failed
+        } else {
+            RunCode::Changes
+        });
+    }
+    drop(progress);
+    finish(&report, settings.output, report_file, None)?;
+    if let Some(sandbox) = sandbox {
+        sandbox.shutdown().await;
+    }
+    Ok(code)
+}
+
+/// Prints the end of a run (the apply summary, or the JSON document, or the fatal error) and
+/// writes the report file.
+fn finish(
+    report: &Report,
+    output: Output,
+    report_file: Option<&Path>,
+    apply_style: Option<Style>,
+) -> anyhow::Result<()> {
+    match output {
+        Output::Json => println!("{}", report.to_json()),
+        Output::Human => {
+            if let Some(error) = &report.error {
+                eprintln!("error: {error}");
+            } else if let Some(style) = apply_style {
+                print!("{}", human::apply_summary(report, style));
+            }
+        }
+    }
+    if let Some(path) = report_file {
+        report
+            .write_atomically(path)
+            .with_context(|| format!("writing the report to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Asks before writing, only when a person is there to answer (stdin and stderr are terminals).
+fn confirmed(yes: bool, report: &Report) -> anyhow::Result<bool> {
+    if yes || !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Ok(true);
+    }
+    let s = &report.summary;
+    eprint!(
+        "Apply {} create{}? Only 'yes' or 'y' proceeds: ",
+        s.create,
+        if s.create == 1 { "" } else { "s" }
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "yes" | "y"))
+}

@@ -1,0 +1,184 @@
+//! Preview: from the resolved plan to one row per target with its action (SPEC §5).
+//!
+//! resolve → for each target, render its name and look for an existing copy → read the catalogs
+//! of the targets that need a create → build each create body → a [`Report`] in `plan` mode.
+//! Nothing here writes; `apply` executes the `create` rows of this report.
+
+use crate::client::Client;
+use crate::copy::{self, Blueprint};
+use crate::existing::{Existing, ExistingCopies};
+use crate::plan::{ExistingPolicy, Names, Plan};
+use crate::report::events::Reporter;
+use crate::report::{Action, Mode, Report, TargetReport, TemplateSummary};
+use crate::resolve::{self, Resolved, ResolvedTarget, SourceSummary};
+use std::sync::Arc;
+
+/// Resolves the plan against the server and decides what each target needs. A failure of the
+/// whole run (template not found, API unreachable) is `report.error`; a failure of one target
+/// is that target's row.
+pub async fn preview(
+    plan: &Plan,
+    client: &Client,
+    mode: Mode,
+    reporter: &Arc<dyn Reporter>,
+) -> Report {
+    let mut report = Report::new(&plan.file, mode);
+    let resolved = match resolve::resolve(plan, client, reporter).await {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
+    };
+    let t = &resolved.template;
+    report.template = Some(TemplateSummary {
+        connection_id: t.connection_id,
+        name: t.name.clone(),
+        source_id: t.source_id,
+        destination_id: t.destination_id,
+        workspace_id: t.workspace_id,
+    });
+    let blueprint = match Blueprint::new(t) {
+        Ok(b) => b,
+        Err(problems) => {
+            report.error = Some(problems.join("; "));
+            return report;
+        }
+    };
+    report.targets = decide(plan, &resolved, &blueprint, client, reporter).await;
+    report.tally();
+    report
+}
+
+/// One row per resolved target: `unchanged` when its copy exists, `create` with the body to
+/// post, or `error` with every reason.
+async fn decide(
+    plan: &Plan,
+    resolved: &Resolved,
+    blueprint: &Blueprint,
+    client: &Client,
+    reporter: &Arc<dyn Reporter>,
+) -> Vec<TargetReport> {
+    let existing = ExistingCopies::new(&resolved.connections);
+    let mut rows: Vec<TargetReport> = resolved
+        .targets
+        .iter()
+        .map(|target| classify(plan, resolved, &existing, target))
+        .collect();
+
+    // Only the targets without a copy need their catalog and a create body.
+    let to_build: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].action == Action::Create)
+        .collect();
+    let sources: Vec<_> = to_build.iter().filter_map(|&i| rows[i].source_id).collect();
+    let catalogs =
+        resolve::catalogs(client, resolved.template.destination_id, &sources, reporter).await;
+    for (&i, catalog) in to_build.iter().zip(catalogs) {
+        let (row, target) = (&mut rows[i], &resolved.targets[i]);
+        let Ok(source) = &target.source else { continue };
+        let built = catalog
+            .map_err(|e| vec![format!("reading the source's catalog: {e}")])
+            .and_then(|catalog| {
+                copy::build_copy(
+                    blueprint,
+                    &names(source, resolved),
+                    &target.overrides,
+                    &catalog,
+                    plan.missing_streams,
+                )
+            });
+        match built {
+            Ok(copy) => {
+                row.warnings = copy.warnings;
+                row.body = Some(copy.body);
+            }
+            Err(problems) => {
+                row.action = Action::Error;
+                row.error = Some(problems.join("; "));
+            }
+        }
+    }
+    rows
+}
+
+/// A target's row before catalogs are read: `unchanged` (its copy exists), `error`, or
+/// `create` still without its body.
+fn classify(
+    plan: &Plan,
+    resolved: &Resolved,
+    existing: &ExistingCopies<'_>,
+    target: &ResolvedTarget,
+) -> TargetReport {
+    let mut row = TargetReport {
+        source_id: None,
+        source_name: None,
+        name: None,
+        action: Action::Error,
+        outcome: None,
+        connection_id: None,
+        error: None,
+        warnings: Vec::new(),
+        entry: target.entry.clone(),
+        body: None,
+    };
+    let source = match &target.source {
+        Ok(source) => source,
+        Err(message) => {
+            row.error = Some(format!("{}: {message}", target.entry));
+            return row;
+        }
+    };
+    let destination = &resolved.destination;
+    row.source_id = Some(source.id);
+    row.source_name = Some(source.name.clone());
+    let name = target.overrides.name.as_ref().map_or_else(
+        || format!("{} → {}", source.name, destination.name),
+        |n| n.render(&names(source, resolved)),
+    );
+    match existing.find(source.id, destination.destination_id, &name) {
+        Existing::One(copy) => {
+            row.connection_id = Some(copy.connection_id);
+            row.name = Some(copy.name.clone());
+            match plan.existing {
+                ExistingPolicy::Skip => row.action = Action::Unchanged,
+                ExistingPolicy::Fail => {
+                    row.error = Some(format!(
+                        "a copy already exists: \"{}\" ({}), and the plan says existing: fail",
+                        copy.name, copy.connection_id
+                    ));
+                }
+            }
+        }
+        Existing::Ambiguous(candidates) => {
+            let listed: Vec<String> = candidates
+                .iter()
+                .map(|c| format!("\"{}\" ({})", c.name, c.connection_id))
+                .collect();
+            row.name = Some(name);
+            row.error = Some(format!(
+                "{} connections already copy this source to {}, none named as the plan says; \
+                 delete or rename all but one: {}",
+                candidates.len(),
+                destination.name,
+                listed.join(", ")
+            ));
+        }
+        Existing::None => {
+            row.name = Some(name);
+            row.action = Action::Create;
+        }
+    }
+    row
+}
+
+/// What a target's placeholders render to.
+fn names<'a>(source: &'a SourceSummary, resolved: &'a Resolved) -> Names<'a> {
+    Names {
+        source_name: &source.name,
+        source_id: source.id,
+        source_type: &source.source_type,
+        destination_name: &resolved.destination.name,
+        destination_id: resolved.destination.destination_id,
+        template_name: &resolved.template.name,
+    }
+}

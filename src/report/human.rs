@@ -1,0 +1,175 @@
+//! The human rendering of a [`Report`]: the preview, the summary line, the failures.
+//!
+//! Pure functions from the report to text, so they are snapshot-tested without a terminal.
+//! Colour is a parameter: the caller decides it (terminal, `NO_COLOR`).
+
+use super::{Action, Outcome, Report, TargetReport};
+use std::fmt::Write;
+
+/// How to render.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub color: bool,
+    /// `-v`: show the create bodies under each `+` line.
+    pub show_bodies: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// One line per target, with its symbol, then the `Plan:` summary line.
+pub fn preview(report: &Report, style: Style) -> String {
+    let mut out = String::new();
+    if let Some(t) = &report.template {
+        let _ = writeln!(out, "Template: {} ({})", t.name, t.connection_id);
+    }
+    let width = report
+        .targets
+        .iter()
+        .map(|t| label(t).chars().count())
+        .max()
+        .unwrap_or(0);
+    for target in &report.targets {
+        let (symbol, code) = match target.action {
+            Action::Create => ("+", "32"),
+            Action::Update => ("~", "33"),
+            Action::Unchanged => ("=", "2"),
+            Action::Error => ("!", "31"),
+        };
+        let label = label(target);
+        let pad = " ".repeat(width - label.chars().count());
+        let detail = match target.action {
+            Action::Error => target.error.clone().unwrap_or_default(),
+            Action::Unchanged => match target.connection_id {
+                Some(id) => format!("{} (exists: {id})", name(target)),
+                None => name(target).to_string(),
+            },
+            Action::Create | Action::Update => name(target).to_string(),
+        };
+        let _ = writeln!(out, "{} {label}{pad}  {detail}", style.paint(code, symbol));
+        for warning in &target.warnings {
+            let _ = writeln!(out, "    {} {warning}", style.paint("33", "warning:"));
+        }
+        if style.show_bodies {
+            if let Some(body) = &target.body {
+                let json = serde_json::to_string_pretty(body).unwrap_or_default();
+                for line in json.lines() {
+                    let _ = writeln!(out, "    {line}");
+                }
+            }
+        }
+    }
+    let s = &report.summary;
+    let _ = writeln!(
+        out,
+        "Plan: {} to create, {} to update, {} unchanged, {} {}.",
+        s.create,
+        s.update,
+        s.unchanged,
+        s.error,
+        plural(s.error, "error", "errors")
+    );
+    out
+}
+
+/// The `Apply:` summary line, then each failure with its reason.
+pub fn apply_summary(report: &Report, style: Style) -> String {
+    let s = &report.summary;
+    let not_run = report
+        .targets
+        .iter()
+        .filter(|t| t.outcome == Some(Outcome::NotRun))
+        .count();
+    let mut out = format!(
+        "Apply: {} created, {} updated, {} unchanged, {} failed",
+        s.created, s.updated, s.unchanged, s.failed
+    );
+    if not_run > 0 {
+        let _ = write!(out, ", {not_run} not run");
+    }
+    out.push_str(".\n");
+    let failures: Vec<&TargetReport> = report
+        .targets
+        .iter()
+        .filter(|t| t.outcome == Some(Outcome::Failed))
+        .collect();
+    if !failures.is_empty() {
+        out.push_str("Failures:\n");
+        for t in failures {
+            let _ = writeln!(
+                out,
+                "{} {}: {}",
+                style.paint("31", "!"),
+                label(t),
+                t.error.as_deref().unwrap_or("failed")
+            );
+        }
+    }
+    out
+}
+
+/// The source's name, else the plan entry that failed to resolve.
+fn label(target: &TargetReport) -> &str {
+    target.source_name.as_deref().unwrap_or(&target.entry)
+}
+
+fn name(target: &TargetReport) -> &str {
+    target.name.as_deref().unwrap_or("")
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Mode, Report, TargetReport};
+    use std::path::Path;
+    use uuid::Uuid;
+
+    fn target(source: &str, action: Action, outcome: Option<Outcome>) -> TargetReport {
+        TargetReport {
+            source_id: Some(Uuid::nil()),
+            source_name: Some(source.into()),
+            name: Some(format!("{source} → Warehouse")),
+            action,
+            outcome,
+            connection_id: (action == Action::Unchanged).then(Uuid::nil),
+            error: (action == Action::Error).then(|| r#"stream "products" is missing"#.into()),
+            warnings: Vec::new(),
+            entry: "targets[0]".into(),
+            body: None,
+        }
+    }
+
+    #[test]
+    fn preview_and_summary_lines() {
+        let mut report = Report::new(Path::new("plans/x.yaml"), Mode::Apply);
+        report.targets = vec![
+            target("shop-eu", Action::Create, Some(Outcome::Created)),
+            target("shop-us", Action::Unchanged, Some(Outcome::Unchanged)),
+            target("shop-legacy", Action::Error, Some(Outcome::Failed)),
+        ];
+        report.tally();
+        let style = Style::default();
+        insta::assert_snapshot!(preview(&report, style), @r#"
+        + shop-eu      shop-eu → Warehouse
+        = shop-us      shop-us → Warehouse (exists: 00000000-0000-0000-0000-000000000000)
+        ! shop-legacy  stream "products" is missing
+        Plan: 1 to create, 0 to update, 1 unchanged, 1 error.
+        "#);
+        insta::assert_snapshot!(apply_summary(&report, style), @r#"
+        Apply: 1 created, 0 updated, 1 unchanged, 1 failed.
+        Failures:
+        ! shop-legacy: stream "products" is missing
+        "#);
+    }
+}

@@ -1,0 +1,181 @@
+//! The last stage: what a run found and did, as one value, and its renderings.
+//!
+//! A [`Report`] is built from the preview and, after `apply`, from the outcomes. The human text
+//! (`human`) and the JSON document (`json`, SPEC §5) are pure functions of it; the terminal
+//! progress (`progress`) listens to [`events::Reporter`] while the run works.
+
+pub mod events;
+pub mod human;
+pub mod progress;
+
+use crate::wire::ConnectionCreateRequest;
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+use uuid::Uuid;
+
+/// Whether the run only looked, or also wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Plan,
+    Apply,
+}
+
+/// The template connection, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateSummary {
+    pub connection_id: Uuid,
+    pub name: String,
+    pub source_id: Uuid,
+    pub destination_id: Uuid,
+    pub workspace_id: Uuid,
+}
+
+/// What the plan would do for a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    Error,
+}
+
+/// What apply did for a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+    Failed,
+    NotRun,
+}
+
+/// One target: one source, the copy it should have, and what happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport {
+    /// Null when the target entry could not be resolved to a source.
+    pub source_id: Option<Uuid>,
+    pub source_name: Option<String>,
+    /// The copy's rendered name.
+    pub name: Option<String>,
+    pub action: Action,
+    pub outcome: Option<Outcome>,
+    /// The copy's id once known (it exists, or was created).
+    pub connection_id: Option<Uuid>,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    /// The YAML path of the plan entry that selected this target (`targets[2]`).
+    #[serde(skip)]
+    pub entry: String,
+    /// The create body, for `plan -v` and for apply. Holds no secret.
+    #[serde(skip)]
+    pub body: Option<ConnectionCreateRequest>,
+}
+
+/// The counts of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub unchanged: usize,
+    pub error: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub failed: usize,
+}
+
+/// Everything a run found and did: the source of the human output and the JSON document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub plan: String,
+    pub mode: Mode,
+    pub template: Option<TemplateSummary>,
+    pub summary: Summary,
+    pub targets: Vec<TargetReport>,
+    /// A problem that stopped the whole run before any target (template not found, API down).
+    pub error: Option<String>,
+}
+
+impl Report {
+    pub fn new(plan: &Path, mode: Mode) -> Report {
+        Report {
+            plan: plan.display().to_string(),
+            mode,
+            template: None,
+            summary: Summary::default(),
+            targets: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Recounts the summary from the targets.
+    pub fn tally(&mut self) {
+        let mut s = Summary::default();
+        for t in &self.targets {
+            match t.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Unchanged => s.unchanged += 1,
+                Action::Error => s.error += 1,
+            }
+            match t.outcome {
+                Some(Outcome::Created) => s.created += 1,
+                Some(Outcome::Updated) => s.updated += 1,
+                Some(Outcome::Failed) => s.failed += 1,
+                Some(Outcome::Unchanged | Outcome::NotRun) | None => {}
+            }
+        }
+        self.summary = s;
+    }
+
+    /// Whether anything went wrong: the run, a target's preview, or a target's write.
+    pub fn has_failures(&self) -> bool {
+        self.error.is_some()
+            || self.targets.iter().any(|t| {
+                t.action == Action::Error
+                    || matches!(t.outcome, Some(Outcome::Failed | Outcome::NotRun))
+            })
+    }
+
+    /// Whether applying would change anything.
+    pub fn has_changes(&self) -> bool {
+        self.targets
+            .iter()
+            .any(|t| matches!(t.action, Action::Create | Action::Update))
+    }
+
+    /// The JSON document of SPEC §5.
+    pub fn to_json(&self) -> String {
+        // Serializing plain owned data into a String cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Writes the JSON document to `path` atomically: a temporary file beside it, then a rename,
+    /// so a reader never sees half a report.
+    pub fn write_atomically(&self, path: &Path) -> std::io::Result<()> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let file_name = path
+            .file_name()
+            .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(self.to_json().as_bytes())?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}

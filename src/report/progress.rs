@@ -1,0 +1,152 @@
+//! Progress on stderr with indicatif: a spinner per resolve step, then one bar over the writes.
+//!
+//! Built hidden when stderr is not a terminal, with `--quiet` or with `--output json`, so the
+//! rest of the code never asks whether it is talking to a terminal. `-v` lines go above the bars.
+
+use super::events::{Reporter, Step, WriteResult};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The terminal reporter.
+pub struct Progress {
+    multi: MultiProgress,
+    visible: bool,
+    verbosity: u8,
+    steps: Mutex<Vec<(Step, ProgressBar)>>,
+    writes: Mutex<Option<ProgressBar>>,
+    created: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Progress {
+    /// `visible`: draw bars (stderr is a terminal, not quiet, not JSON). `verbosity`: `-v` count.
+    pub fn new(visible: bool, verbosity: u8) -> Progress {
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Progress {
+            multi: MultiProgress::with_draw_target(target),
+            visible,
+            verbosity,
+            steps: Mutex::new(Vec::new()),
+            writes: Mutex::new(None),
+            created: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    fn step(&self, step: Step) -> Option<ProgressBar> {
+        let steps = self.steps.lock().ok()?;
+        steps
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map(|(_, b)| b.clone())
+    }
+
+    fn update_writes_message(&self) {
+        if let Ok(writes) = self.writes.lock() {
+            if let Some(bar) = writes.as_ref() {
+                bar.set_message(format!(
+                    "created {}, failed {}",
+                    self.created.load(Ordering::Relaxed),
+                    self.failed.load(Ordering::Relaxed)
+                ));
+            }
+        }
+    }
+}
+
+impl Reporter for Progress {
+    fn step_started(&self, step: Step) {
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner:.cyan} {prefix:<12} {pos} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(step.label());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        if let Ok(mut steps) = self.steps.lock() {
+            steps.push((step, bar));
+        }
+    }
+
+    fn step_advanced(&self, step: Step, n: u64) {
+        if let Some(bar) = self.step(step) {
+            bar.inc(n);
+        }
+    }
+
+    fn step_finished(&self, step: Step, summary: &str) {
+        if let Some(bar) = self.step(step) {
+            bar.set_style(
+                ProgressStyle::with_template("✔ {prefix:<12} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.finish_with_message(summary.to_string());
+        }
+    }
+
+    fn writes_started(&self, total: u64) {
+        let bar = self.multi.add(ProgressBar::new(total));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30.green/dim} {pos}/{len} targets  {msg}  {per_sec}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        if let Ok(mut writes) = self.writes.lock() {
+            *writes = Some(bar);
+        }
+        self.update_writes_message();
+    }
+
+    fn write_finished(&self, result: WriteResult) {
+        match result {
+            WriteResult::Created => self.created.fetch_add(1, Ordering::Relaxed),
+            WriteResult::Failed => self.failed.fetch_add(1, Ordering::Relaxed),
+        };
+        self.update_writes_message();
+        if let Ok(writes) = self.writes.lock() {
+            if let Some(bar) = writes.as_ref() {
+                bar.inc(1);
+            }
+        }
+    }
+
+    fn writes_finished(&self) {
+        if let Ok(writes) = self.writes.lock() {
+            if let Some(bar) = writes.as_ref() {
+                bar.finish();
+            }
+        }
+    }
+
+    fn log(&self, level: u8, line: &str) {
+        if level > self.verbosity {
+            return;
+        }
+        if self.visible {
+            let _ = self.multi.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        // Leave no spinner ticking if the run stopped early.
+        if let Ok(steps) = self.steps.lock() {
+            for (_, bar) in steps.iter() {
+                if !bar.is_finished() {
+                    bar.finish_and_clear();
+                }
+            }
+        }
+    }
+}
