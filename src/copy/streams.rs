@@ -94,7 +94,12 @@ fn check_selection(
     }
 }
 
-/// Collects the paths of masked values (`**********`) in a mapper configuration.
+/// What Airbyte puts in place of a secret it will not return (`MapperSecretHelper`). Matched
+/// exactly: a looser rule (any run of `*`) would refuse a row filter that compares with `"***"`,
+/// with no way around it, while a miss only costs a 400 at apply.
+const SECRET_MASK: &str = "**********";
+
+/// Collects the paths of masked values in a mapper configuration.
 fn masked_secrets(config: &Map<String, Value>, prefix: &str, out: &mut Vec<String>) {
     for (key, value) in config {
         let path = if prefix.is_empty() {
@@ -108,7 +113,7 @@ fn masked_secrets(config: &Map<String, Value>, prefix: &str, out: &mut Vec<Strin
 
 fn masked_value(value: &Value, path: String, out: &mut Vec<String>) {
     match value {
-        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b == b'*') => out.push(path),
+        Value::String(s) if s == SECRET_MASK => out.push(path),
         Value::Object(map) => masked_secrets(map, &path, out),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {

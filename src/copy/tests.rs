@@ -256,7 +256,7 @@ fn template_problems_no_plan_key_can_fix() {
                     "/configurations/streams/0/mappers",
                     json!([
                         {"type": "row-filtering", "mapperConfiguration": {"conditions": {"type": "NOT", "conditions": [
-                            {"type": "EQUAL", "fieldName": "status", "comparisonValue": "***"}]}}}
+                            {"type": "EQUAL", "fieldName": "status", "comparisonValue": "**********"}]}}}
                     ]),
                 )
             },
@@ -697,6 +697,25 @@ fn copies_that_build() {
                 "/configurations/streams/1/mappers",
                 Some(json!([{"type": "hashing", "mapperConfiguration":
                    {"targetField": "email", "method": "SHA-256", "fieldNameSuffix": "_hashed"}}])),
+            )],
+            &[],
+        ),
+        (
+            Case {
+                label: "a value of asterisks that is not Airbyte's mask",
+                template: |t| {
+                    set(
+                        t,
+                        "/configurations/streams/0/mappers",
+                        json!([{"type": "row-filtering", "mapperConfiguration": {"conditions":
+                            {"type": "EQUAL", "fieldName": "status", "comparisonValue": "***"}}}]),
+                    )
+                },
+                ..SEED
+            },
+            vec![(
+                "/configurations/streams/0/mappers/0/mapperConfiguration/conditions/comparisonValue",
+                Some(json!("***")),
             )],
             &[],
         ),
