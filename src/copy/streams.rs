@@ -137,11 +137,11 @@ fn mapper_type(mapper: StreamMapperType) -> &'static str {
 /// The target's catalog by stream name, built once per target.
 struct CatalogIndex<'a> {
     catalog: &'a [StreamProperties],
-    by_name: HashMap<&'a str, Names>,
+    by_name: HashMap<&'a str, Occurrence>,
 }
 
 /// Where a name sits in the catalog: one position, or several (told apart by namespace).
-enum Names {
+enum Occurrence {
     One(usize),
     Several,
 }
@@ -163,8 +163,8 @@ impl<'a> CatalogIndex<'a> {
         for (position, stream) in catalog.iter().enumerate() {
             by_name
                 .entry(stream.stream_name.as_str())
-                .and_modify(|names| *names = Names::Several)
-                .or_insert(Names::One(position));
+                .and_modify(|seen| *seen = Occurrence::Several)
+                .or_insert(Occurrence::One(position));
         }
         CatalogIndex { catalog, by_name }
     }
@@ -176,9 +176,9 @@ impl<'a> CatalogIndex<'a> {
             None => Lookup::Missing {
                 namespaces: Vec::new(),
             },
-            Some(Names::One(position)) => Lookup::Found(*position),
-            Some(Names::Several) => {
-                let mut same_name = self
+            Some(Occurrence::One(position)) => Lookup::Found(*position),
+            Some(Occurrence::Several) => {
+                let same_name = self
                     .catalog
                     .iter()
                     .enumerate()
@@ -192,7 +192,6 @@ impl<'a> CatalogIndex<'a> {
                     [position] => Lookup::Found(position),
                     [] => Lookup::Missing {
                         namespaces: same_name
-                            .by_ref()
                             .map(|(_, s)| s.stream_namespace.as_deref())
                             .collect(),
                     },
@@ -339,9 +338,7 @@ fn copy_stream(
     let cursor = fit_cursor(template, found, mode, &mut copy, source, errors);
     let key = fit_primary_key(template, found, mode, &mut copy, source, errors);
 
-    if let Some(selected) = &template.selected_fields {
-        check_selected_fields(name, selected, found, mode, cursor, key, source, errors);
-    }
+    check_selected_fields(template, found, mode, cursor, key, source, errors);
     copy
 }
 
@@ -450,10 +447,8 @@ fn fit_primary_key<'a>(
 }
 
 /// `selectedFields` must exist in the source, and hold the key and cursor the mode needs.
-#[allow(clippy::too_many_arguments)]
 fn check_selected_fields(
-    name: &str,
-    selected: &[SelectedFieldInfo],
+    template: &StreamConfiguration,
     found: &StreamProperties,
     mode: SyncMode,
     cursor: &[String],
@@ -461,6 +456,10 @@ fn check_selected_fields(
     source: &str,
     errors: &mut Vec<String>,
 ) {
+    let Some(selected) = &template.selected_fields else {
+        return;
+    };
+    let name = &template.name;
     // Only top-level fields can be selected: the first element of every known path.
     let top_level: HashSet<&str> = found
         .property_fields
