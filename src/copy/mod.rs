@@ -1,0 +1,338 @@
+//! Building copies (SPEC §3): the pure stage between resolve and diff.
+//!
+//! The pipeline is load → resolve → **build copies** → diff → execute → report. This stage takes
+//! what resolve fetched (the template connection, each target source's stream catalog) and what
+//! load validated (the overrides), and builds the exact `POST /connections` body for each target,
+//! or every problem that would make Airbyte refuse it. Nothing here touches the network, so `plan`
+//! reports the server's 400s (DIGEST §7) before anything is written.
+//!
+//! [`Blueprint::new`] checks the template once, for problems no plan key can fix, and keeps a
+//! cleaned-up copy of the parts a create may carry. [`build_copy`] then runs once per target.
+
+mod streams;
+#[cfg(test)]
+mod tests;
+
+use crate::cron;
+use crate::plan::{MissingStreamsPolicy, Names, Overrides};
+use crate::wire::{
+    ConnectionCreateRequest, ConnectionResponse, ConnectionSchedule, ConnectionStatus,
+    NamespaceDefinition, NonBreakingSchemaUpdatesBehavior, ScheduleType, ScheduleTypeWithBasic,
+    StreamConfiguration, StreamConfigurations, StreamProperties, Tag,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// What identifies the template connection, as the report shows it (SPEC §5, `template`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateConnection {
+    pub connection_id: Uuid,
+    pub name: String,
+    pub source_id: Uuid,
+    pub destination_id: Uuid,
+    pub workspace_id: Uuid,
+}
+
+/// The template connection, checked once, reduced to what a create body may carry.
+///
+/// Problems the plan can fix (a `basic` schedule, a `locked` status) are kept, not raised: they
+/// become per-target errors only for targets whose overrides leave them unfixed.
+#[derive(Debug, Clone)]
+pub struct Blueprint {
+    template: TemplateConnection,
+    /// The template's schedule in create form, or why the plan must set `schedule`.
+    schedule: Result<ConnectionSchedule, String>,
+    /// The template's status, or why the plan must set `status`.
+    status: Result<ConnectionStatus, String>,
+    namespace_definition: Option<NamespaceDefinition>,
+    namespace_format: Option<String>,
+    prefix: Option<String>,
+    non_breaking_schema_updates_behavior: Option<NonBreakingSchemaUpdatesBehavior>,
+    tags: Vec<Tag>,
+    /// The template's streams with empty `selectedFields` and mapper ids removed.
+    streams: Vec<StreamConfiguration>,
+}
+
+impl Blueprint {
+    /// Checks the template for problems that no plan key can fix: a deleted (`deprecated`)
+    /// template, a mapper whose secret came back masked, duplicate streams, no streams at all, or
+    /// a field selection create would refuse. Each error is a full sentence naming the template.
+    pub fn new(template: &ConnectionResponse) -> Result<Blueprint, Vec<String>> {
+        let name = &template.name;
+        let mut errors = Vec::new();
+        if template.status == ConnectionStatus::Deprecated {
+            errors.push(format!(
+                "the template connection \"{name}\" ({}) is deleted (status deprecated); point \
+                 `template` at a live connection",
+                template.connection_id
+            ));
+        }
+        let streams = streams::clean_template(name, &template.configurations.streams, &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Blueprint {
+            template: TemplateConnection {
+                connection_id: template.connection_id,
+                name: name.clone(),
+                source_id: template.source_id,
+                destination_id: template.destination_id,
+                workspace_id: template.workspace_id,
+            },
+            schedule: template_schedule(template),
+            status: template_status(template),
+            namespace_definition: template.namespace_definition,
+            namespace_format: template.namespace_format.clone(),
+            prefix: template.prefix.clone(),
+            non_breaking_schema_updates_behavior: template.non_breaking_schema_updates_behavior,
+            tags: template.tags.clone(),
+            streams,
+        })
+    }
+
+    /// The template's identity: its id, name, source, destination and workspace.
+    pub fn template(&self) -> &TemplateConnection {
+        &self.template
+    }
+}
+
+/// One target's create body, plus what the user should know about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyPlan {
+    pub body: ConnectionCreateRequest,
+    /// E.g. streams dropped by `missing_streams: skip`; full sentences, in a stable order.
+    pub warnings: Vec<String>,
+}
+
+/// Builds the create body for one target, or returns every problem that stops it.
+///
+/// `names` gives the target source and the destination (for `sourceId` and for rendering `name`,
+/// `prefix` and `namespaceFormat`); `overrides` are the plan's defaults overlaid with the target's
+/// keys; `catalog` is the target's `GET /streams?sourceId=…&destinationId=…` answer.
+pub fn build_copy(
+    blueprint: &Blueprint,
+    names: &Names<'_>,
+    overrides: &Overrides,
+    catalog: &[StreamProperties],
+    missing_streams: MissingStreamsPolicy,
+) -> Result<CopyPlan, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+
+    let schedule = match &overrides.schedule {
+        Some(schedule) => Some(request_schedule(schedule)),
+        None => blueprint.schedule.clone().map_err(|e| errors.push(e)).ok(),
+    };
+    let status = match overrides.status {
+        Some(status) => Some(status),
+        None => blueprint.status.clone().map_err(|e| errors.push(e)).ok(),
+    };
+    let streams = streams::copy_streams(
+        &blueprint.streams,
+        names.source_name,
+        catalog,
+        missing_streams,
+        &mut errors,
+        &mut warnings,
+    );
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let name = overrides.name.as_ref().map_or_else(
+        || format!("{} → {}", names.source_name, names.destination_name),
+        |t| t.render(names),
+    );
+    let prefix = match &overrides.prefix {
+        Some(t) => Some(t.render(names)),
+        None => blueprint.prefix.clone(),
+    };
+    let namespace_format = match &overrides.namespace_format {
+        Some(t) => Some(t.render(names)),
+        None => blueprint.namespace_format.clone(),
+    };
+    let namespace_definition = overrides
+        .namespace_definition
+        .or(blueprint.namespace_definition);
+    if let Some(warning) = shared_tables(
+        blueprint,
+        names.source_name,
+        namespace_definition,
+        namespace_format.as_deref(),
+        prefix.as_deref(),
+    ) {
+        warnings.push(warning);
+    }
+
+    Ok(CopyPlan {
+        body: ConnectionCreateRequest {
+            name: Some(name),
+            source_id: names.source_id,
+            destination_id: blueprint.template.destination_id,
+            configurations: Some(StreamConfigurations { streams }),
+            schedule,
+            data_residency: None,
+            namespace_definition,
+            namespace_format,
+            prefix,
+            non_breaking_schema_updates_behavior: overrides
+                .non_breaking_schema_updates_behavior
+                .or(blueprint.non_breaking_schema_updates_behavior),
+            status,
+            tags: Some(blueprint.tags.clone()),
+        },
+        warnings,
+    })
+}
+
+/// A plan schedule in create form: the plan validated it, but a trailing ` UTC` is still
+/// stripped so the body carries what the server stores.
+fn request_schedule(schedule: &ConnectionSchedule) -> ConnectionSchedule {
+    ConnectionSchedule {
+        schedule_type: schedule.schedule_type,
+        cron_expression: schedule
+            .cron_expression
+            .as_deref()
+            .map(|e| cron::strip_utc(e).to_string()),
+    }
+}
+
+/// The template's schedule in create form, or an error saying to set `schedule` in the plan.
+fn template_schedule(template: &ConnectionResponse) -> Result<ConnectionSchedule, String> {
+    let name = &template.name;
+    let schedule = &template.schedule;
+    match schedule.schedule_type {
+        ScheduleTypeWithBasic::Manual => Ok(ConnectionSchedule {
+            schedule_type: ScheduleType::Manual,
+            cron_expression: None,
+        }),
+        ScheduleTypeWithBasic::Basic => {
+            let timing = schedule
+                .basic_timing
+                .as_deref()
+                .unwrap_or("no interval given");
+            let example = schedule
+                .basic_timing
+                .as_deref()
+                .and_then(cron_for_basic_timing)
+                .unwrap_or_else(|| "0 0 2 * * ?".to_string());
+            Err(format!(
+                "the template \"{name}\" runs on a basic schedule (\"{timing}\"), which Airbyte's \
+                 API cannot create; set `defaults.schedule` in the plan, e.g. {{ scheduleType: \
+                 cron, cronExpression: \"{example}\" }} or {{ scheduleType: manual }}"
+            ))
+        }
+        ScheduleTypeWithBasic::Cron => {
+            let Some(expression) = schedule.cron_expression.as_deref() else {
+                return Err(format!(
+                    "the template \"{name}\" has a cron schedule without an expression; set \
+                     `schedule` in the plan"
+                ));
+            };
+            let stripped = cron::strip_utc(expression);
+            if let Some(zone) = time_zone(stripped) {
+                return Err(format!(
+                    "the template \"{name}\" runs on cron \"{expression}\" in time zone \
+                     \"{zone}\", but Airbyte's API only creates UTC schedules; set `schedule` in \
+                     the plan to a UTC cron expression"
+                ));
+            }
+            if let Err(why) = cron::check(stripped) {
+                return Err(format!(
+                    "the template \"{name}\" runs on cron \"{expression}\", which a create would \
+                     refuse ({}); set `schedule` in the plan",
+                    why.trim_end_matches('.')
+                ));
+            }
+            Ok(ConnectionSchedule {
+                schedule_type: ScheduleType::Cron,
+                cron_expression: Some(stripped.to_string()),
+            })
+        }
+    }
+}
+
+/// The time zone a read appended to a cron expression, once ` UTC` is gone: a seventh or later
+/// field with letters in it (a year field holds only digits and `*-,/`).
+fn time_zone(expression: &str) -> Option<&str> {
+    let parts: Vec<&str> = expression.split_whitespace().collect();
+    match parts.last() {
+        Some(last) if parts.len() >= 7 && last.contains(|c: char| c.is_ascii_alphabetic()) => {
+            Some(last)
+        }
+        _ => None,
+    }
+}
+
+/// A cron expression close to a `basicTiming` such as "Every 6 HOURS", to suggest in the error.
+fn cron_for_basic_timing(timing: &str) -> Option<String> {
+    let mut words = timing.split_whitespace();
+    let (Some(every), Some(count), Some(unit)) = (words.next(), words.next(), words.next()) else {
+        return None;
+    };
+    if !every.eq_ignore_ascii_case("every") {
+        return None;
+    }
+    let count: u32 = count.parse().ok()?;
+    let unit = unit.to_ascii_uppercase();
+    match (unit.trim_end_matches('S'), count) {
+        ("HOUR", 1) => Some("0 0 * * * ?".to_string()),
+        ("HOUR", 2..=23) => Some(format!("0 0 */{count} * * ?")),
+        ("HOUR", 24) | ("DAY", 1) => Some("0 0 0 * * ?".to_string()),
+        ("WEEK", 1) => Some("0 0 0 ? * MON".to_string()),
+        _ => None,
+    }
+}
+
+/// The template's status if a copy may take it, or an error saying to set `status`.
+fn template_status(template: &ConnectionResponse) -> Result<ConnectionStatus, String> {
+    match template.status {
+        ConnectionStatus::Active | ConnectionStatus::Inactive => Ok(template.status),
+        // Rejected by `Blueprint::new`; kept an error here so no path copies it.
+        ConnectionStatus::Deprecated => Err(format!(
+            "the template \"{}\" is deleted (status deprecated)",
+            template.name
+        )),
+        ConnectionStatus::Locked => Err(format!(
+            "the template \"{}\" is locked (Airbyte disabled it, e.g. for billing), and a copy \
+             must not start locked; set `status` in the plan (active or inactive)",
+            template.name
+        )),
+    }
+}
+
+/// A warning when the copy would write into the template's own tables: same prefix and the same
+/// destination namespace, so the two connections overwrite each other's data.
+fn shared_tables(
+    blueprint: &Blueprint,
+    source_name: &str,
+    namespace_definition: Option<NamespaceDefinition>,
+    namespace_format: Option<&str>,
+    prefix: Option<&str>,
+) -> Option<String> {
+    let same_settings = prefix.unwrap_or("") == blueprint.prefix.as_deref().unwrap_or("")
+        && namespace_definition.unwrap_or(NamespaceDefinition::Destination)
+            == blueprint
+                .namespace_definition
+                .unwrap_or(NamespaceDefinition::Destination)
+        && namespace_format == blueprint.namespace_format.as_deref();
+    // With `source` (or a format built on `${SOURCE_NAMESPACE}`) each source's own schema names
+    // the tables' namespace, which may well differ between sources: no warning then.
+    let per_source_namespace = match namespace_definition {
+        Some(NamespaceDefinition::Source) => true,
+        Some(NamespaceDefinition::CustomFormat) => {
+            namespace_format.is_some_and(|f| f.contains("${SOURCE_NAMESPACE}"))
+        }
+        _ => false,
+    };
+    (same_settings && !per_source_namespace).then(|| {
+        format!(
+            "the copy for source \"{source_name}\" writes to the same destination tables as the \
+             template \"{}\" (same prefix \"{}\" and namespace); set `prefix` in the plan, e.g. \
+             \"{{source.name|slug}}_\"",
+            blueprint.template.name,
+            prefix.unwrap_or("")
+        )
+    })
+}
