@@ -4,7 +4,7 @@
 //! Exit codes (SPEC §1): 0 success; 1 any failure; 2 usage error; `plan --detailed-exitcode`:
 //! 0 no changes, 2 changes pending, 1 error.
 
-use crate::client::{Client, ClientConfig, Credentials, DEFAULT_TIMEOUT};
+use crate::client::{Client, ClientConfig, Credentials, DEFAULT_TIMEOUT, RetryPolicy};
 use crate::plan::{self, Plan};
 use crate::report::events::Reporter;
 use crate::report::human::{self, Style};
@@ -141,6 +141,7 @@ impl Settings {
                 concurrency,
                 timeout: DEFAULT_TIMEOUT,
                 allow_insecure_http: common.allow_insecure_http,
+                retry: RetryPolicy::default(),
             },
             concurrency,
             output: common.output,

@@ -9,7 +9,7 @@ use crate::copy::{self, Blueprint};
 use crate::existing::{Existing, ExistingCopies};
 use crate::plan::{ExistingPolicy, Names, Plan};
 use crate::report::events::Reporter;
-use crate::report::{Action, Mode, Report, TargetReport, TemplateSummary};
+use crate::report::{Action, Mode, Report, TargetReport};
 use crate::resolve::{self, Resolved, ResolvedTarget, SourceSummary};
 use std::sync::Arc;
 
@@ -30,21 +30,14 @@ pub async fn preview(
             return report;
         }
     };
-    let t = &resolved.template;
-    report.template = Some(TemplateSummary {
-        connection_id: t.connection_id,
-        name: t.name.clone(),
-        source_id: t.source_id,
-        destination_id: t.destination_id,
-        workspace_id: t.workspace_id,
-    });
-    let blueprint = match Blueprint::new(t) {
+    let blueprint = match Blueprint::new(&resolved.template) {
         Ok(b) => b,
         Err(problems) => {
             report.error = Some(problems.join("; "));
             return report;
         }
     };
+    report.template = Some(blueprint.template().clone());
     report.targets = decide(plan, &resolved, &blueprint, client, reporter).await;
     report.tally();
     report

@@ -99,7 +99,7 @@ pub async fn resolve(
         reporter.step_started(Step::Sources);
         let sources = client
             .sources(workspace, |n| {
-                reporter.step_advanced(Step::Sources, n as u64)
+                reporter.step_advanced(Step::Sources, n as u64);
             })
             .await
             .map_err(|source| ResolveError::Request {
@@ -161,7 +161,7 @@ async fn template(
         Reference::Name(name) => {
             let all = client
                 .connections(None, |n| {
-                    reporter.step_advanced(Step::Connections, n as u64)
+                    reporter.step_advanced(Step::Connections, n as u64);
                 })
                 .await
                 .map_err(request_error)?;

@@ -8,6 +8,7 @@ pub mod events;
 pub mod human;
 pub mod progress;
 
+use crate::copy::TemplateConnection;
 use crate::wire::ConnectionCreateRequest;
 use serde::Serialize;
 use std::io::Write;
@@ -20,17 +21,6 @@ use uuid::Uuid;
 pub enum Mode {
     Plan,
     Apply,
-}
-
-/// The template connection, as the report shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TemplateSummary {
-    pub connection_id: Uuid,
-    pub name: String,
-    pub source_id: Uuid,
-    pub destination_id: Uuid,
-    pub workspace_id: Uuid,
 }
 
 /// What the plan would do for a target.
@@ -94,7 +84,7 @@ pub struct Summary {
 pub struct Report {
     pub plan: String,
     pub mode: Mode,
-    pub template: Option<TemplateSummary>,
+    pub template: Option<TemplateConnection>,
     pub summary: Summary,
     pub targets: Vec<TargetReport>,
     /// A problem that stopped the whole run before any target (template not found, API down).

@@ -1,25 +1,33 @@
 //! The Airbyte API client: the only code that talks HTTP to Airbyte.
 //!
 //! One `reqwest` client (rustls, connection reuse, a request timeout, `User-Agent:
-//! replicate/<version>`); a semaphore that caps the requests in flight across the whole run;
-//! bearer tokens, either static or exchanged from application credentials and refreshed before
-//! `expires_in` runs out (and once more on a 401); list paging that keeps its own offset and never
-//! trusts `next`. Errors carry the method, the route, the status and the server's message, and
-//! never a secret.
+//! replicate/<version>`); one [`pace::Pace`] that caps the requests in flight across the whole run
+//! and slows everything down when the server throttles; bearer tokens, either static or exchanged
+//! from application credentials and refreshed before `expires_in` runs out (and once more on a
+//! 401); reads retried with exponential backoff and full jitter; list paging that keeps its own
+//! offset and never trusts `next`. Writes are never retried here once they may have taken effect:
+//! that needs a look at the server first, which is the executor's job. Errors carry the method,
+//! the route, the status and the server's message, and never a secret.
+
+mod error;
+pub mod pace;
+
+pub use error::{ApiError, ApiErrorKind};
 
 use crate::report::events::Reporter;
 use crate::secret::Secret;
 use crate::wire::{
-    ConnectionCreateRequest, ConnectionResponse, DestinationResponse, GrantType, Page, Problem,
+    ConnectionCreateRequest, ConnectionResponse, DestinationResponse, GrantType, Page,
     SourceResponse, StreamProperties, TokenRequest, TokenResponse,
 };
+use pace::Pace;
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 /// The most items a list page may hold (the API's maximum `limit`).
@@ -53,51 +61,38 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Allow plain `http://` to hosts other than loopback.
     pub allow_insecure_http: bool,
+    pub retry: RetryPolicy,
 }
 
-/// A failed API call: which call, and what the server (or the network) said.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{method} {route}: {kind}")]
-pub struct ApiError {
-    pub method: Method,
-    /// The path and query below the base URL, e.g. `/streams?sourceId=…`.
-    pub route: String,
-    pub kind: ApiErrorKind,
+/// How transient failures are retried: exponential backoff from `min_delay`, doubling up to
+/// `max_delay`, each wait drawn uniformly below it ("full jitter"), at most `attempts` tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub attempts: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiErrorKind {
-    /// The server answered with an error status; `message` is its `data.message` or `detail`.
-    Status { status: u16, message: String },
-    /// No usable answer: connection refused, reset, TLS, timeout.
-    Transport { message: String, timeout: bool },
-    /// A success status with a body that is not what the API promises.
-    Decode(String),
-}
-
-impl fmt::Display for ApiErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ApiErrorKind::Status { status, message } => {
-                let reason = StatusCode::from_u16(*status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("");
-                write!(f, "{status} {reason}: {message}")
-            }
-            ApiErrorKind::Transport { message, .. } => f.write_str(message),
-            ApiErrorKind::Decode(message) => write!(f, "unexpected response: {message}"),
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 10,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(20),
         }
     }
 }
 
-impl ApiError {
-    /// The HTTP status, when the server answered.
-    pub fn status(&self) -> Option<u16> {
-        match self.kind {
-            ApiErrorKind::Status { status, .. } => Some(status),
-            _ => None,
-        }
+impl RetryPolicy {
+    /// The waits between tries.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        use backon::BackoffBuilder;
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.attempts.saturating_sub(1))
+            .build()
+            .map(|d| d.mul_f64(fastrand::f64()))
     }
 }
 
@@ -158,7 +153,8 @@ struct Inner {
     http: reqwest::Client,
     base: String,
     auth: Auth,
-    permits: Semaphore,
+    pace: Pace,
+    retry: RetryPolicy,
     reporter: Arc<dyn Reporter>,
 }
 
@@ -217,7 +213,8 @@ impl Client {
                 http,
                 base,
                 auth,
-                permits: Semaphore::new(config.concurrency.max(1)),
+                pace: Pace::new(config.concurrency),
+                retry: config.retry,
                 reporter,
             }),
         })
@@ -279,7 +276,11 @@ impl Client {
         &self,
         body: &ConnectionCreateRequest,
     ) -> Result<ConnectionResponse, ApiError> {
-        self.call(Method::POST, "/connections", &[], Some(body))
+        // Only what surely had no effect is tried again here; see `execute` for the rest.
+        let no_effect = |e: &ApiError| {
+            e.is_throttle() || matches!(e.kind, ApiErrorKind::Transport { not_sent: true, .. })
+        };
+        self.call(Method::POST, "/connections", &[], Some(body), no_effect)
             .await
     }
 
@@ -288,7 +289,8 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, ApiError> {
-        self.call::<T, ()>(Method::GET, path, query, None).await
+        self.call::<T, ()>(Method::GET, path, query, None, ApiError::is_transient)
+            .await
     }
 
     /// All pages of a list endpoint. Keeps its own offset and stops at the first short or empty
@@ -318,21 +320,63 @@ impl Client {
         }
     }
 
-    /// One API call under the concurrency cap, with the bearer token, refreshed once on a 401.
+    /// One API call, tried again after failures `retry_if` accepts, with backoff and full
+    /// jitter (or the server's `Retry-After`).
     async fn call<T: DeserializeOwned, B: Serialize>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&B>,
+        retry_if: fn(&ApiError) -> bool,
     ) -> Result<T, ApiError> {
         let route = route(path, query);
+        let mut delays = self.inner.retry.delays();
+        loop {
+            let error = match self.attempt(&method, path, &route, query, body).await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            if !retry_if(&error) {
+                return Err(error);
+            }
+            let Some(delay) = delays.next() else {
+                return Err(error);
+            };
+            let delay = error.retry_after().unwrap_or(delay);
+            self.inner.reporter.log(
+                1,
+                &format!("{error}; trying again in {} ms", delay.as_millis()),
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One try: the bearer token (refreshed once on a 401), a slot under the run's pace, the
+    /// request, and the pace told how it went.
+    async fn attempt<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: &Method,
+        path: &str,
+        route: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
         let mut refreshed = false;
         loop {
-            let (token, generation) = self.token(&method, &route, None).await?;
-            let (status, bytes) = self
-                .send(&method, path, &route, query, body, token.as_ref())
-                .await?;
+            let (token, generation) = self.token(method, route, None).await?;
+            let result = self
+                .send(method, path, route, query, body, token.as_ref())
+                .await;
+            let (status, retry_after, bytes) = match result {
+                Ok(answer) => answer,
+                Err(error) => {
+                    if matches!(error.kind, ApiErrorKind::Transport { timeout: true, .. }) {
+                        self.slow_down(None);
+                    }
+                    return Err(error);
+                }
+            };
             if status == StatusCode::UNAUTHORIZED
                 && !refreshed
                 && matches!(self.inner.auth, Auth::Application { .. })
@@ -340,15 +384,30 @@ impl Client {
                 self.inner
                     .reporter
                     .log(1, &format!("{method} {route}: 401, refreshing the token"));
-                self.token(&method, &route, Some(generation)).await?;
+                self.token(method, route, Some(generation)).await?;
                 refreshed = true;
                 continue;
             }
-            return decode(&method, &route, status, &bytes);
+            let result = error::decode(method, route, status, retry_after, &bytes);
+            match &result {
+                Ok(_) => self.inner.pace.success(),
+                Err(e) if e.is_throttle() => self.slow_down(e.retry_after()),
+                Err(_) => {}
+            }
+            return result;
         }
     }
 
-    /// Sends one request while holding a permit, and reads the whole answer.
+    fn slow_down(&self, retry_after: Option<Duration>) {
+        if let Some(rate) = self.inner.pace.throttled(retry_after) {
+            self.inner.reporter.log(
+                1,
+                &format!("the server pushed back; pacing requests at {rate:.1}/s"),
+            );
+        }
+    }
+
+    /// Sends one request while holding a slot, and reads the whole answer.
     async fn send<B: Serialize>(
         &self,
         method: &Method,
@@ -357,7 +416,7 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
         token: Option<&Secret>,
-    ) -> Result<(StatusCode, Vec<u8>), ApiError> {
+    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), ApiError> {
         let url = format!("{}{path}", self.inner.base);
         let mut request = self.inner.http.request(method.clone(), url);
         if !query.is_empty() {
@@ -369,26 +428,46 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let transport = |e: &reqwest::Error| ApiError {
-            method: method.clone(),
-            route: route.to_string(),
-            kind: ApiErrorKind::Transport {
-                message: describe(e),
-                timeout: e.is_timeout(),
-            },
+        let transport = |e: &reqwest::Error, not_sent: bool| {
+            ApiError::new(
+                method,
+                route,
+                ApiErrorKind::Transport {
+                    message: error::describe(e),
+                    not_sent,
+                    timeout: e.is_timeout(),
+                },
+            )
         };
-        let _permit = self.inner.permits.acquire().await.map_err(|_| ApiError {
-            method: method.clone(),
-            route: route.to_string(),
-            kind: ApiErrorKind::Transport {
-                message: "the client is shutting down".into(),
-                timeout: false,
-            },
+        let slot = self.inner.pace.slot().await.ok_or_else(|| {
+            ApiError::new(
+                method,
+                route,
+                ApiErrorKind::Transport {
+                    message: "the client is shutting down".into(),
+                    not_sent: true,
+                    timeout: false,
+                },
+            )
         })?;
         let started = Instant::now();
-        let response = request.send().await.map_err(|e| transport(&e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport(&e, e.is_connect()))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| transport(&e))?.to_vec();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport(&e, false))?
+            .to_vec();
+        drop(slot);
         self.inner.reporter.log(
             1,
             &format!(
@@ -397,11 +476,12 @@ impl Client {
                 started.elapsed().as_millis()
             ),
         );
-        Ok((status, bytes))
+        Ok((status, retry_after, bytes))
     }
 
     /// The bearer token to send, exchanging application credentials when there is none yet, when
-    /// it is about to expire, or when `stale_generation` names the generation a 401 was answered with.
+    /// it is about to expire, or when `stale_generation` names the generation a 401 was answered
+    /// with (so concurrent 401s refresh once, not once each).
     async fn token(
         &self,
         method: &Method,
@@ -422,32 +502,38 @@ impl Client {
         }
         let generation = state.as_ref().map_or(1, |t| t.generation + 1);
         let token_route = "/applications/token";
-        let (status, bytes) = self
-            .send(
-                &Method::POST,
-                token_route,
-                token_route,
-                &[],
-                Some(request),
-                None,
-            )
-            .await?;
-        let response: TokenResponse =
-            decode(&Method::POST, token_route, status, &bytes).map_err(|mut e| {
-                if matches!(e.kind, ApiErrorKind::Status { .. }) {
-                    e.kind = ApiErrorKind::Status {
-                        status: status.as_u16(),
-                        message: format!(
-                            "{} (check AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET; needed for {method} {route})",
-                            match &e.kind {
-                                ApiErrorKind::Status { message, .. } => message.as_str(),
-                                _ => "",
-                            }
-                        ),
-                    };
+        let mut delays = self.inner.retry.delays();
+        let response: TokenResponse = loop {
+            let answer = self
+                .send(
+                    &Method::POST,
+                    token_route,
+                    token_route,
+                    &[],
+                    Some(request),
+                    None,
+                )
+                .await
+                .and_then(|(status, retry_after, bytes)| {
+                    error::decode(&Method::POST, token_route, status, retry_after, &bytes)
+                });
+            match answer {
+                Ok(response) => break response,
+                // Exchanging a token changes nothing on the server: safe to try again.
+                Err(e) if e.is_transient() => match delays.next() {
+                    Some(delay) => tokio::time::sleep(e.retry_after().unwrap_or(delay)).await,
+                    None => return Err(e),
+                },
+                Err(mut e) => {
+                    if let ApiErrorKind::Status { message, .. } = &mut e.kind {
+                        *message = format!(
+                            "{message} (check AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET; needed for {method} {route})"
+                        );
+                    }
+                    return Err(e);
                 }
-                e
-            })?;
+            }
+        };
         let lifetime = Duration::from_secs(u64::try_from(response.expires_in.max(1)).unwrap_or(1));
         // Refresh a little before expiry: a fifth of the lifetime early, at most a minute.
         let margin = (lifetime / 5).min(Duration::from_secs(60));
@@ -480,86 +566,6 @@ fn route(path: &str, query: &[(&str, String)]) -> String {
     route
 }
 
-/// A success body decoded as `T`, or the error the server described.
-fn decode<T: DeserializeOwned>(
-    method: &Method,
-    route: &str,
-    status: StatusCode,
-    bytes: &[u8],
-) -> Result<T, ApiError> {
-    let error = |kind| ApiError {
-        method: method.clone(),
-        route: route.to_string(),
-        kind,
-    };
-    if status.is_success() {
-        // A 204 has no body; `()` and `Option` decode from `null`.
-        let bytes = if bytes.is_empty() { b"null" } else { bytes };
-        return serde_json::from_slice(bytes)
-            .map_err(|e| error(ApiErrorKind::Decode(e.to_string())));
-    }
-    Err(error(ApiErrorKind::Status {
-        status: status.as_u16(),
-        message: server_message(bytes),
-    }))
-}
-
-/// The server's own words from an error body: Airbyte's problem body (`data.message`, else
-/// `detail`), the rate limiter's `{"message": …}`, or the first line of whatever text came back.
-fn server_message(bytes: &[u8]) -> String {
-    if let Ok(problem) = serde_json::from_slice::<Problem>(bytes) {
-        return problem.message().to_string();
-    }
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(bytes) {
-        if let Some(message) = map.get("message").and_then(|m| m.as_str()) {
-            return message.to_string();
-        }
-    }
-    let text = String::from_utf8_lossy(bytes);
-    let line = text.lines().next().unwrap_or("").trim();
-    if line.is_empty() {
-        "(no message)".to_string()
-    } else {
-        line.chars().take(300).collect()
-    }
-}
-
-/// A transport error with its causes, without the URL reqwest puts in front (already in `route`).
-fn describe(error: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    if error.is_timeout() {
-        parts.push("timed out".to_string());
-    } else if error.is_connect() {
-        parts.push("could not connect".to_string());
-    }
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.contains(&text) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    if parts.is_empty() {
-        parts.push(error.without_url_ref());
-    }
-    parts.join(": ")
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let mut text = self.to_string();
-        if let Some(url) = self.url() {
-            text = text.replace(&format!(" ({url})"), "");
-        }
-        text
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,35 +589,5 @@ mod tests {
         ));
         let err = check_base_url("https://me:hunter2@api.airbyte.com/v1", false).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
-    }
-
-    #[test]
-    fn server_messages_are_found_in_every_shape() {
-        let problem = br#"{"status":400,"type":"t","title":"bad-request","detail":"d","documentationUrl":null,"data":{"message":"No fields selected for stream orders"}}"#;
-        assert_eq!(
-            server_message(problem),
-            "No fields selected for stream orders"
-        );
-        assert_eq!(
-            server_message(br#"{"message":"You are being rate limited."}"#),
-            "You are being rate limited."
-        );
-        assert_eq!(server_message(b"<html>\nBad gateway"), "<html>");
-        assert_eq!(server_message(b""), "(no message)");
-    }
-
-    #[test]
-    fn errors_name_method_route_status_and_message() {
-        let err = decode::<()>(
-            &Method::POST,
-            "/connections",
-            StatusCode::BAD_REQUEST,
-            br#"{"status":400,"type":"t","title":"bad-request","detail":"d","data":{"message":"Duplicate stream found"}}"#,
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "POST /connections: 400 Bad Request: Duplicate stream found"
-        );
     }
 }

@@ -1,0 +1,156 @@
+//! Test support: a sandbox on a random loopback port, plan files in a temp dir, the real
+//! binary run against them, and questions asked of the sandbox's own API.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use replicate::sandbox::{Sandbox, SandboxConfig};
+use replicate::wire::{ConnectionResponse, Page};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One test's world: its own sandbox, its own directory.
+pub struct World {
+    rt: tokio::runtime::Runtime,
+    sandbox: Option<Sandbox>,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl World {
+    /// A sandbox with the default seed.
+    pub fn new() -> World {
+        World::with(|_| {})
+    }
+
+    /// A sandbox whose default config `configure` adjusts (latency, extra sources, seed).
+    pub fn with(configure: impl FnOnce(&mut SandboxConfig)) -> World {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut config = SandboxConfig::default_on_free_port();
+        configure(&mut config);
+        let sandbox = rt.block_on(Sandbox::start(config)).unwrap();
+        World {
+            url: sandbox.url(),
+            sandbox: Some(sandbox),
+            rt,
+            dir: tempfile::tempdir().unwrap(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Writes a plan file and returns its path.
+    pub fn plan(&self, name: &str, yaml: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    /// The replicate binary, pointed at this sandbox with its static token and no other
+    /// Airbyte settings from the environment.
+    pub fn replicate(&self) -> Command {
+        let mut cmd = Command::cargo_bin("replicate").unwrap();
+        cmd.env_remove("AIRBYTE_URL")
+            .env_remove("AIRBYTE_CLIENT_ID")
+            .env_remove("AIRBYTE_CLIENT_SECRET")
+            .env("AIRBYTE_TOKEN", "sandbox-token")
+            .env("AIRBYTE_URL", &self.url)
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path())
+            .timeout(Duration::from_secs(120));
+        cmd
+    }
+
+    /// `GET /_sandbox/stats`.
+    pub fn stats(&self) -> Value {
+        let url = format!("{}/_sandbox/stats", self.origin());
+        self.rt.block_on(async {
+            self.http
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
+    }
+
+    /// How many requests the sandbox saw for a route template, e.g. `POST /connections`.
+    pub fn requests(&self, route: &str) -> u64 {
+        self.stats()["requests"][route].as_u64().unwrap_or(0)
+    }
+
+    /// Every live connection, read back from the sandbox's API.
+    pub fn connections(&self) -> Vec<ConnectionResponse> {
+        let mut all = Vec::new();
+        loop {
+            let url = format!("{}/connections?limit=100&offset={}", self.url, all.len());
+            let page: Page<ConnectionResponse> = self.rt.block_on(async {
+                self.http
+                    .get(url)
+                    .bearer_auth("sandbox-token")
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap()
+            });
+            let n = page.data.len();
+            all.extend(page.data);
+            if n < 100 {
+                return all;
+            }
+        }
+    }
+
+    /// The live connection with this name.
+    pub fn connection_named(&self, name: &str) -> Option<ConnectionResponse> {
+        self.connections().into_iter().find(|c| c.name == name)
+    }
+
+    fn origin(&self) -> String {
+        self.url.trim_end_matches("/v1").to_string()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(sandbox) = self.sandbox.take() {
+            self.rt.block_on(sandbox.shutdown());
+        }
+    }
+}
+
+/// Output with the run-specific parts (UUIDs, ports, temp paths) replaced, for snapshots.
+pub fn redact(text: &str, world: &World) -> String {
+    let mut out = text.replace(&world.url, "[URL]");
+    out = out.replace(&world.dir.path().display().to_string(), "[DIR]");
+    let mut result = String::with_capacity(out.len());
+    let bytes = out.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if out.get(i..i + 36).is_some_and(is_uuid) {
+            result.push_str("[UUID]");
+            i += 36;
+        } else {
+            let ch = out[i..].chars().next().unwrap();
+            result.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    result
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
