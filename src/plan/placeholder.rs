@@ -100,7 +100,9 @@ impl Template {
                 }
                 '{' => {
                     let rest = &text[at + 1..];
-                    let Some(end) = rest.find(['{', '}']).filter(|&i| rest[i..].starts_with('}'))
+                    let Some(end) = rest
+                        .find(['{', '}'])
+                        .filter(|&i| rest[i..].starts_with('}'))
                     else {
                         return Err(format!(
                             "unclosed `{{` at character {} of \"{text}\" (write `{{{{` for a literal `{{`)",
@@ -305,21 +307,33 @@ mod tests {
     #[test]
     fn renders_every_placeholder() {
         let cases = [
-            ("{source.name} → {destination.name}", "Shop EU (Main) → Warehouse"),
+            (
+                "{source.name} → {destination.name}",
+                "Shop EU (Main) → Warehouse",
+            ),
             ("{source.name|slug}_", "shop_eu_main_"),
             ("{ source.name | slug }", "shop_eu_main"),
             ("{source.id}", "3c0d1c8e-5b7e-4a7a-9d3e-2f1b4b9a7c11"),
             ("{source.id|slug}", "3c0d1c8e_5b7e_4a7a_9d3e_2f1b4b9a7c11"),
             ("{destination.id}", "00000000-0000-4000-8000-0000000000ab"),
-            ("{source.type}:{destination.name|slug}", "postgres:warehouse"),
-            ("copy of {template.name}", "copy of shop-template → Warehouse"),
+            (
+                "{source.type}:{destination.name|slug}",
+                "postgres:warehouse",
+            ),
+            (
+                "copy of {template.name}",
+                "copy of shop-template → Warehouse",
+            ),
             ("{template.name|slug}", "shop_template_warehouse"),
             ("no placeholders", "no placeholders"),
             ("", ""),
             ("{{literal}} {{{source.type}}}", "{literal} {postgres}"),
             ("}}{{", "}{"),
             ("{{{source.type}", "{postgres"),
-            ("${SOURCE_NAMESPACE}_{source.name|slug}", "${SOURCE_NAMESPACE}_shop_eu_main"),
+            (
+                "${SOURCE_NAMESPACE}_{source.name|slug}",
+                "${SOURCE_NAMESPACE}_shop_eu_main",
+            ),
             ("${{source.name}}", "${source.name}"),
             ("${source.type}", "$postgres"),
             ("é{source.type}ü", "épostgresü"),
@@ -350,18 +364,20 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(slug(input), expected, "{input:?}");
-            let rendered = Template::parse("{source.name|slug}").unwrap().render(&Names {
-                source_name: input,
-                ..names()
-            });
+            let rendered = Template::parse("{source.name|slug}")
+                .unwrap()
+                .render(&Names {
+                    source_name: input,
+                    ..names()
+                });
             assert_eq!(rendered, expected, "{input:?}");
         }
     }
 
     #[test]
     fn render_allocates_once() {
-        let template = Template::parse("{{{source.name|slug}}} {source.id} → {destination.name}")
-            .unwrap();
+        let template =
+            Template::parse("{{{source.name|slug}}} {source.id} → {destination.name}").unwrap();
         for source_name in ["Zürich Ost", "a", "ÉÉÉÉÉÉÉÉ", "x-y-z"] {
             let names = Names {
                 source_name,
@@ -384,14 +400,23 @@ mod tests {
                  {source.name}, {source.id}, {source.type}, {destination.name}, {destination.id}, \
                  {template.name} (write `{{` and `}}` for literal braces)",
             ),
-            ("{workspace}", "unknown placeholder `{workspace}`; valid placeholders: {source.name}"),
+            (
+                "{workspace}",
+                "unknown placeholder `{workspace}`; valid placeholders: {source.name}",
+            ),
             ("{}", "unknown placeholder `{}`; valid placeholders"),
-            ("{SOURCE_NAMESPACE}", "unknown placeholder `{SOURCE_NAMESPACE}`"),
+            (
+                "{SOURCE_NAMESPACE}",
+                "unknown placeholder `{SOURCE_NAMESPACE}`",
+            ),
             (
                 "{source.name|slg}",
                 "unknown filter `|slg` in `{source.name|slg}` (did you mean `|slug`?); the only filter is `|slug`",
             ),
-            ("{source.name|upper}", "unknown filter `|upper` in `{source.name|upper}`; the only"),
+            (
+                "{source.name|upper}",
+                "unknown filter `|upper` in `{source.name|upper}`; the only",
+            ),
             ("{source.name|}", "unknown filter `|` in"),
             ("{source.name|slug|slug}", "unknown filter `|slug|slug`"),
             (
@@ -410,7 +435,10 @@ mod tests {
         ];
         for (text, expected) in cases {
             let err = Template::parse(text).unwrap_err();
-            assert!(err.starts_with(expected), "{text}:\n  got  {err}\n  want {expected}");
+            assert!(
+                err.starts_with(expected),
+                "{text}:\n  got  {err}\n  want {expected}"
+            );
         }
     }
 }
