@@ -338,9 +338,9 @@ impl Checker<'_> {
                 self.error(
                     "concurrency",
                     format!(
-                        "{n} is out of range; at most {} and at least {} requests in flight",
-                        CONCURRENCY.end(),
-                        CONCURRENCY.start()
+                        "{n} is out of range: the API requests in flight at once, {} to {}",
+                        CONCURRENCY.start(),
+                        CONCURRENCY.end()
                     ),
                 );
             }
@@ -1042,7 +1042,9 @@ mod tests {
             ),
             (
                 with("concurrency: 0\n"),
-                &["p.yaml: concurrency: 0 is out of range; at most 256 and at least 1"],
+                &[
+                    "p.yaml: concurrency: 0 is out of range: the API requests in flight at once, 1 to 256",
+                ],
             ),
             (
                 with("concurrency: 257\n"),
@@ -1406,6 +1408,53 @@ concurrency: 0
                 "concurrency",
             ]
         );
+    }
+
+    /// The full report for a plan with one mistake of most kinds, as a user reads it.
+    #[test]
+    fn snapshot_of_a_plan_with_many_problems() {
+        let text = "\
+version: 2
+template: \"shop-template → Warehouse\"
+airbyte:
+  url: api.airbyte.com
+targets:
+  - source: shop-eu
+    status: deprecated
+  - match: \"shop-{eu,us\"
+    exclude: [shop-legacy]
+  - source: shop-us
+    match: \"shop-*\"
+  - source: shop-eu
+    prefix: \"{source.name|slugify}_\"
+defaults:
+  name: \"{source.nam} → {destination.name}\"
+  schedule: { scheduleType: cron, cronExpression: \"0 0 3 * * ? America/New_York\" }
+  namespaceDefinition: customformat
+existing: update
+missing_streams: skipp
+concurrency: 1000
+";
+        insta::assert_snapshot!(load_str(text).unwrap_err().to_string());
+    }
+
+    #[test]
+    fn snapshot_of_secret_keys() {
+        let text = "\
+version: 1
+template: t
+airbyte:
+  url: https://api.airbyte.com/v1
+  clientSecret: do-not-print-me
+targets:
+  - source: a
+    token: do-not-print-me
+defaults:
+  prefx: x_
+";
+        let report = load_str(text).unwrap_err().to_string();
+        assert!(!report.contains("do-not-print-me"));
+        insta::assert_snapshot!(report);
     }
 
     #[test]
