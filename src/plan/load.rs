@@ -176,13 +176,12 @@ fn parse_failure(file: &Path, bytes: &[u8], error: YamlError) -> Vec<PlanError> 
     if let Ok(value) = yaml::parse::<serde_yaml::Value>(file, bytes) {
         let mut secrets = Vec::new();
         find_secret_keys(&value, &mut String::new(), &mut secrets);
-        errors.extend(secrets.into_iter().map(|path| PlanError::Invalid {
+        errors.extend(secrets.into_iter().map(|(path, key)| PlanError::Invalid {
             file: file.to_path_buf(),
             message: format!(
-                "`{}` looks like a credential, and plan files must not hold credentials (the value \
+                "`{key}` looks like a credential, and plan files must not hold credentials (the value \
                  is not shown); remove it and set AIRBYTE_TOKEN, or AIRBYTE_CLIENT_ID and \
-                 AIRBYTE_CLIENT_SECRET, in the environment",
-                last_key(&path)
+                 AIRBYTE_CLIENT_SECRET, in the environment"
             ),
             path,
         }));
@@ -194,8 +193,8 @@ fn parse_failure(file: &Path, bytes: &[u8], error: YamlError) -> Vec<PlanError> 
     errors
 }
 
-/// Collects the YAML paths of mapping keys that name a secret, at any depth.
-fn find_secret_keys(value: &serde_yaml::Value, path: &mut String, out: &mut Vec<String>) {
+/// Collects the YAML paths (and the keys) of mapping keys that name a secret, at any depth.
+fn find_secret_keys(value: &serde_yaml::Value, path: &mut String, out: &mut Vec<(String, String)>) {
     use serde_yaml::Value;
     match value {
         Value::Mapping(mapping) => {
@@ -207,7 +206,7 @@ fn find_secret_keys(value: &serde_yaml::Value, path: &mut String, out: &mut Vec<
                 }
                 path.push_str(key);
                 if is_secret_key(key) {
-                    out.push(path.clone());
+                    out.push((path.clone(), key.to_string()));
                 } else {
                     find_secret_keys(child, path, out);
                 }
@@ -248,10 +247,6 @@ fn is_secret_key(key: &str) -> bool {
         .flat_map(char::to_lowercase)
         .collect();
     WORDS.iter().any(|word| squashed.contains(word))
-}
-
-fn last_key(path: &str) -> &str {
-    path.rsplit_once('.').map_or(path, |(_, key)| key)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -897,41 +892,49 @@ mod tests {
         let hint = "looks like a credential, and plan files must not hold credentials (the value \
                     is not shown); remove it and set AIRBYTE_TOKEN, or AIRBYTE_CLIENT_ID and \
                     AIRBYTE_CLIENT_SECRET, in the environment";
+        // Each case: a plan, and the (path, key) of every secret key in it.
         let cases = [
-            (with("token: hunter2-value\n"), vec!["token"]),
+            (with("token: hunter2-value\n"), vec![("token", "token")]),
             (
                 with("airbyte:\n  url: https://x\n  client_secret: hunter2-value\n"),
-                vec!["airbyte.client_secret"],
+                vec![("airbyte.client_secret", "client_secret")],
             ),
             (
                 with("airbyte:\n  clientSecret: hunter2-value\n  AIRBYTE_TOKEN: hunter2-value\n"),
-                vec!["airbyte.clientSecret", "airbyte.AIRBYTE_TOKEN"],
+                vec![
+                    ("airbyte.clientSecret", "clientSecret"),
+                    ("airbyte.AIRBYTE_TOKEN", "AIRBYTE_TOKEN"),
+                ],
             ),
             (
                 target("source: a\n    apiKey: hunter2-value"),
-                vec!["targets[0].apiKey"],
+                vec![("targets[0].apiKey", "apiKey")],
             ),
             (
                 with("defaults:\n  schedule:\n    Password: { nested: hunter2-value }\n"),
-                vec!["defaults.schedule.Password"],
+                vec![("defaults.schedule.Password", "Password")],
             ),
             (
                 with("extra:\n  - [1, 2]\n  - { API-KEY: hunter2-value, secret: hunter2-value }\n"),
-                vec!["extra[1].API-KEY", "extra[1].secret"],
+                vec![
+                    ("extra[1].API-KEY", "API-KEY"),
+                    ("extra[1].secret", "secret"),
+                ],
             ),
             (
                 target("api_key: \"hunter2-value\""),
-                vec!["targets[0].api_key"],
+                vec![("targets[0].api_key", "api_key")],
+            ),
+            (
+                with("\"api.key\": hunter2-value\n"),
+                vec![("api.key", "api.key")],
             ),
         ];
-        for (text, paths) in cases {
+        for (text, secrets) in cases {
             let got = errors(&text);
-            let want: Vec<String> = paths
+            let want: Vec<String> = secrets
                 .iter()
-                .map(|path| {
-                    let key = path.rsplit('.').next().unwrap_or(path);
-                    format!("p.yaml: {path}: `{key}` {hint}")
-                })
+                .map(|(path, key)| format!("p.yaml: {path}: `{key}` {hint}"))
                 .collect();
             // An unrelated key is still reported with the secrets; a secret key is not reported
             // twice as unknown.
@@ -1591,6 +1594,24 @@ concurrency: 16
         );
         assert_eq!(merged.status, Some(ConnectionStatus::Inactive));
         assert_eq!(merged.prefix, d.prefix);
+    }
+
+    #[test]
+    fn read_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.yaml");
+        let errors = load(&missing).unwrap_err();
+        let message = errors.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}: cannot read the plan file: ",
+                missing.display()
+            )),
+            "{message}"
+        );
+        let good = dir.path().join("good.yaml");
+        std::fs::write(&good, with("")).unwrap();
+        assert_eq!(load(&good).unwrap().file, good);
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct Plan {
     pub template: Reference,
     /// `airbyte.url`; `--url` and `AIRBYTE_URL` win over it.
     pub url: Option<String>,
+    /// `targets`, in file order; never empty.
+    ///
+    /// Offline, only two `source:` entries with the same id or the same exact name are caught.
+    /// A source that a `match` also catches, or that one entry names by id and another by name,
+    /// is only known once the sources are listed, in the resolve stage.
     pub targets: Vec<Target>,
     /// `defaults`, with the default name filled in when none is given.
     pub defaults: Overrides,
