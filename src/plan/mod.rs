@@ -8,7 +8,10 @@ mod load;
 mod placeholder;
 
 pub use load::{load, parse};
-pub use placeholder::{Names, Template};
+pub use placeholder::{Names, PLACEHOLDERS, Template, slug};
+
+/// The copy's name when neither `defaults` nor the target sets one: the Airbyte UI's own pattern.
+pub const DEFAULT_NAME: &str = "{source.name} → {destination.name}";
 
 use crate::wire::{
     ConnectionSchedule, ConnectionStatus, NamespaceDefinition, NonBreakingSchemaUpdatesBehavior,
@@ -27,6 +30,11 @@ pub struct Plan {
     pub template: Reference,
     /// `airbyte.url`; `--url` and `AIRBYTE_URL` win over it.
     pub url: Option<String>,
+    /// `targets`, in file order; never empty.
+    ///
+    /// Offline, only two `source:` entries with the same id or the same exact name are caught.
+    /// A source that a `match` also catches, or that one entry names by id and another by name,
+    /// is only known once the sources are listed, in the resolve stage.
     pub targets: Vec<Target>,
     /// `defaults`, with the default name filled in when none is given.
     pub defaults: Overrides,
@@ -78,6 +86,9 @@ pub enum Selector {
 }
 
 /// A compiled glob that remembers how it was written.
+///
+/// Matching is case-sensitive (Airbyte names are), over the whole name; `*`, `?`, `[a-z]`,
+/// `{a,b}` as usual, `\` escapes, and `/` is an ordinary character (`*` matches it).
 #[derive(Debug, Clone)]
 pub struct Glob {
     pub text: String,
@@ -85,6 +96,7 @@ pub struct Glob {
 }
 
 impl Glob {
+    /// Whether the whole of `name` matches.
     pub fn is_match(&self, name: &str) -> bool {
         self.matcher.is_match(name)
     }
@@ -97,7 +109,8 @@ pub struct Overrides {
     pub prefix: Option<Template>,
     /// Only `active` or `inactive`.
     pub status: Option<ConnectionStatus>,
-    /// Already checked against Airbyte's cron rules.
+    /// Already checked against Airbyte's cron rules; a cron expression is stored without its
+    /// trailing ` UTC`, as create and patch store it.
     pub schedule: Option<ConnectionSchedule>,
     pub namespace_definition: Option<NamespaceDefinition>,
     pub namespace_format: Option<Template>,
