@@ -4,7 +4,8 @@
 //! Exit codes (SPEC §1): 0 success; 1 any failure; 2 usage error; `plan --detailed-exitcode`:
 //! 0 no changes, 2 changes pending, 1 error.
 
-use crate::client::{Client, ClientConfig, Credentials, DEFAULT_TIMEOUT, RetryPolicy};
+use crate::client::{Client, ClientConfig, Credentials, RetryPolicy};
+use crate::execute::{ExecuteOptions, Interrupt};
 use crate::plan::{self, Plan};
 use crate::report::events::Reporter;
 use crate::report::human::{self, Style};
@@ -12,15 +13,22 @@ use crate::report::progress::Progress;
 use crate::report::{Mode, Report};
 use crate::sandbox::{self, Sandbox, SandboxArgs, SandboxConfig};
 use crate::secret::Secret;
-use crate::{execute, preview};
+use crate::{duration, execute, preview};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The default API base: Airbyte Cloud.
 pub const DEFAULT_URL: &str = "https://api.airbyte.com/v1";
+
+/// How long creates in flight may take to finish after Ctrl-C.
+const GRACE: Duration = Duration::from_secs(30);
+
+/// The exit code of an interrupted run (128 + SIGINT).
+const INTERRUPTED: u8 = 130;
 
 /// Clone one Airbyte connection onto many sources, declaratively.
 #[derive(Debug, Parser)]
@@ -96,12 +104,18 @@ struct CommonArgs {
     /// Allow plain http:// to hosts other than loopback.
     #[arg(long)]
     allow_insecure_http: bool,
+    /// Give up on one API request after this long (a create runs a schema discover).
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = duration::parse)]
+    request_timeout: Duration,
+    /// Give up on one target (its create, retries and lookups) after this long.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
+    target_timeout: Duration,
 }
 
 /// The checked settings of a `plan` or `apply` run.
 struct Settings {
     client: ClientConfig,
-    concurrency: usize,
+    execute: ExecuteOptions,
     output: Output,
     progress: bool,
     verbosity: u8,
@@ -139,11 +153,16 @@ impl Settings {
                 base_url,
                 credentials,
                 concurrency,
-                timeout: DEFAULT_TIMEOUT,
+                timeout: common.request_timeout,
                 allow_insecure_http: common.allow_insecure_http,
                 retry: RetryPolicy::default(),
             },
-            concurrency,
+            execute: ExecuteOptions {
+                concurrency,
+                target_timeout: common.target_timeout,
+                grace: GRACE,
+                retry: RetryPolicy::default(),
+            },
             output: common.output,
             progress: stderr_tty && !common.quiet && common.output == Output::Human,
             verbosity: common.verbose,
@@ -200,6 +219,7 @@ pub fn run() -> u8 {
             } => {
                 let code = run_plan(&plan, &common, Mode::Plan, None).await?;
                 Ok(match (detailed_exitcode, code) {
+                    (_, RunCode::Interrupted) => INTERRUPTED,
                     (true, RunCode::Changes) => 2,
                     (_, RunCode::Failed) => 1,
                     _ => 0,
@@ -214,8 +234,11 @@ pub fn run() -> u8 {
             } => {
                 let mode = if dry_run { Mode::Plan } else { Mode::Apply };
                 let apply = ApplyOptions { yes, report };
-                let code = run_plan(&plan, &common, mode, Some(&apply)).await?;
-                Ok(u8::from(code == RunCode::Failed))
+                Ok(match run_plan(&plan, &common, mode, Some(&apply)).await? {
+                    RunCode::Interrupted => INTERRUPTED,
+                    RunCode::Failed => 1,
+                    RunCode::NoChanges | RunCode::Changes => 0,
+                })
             }
             Command::Sandbox(args) => sandbox::run(args).await.map(|()| 0),
         }
@@ -263,6 +286,7 @@ enum RunCode {
     NoChanges,
     Changes,
     Failed,
+    Interrupted,
 }
 
 /// `plan` and `apply`: load → resolve → preview → (confirm → execute) → report.
@@ -290,15 +314,43 @@ async fn run_plan(
     } else {
         None
     };
-    let settings = Settings::new(common, &plan, sandbox.as_ref())?;
+    let result = run_loaded(&plan, common, mode, apply, sandbox.as_ref()).await;
+    if let Some(sandbox) = sandbox {
+        sandbox.shutdown().await;
+    }
+    result
+}
+
+/// The online part of `plan` and `apply`, once the plan is loaded.
+async fn run_loaded(
+    plan: &Plan,
+    common: &CommonArgs,
+    mode: Mode,
+    apply: Option<&ApplyOptions>,
+    sandbox: Option<&Sandbox>,
+) -> anyhow::Result<RunCode> {
+    let report_file = apply.and_then(|a| a.report.as_deref());
+    let settings = Settings::new(common, plan, sandbox)?;
     let progress: Arc<dyn Reporter> =
         Arc::new(Progress::new(settings.progress, settings.verbosity));
-    if let Some(sandbox) = &sandbox {
+    if let Some(sandbox) = sandbox {
         progress.log(1, &format!("sandbox listening on {}", sandbox.url()));
     }
     let client = Client::new(&settings.client, Arc::clone(&progress))?;
+    let interrupt = Arc::new(Interrupt::default());
+    let signals = tokio::spawn(watch_ctrl_c(Arc::clone(&interrupt), Arc::clone(&progress)));
+    let _stop_watching = AbortOnDrop(signals);
 
-    let mut report = preview::preview(&plan, &client, Mode::Plan, &progress).await;
+    let mut report = tokio::select! {
+        report = preview::preview(plan, &client, Mode::Plan, &progress) => report,
+        () = interrupt.raised() => {
+            let mut report = Report::new(&plan.file, mode);
+            report.error = Some("interrupted before anything was written".into());
+            drop(progress);
+            finish(&report, settings.output, report_file, None)?;
+            return Ok(RunCode::Interrupted);
+        }
+    };
     if settings.output == Output::Human && report.error.is_none() {
         print!("{}", human::preview(&report, settings.style()));
     }
@@ -309,34 +361,61 @@ async fn run_plan(
     } else {
         RunCode::NoChanges
     };
-    if mode == Mode::Apply && report.error.is_none() {
-        if report.has_changes() && !confirmed(apply.is_some_and(|a| a.yes), &report)? {
-            eprintln!("Apply cancelled; nothing was written.");
-            return Ok(RunCode::Failed);
-        }
-        execute::execute(&mut report, &client, settings.concurrency, &progress).await;
+    if mode == Mode::Plan || report.error.is_some() {
         drop(progress);
-        finish(
-            &report,
-            settings.output,
-            report_file,
-            Some(settings.style()),
-        )?;
-        if let Some(sandbox) = sandbox {
-            sandbox.shutdown().await;
-        }
-        return Ok(if report.has_failures() {
-            RunCode::Failed
-        } else {
-            RunCode::Changes
-        });
+        finish(&report, settings.output, report_file, None)?;
+        return Ok(code);
     }
+    if report.has_changes() && !confirmed(apply.is_some_and(|a| a.yes), &report)? {
+        eprintln!("Apply cancelled; nothing was written.");
+        return Ok(RunCode::Failed);
+    }
+    execute::execute(
+        &mut report,
+        &client,
+        &settings.execute,
+        &interrupt,
+        &progress,
+    )
+    .await;
     drop(progress);
-    finish(&report, settings.output, report_file, None)?;
-    if let Some(sandbox) = sandbox {
-        sandbox.shutdown().await;
+    finish(
+        &report,
+        settings.output,
+        report_file,
+        Some(settings.style()),
+    )?;
+    Ok(if interrupt.is_raised() {
+        RunCode::Interrupted
+    } else if report.has_failures() {
+        RunCode::Failed
+    } else {
+        RunCode::Changes
+    })
+}
+
+/// The first Ctrl-C asks the run to wind down; the second exits at once.
+async fn watch_ctrl_c(interrupt: Arc<Interrupt>, reporter: Arc<dyn Reporter>) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
     }
-    Ok(code)
+    reporter.log(
+        0,
+        "interrupted: no new creates will start; waiting for those in flight (Ctrl-C again to exit now)",
+    );
+    interrupt.raise();
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(i32::from(INTERRUPTED));
+    }
+}
+
+/// Stops a background task when the run is over.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Prints the end of a run (the apply summary, or the JSON document, or the fatal error) and
