@@ -123,20 +123,14 @@ struct Settings {
 }
 
 impl Settings {
-    fn new(common: &CommonArgs, plan: &Plan, sandbox: Option<&Sandbox>) -> anyhow::Result<Self> {
+    fn new(common: &CommonArgs, plan: &Plan, sandbox: Option<&BuiltIn>) -> anyhow::Result<Self> {
         let concurrency = common
             .concurrency
             .map(usize::from)
             .or(plan.concurrency)
             .unwrap_or(8);
         let (base_url, credentials) = match sandbox {
-            Some(sandbox) => (
-                sandbox.url(),
-                Credentials::Application {
-                    client_id: sandbox::DEMO_CLIENT_ID.to_string(),
-                    client_secret: Secret::new(sandbox::DEMO_CLIENT_SECRET),
-                },
-            ),
+            Some(built_in) => (built_in.sandbox.url(), built_in.credentials.clone()),
             None => (
                 common
                     .url
@@ -306,19 +300,42 @@ async fn run_plan(
             return Ok(RunCode::Failed);
         }
     };
-    let sandbox = if common.sandbox {
-        let sandbox = Sandbox::start(SandboxConfig::default_on_free_port())
-            .await
-            .context("starting the built-in sandbox")?;
-        Some(sandbox)
+    let built_in = if common.sandbox {
+        Some(BuiltIn::start().await?)
     } else {
         None
     };
-    let result = run_loaded(&plan, common, mode, apply, sandbox.as_ref()).await;
-    if let Some(sandbox) = sandbox {
-        sandbox.shutdown().await;
+    let result = run_loaded(&plan, common, mode, apply, built_in.as_ref()).await;
+    if let Some(built_in) = built_in {
+        built_in.sandbox.shutdown().await;
     }
     result
+}
+
+/// `--sandbox`: the built-in sandbox with its default seed, and the seed's demo credentials.
+struct BuiltIn {
+    sandbox: Sandbox,
+    credentials: Credentials,
+}
+
+impl BuiltIn {
+    async fn start() -> anyhow::Result<BuiltIn> {
+        let config = SandboxConfig::default_on_free_port();
+        let credentials = match config.seed.applications.first() {
+            Some(app) => Credentials::Application {
+                client_id: app.client_id.clone(),
+                client_secret: Secret::new(app.client_secret.clone()),
+            },
+            None => Credentials::None,
+        };
+        let sandbox = Sandbox::start(config)
+            .await
+            .context("starting the built-in sandbox")?;
+        Ok(BuiltIn {
+            sandbox,
+            credentials,
+        })
+    }
 }
 
 /// The online part of `plan` and `apply`, once the plan is loaded.
@@ -327,14 +344,17 @@ async fn run_loaded(
     common: &CommonArgs,
     mode: Mode,
     apply: Option<&ApplyOptions>,
-    sandbox: Option<&Sandbox>,
+    built_in: Option<&BuiltIn>,
 ) -> anyhow::Result<RunCode> {
     let report_file = apply.and_then(|a| a.report.as_deref());
-    let settings = Settings::new(common, plan, sandbox)?;
+    let settings = Settings::new(common, plan, built_in)?;
     let progress: Arc<dyn Reporter> =
         Arc::new(Progress::new(settings.progress, settings.verbosity));
-    if let Some(sandbox) = sandbox {
-        progress.log(1, &format!("sandbox listening on {}", sandbox.url()));
+    if let Some(built_in) = built_in {
+        progress.log(
+            1,
+            &format!("sandbox listening on {}", built_in.sandbox.url()),
+        );
     }
     let client = Client::new(&settings.client, Arc::clone(&progress))?;
     let interrupt = Arc::new(Interrupt::default());

@@ -1,0 +1,130 @@
+//! Every error body the sandbox sends, built in one place.
+//!
+//! Airbyte answers errors with an RFC 9457-shaped body served as `application/json` (DIGEST §6).
+//! `type`, `title` and `detail` are constants per problem kind, taken from Airbyte's problem
+//! catalogue (`api-problems.yaml`); `data` carries the specifics: `{message}` for most problems,
+//! `{resourceType, resourceId}` for a missing resource.
+
+use crate::wire::Problem;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answer: a [`Problem`] that knows how to become an HTTP response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError(pub Box<Problem>);
+
+/// The text real Airbyte puts in place of a secret on reads.
+pub const MASK: &str = "**********";
+
+fn problem(
+    status: u16,
+    kind: &str,
+    title: &str,
+    detail: &str,
+    data: serde_json::Value,
+) -> ApiError {
+    ApiError(Box::new(Problem {
+        status,
+        problem_type: kind.to_string(),
+        title: title.to_string(),
+        detail: detail.to_string(),
+        documentation_url: None,
+        data: Some(data),
+    }))
+}
+
+impl ApiError {
+    /// 400 `bad-request`: every validation failure.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        problem(
+            400,
+            "https://reference.airbyte.com/reference/errors#bad-request",
+            "bad-request",
+            "The request could not be understood by the server due to malformed syntax.",
+            json!({ "message": message.into() }),
+        )
+    }
+
+    /// 401 `invalid-api-key`: a missing, unknown or expired bearer token.
+    pub fn invalid_api_key(message: impl Into<String>) -> Self {
+        problem(
+            401,
+            "https://reference.airbyte.com/reference/errors#invalid-api-key",
+            "invalid-api-key",
+            "The API key in the Authorization header is invalid.",
+            json!({ "message": message.into() }),
+        )
+    }
+
+    /// 403 `forbidden`: the token endpoint's answer to wrong client credentials.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        problem(
+            403,
+            "https://reference.airbyte.com/reference/errors#forbidden",
+            "forbidden",
+            "The request is forbidden.",
+            json!({ "message": message.into() }),
+        )
+    }
+
+    /// 404 `resource-not-found`, naming the kind of resource and the id asked for.
+    pub fn not_found(resource_type: &str, resource_id: impl Into<String>) -> Self {
+        problem(
+            404,
+            "https://reference.airbyte.com/reference/errors#resource-not-found",
+            "resource-not-found",
+            "The requested resource could not be found.",
+            json!({ "resourceType": resource_type, "resourceId": resource_id.into() }),
+        )
+    }
+
+    /// 409 `error:connection/locked`: a PATCH on a connection whose status is `locked`.
+    pub fn connection_locked(connection_id: uuid::Uuid) -> Self {
+        problem(
+            409,
+            "error:connection/locked",
+            "Connection is locked",
+            "The connection is locked and cannot be modified.",
+            json!({
+                "message": format!(
+                    "Connection {connection_id} is locked (status `locked`) and cannot be updated."
+                )
+            }),
+        )
+    }
+
+    /// 400 `error:mapper-validation/secret-not-found`: a mapper secret sent back masked.
+    pub fn mapper_secret_not_found(message: impl Into<String>) -> Self {
+        problem(
+            400,
+            "error:mapper-validation/secret-not-found",
+            "Mapper secret not found",
+            "A secret referenced in the mapper configuration could not be found.",
+            json!({ "message": message.into() }),
+        )
+    }
+
+    /// 405 for a known path asked with a method it does not serve.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        problem(
+            405,
+            "https://reference.airbyte.com/reference/errors#method-not-allowed",
+            "method-not-allowed",
+            "The request method is not supported for this resource.",
+            json!({ "message": format!("{method} is not allowed on {path}") }),
+        )
+    }
+
+    /// The status this error is sent with.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), Json(*self.0)).into_response()
+    }
+}

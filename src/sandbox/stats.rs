@@ -1,0 +1,117 @@
+//! Request accounting for `GET /_sandbox/stats`, and the one layer every API request passes.
+//!
+//! [`observe`] wraps the whole server: it counts a request in flight, applies `--latency`, runs
+//! the request, and records its route template and status. The route template comes from
+//! [`tag_route`], which runs inside the router (where the matched route is known) and hands the
+//! template back on the response. Fault knobs (failure rates, rate limits) belong in
+//! [`observe`] too, so they see and count requests the same way. `/_sandbox/*` is left out of
+//! every count and of the latency.
+
+use super::routes::App;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Counters since start-up.
+#[derive(Debug, Default)]
+pub struct Stats {
+    counts: Mutex<Counts>,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    requests: BTreeMap<String, u64>,
+    responses: BTreeMap<u16, u64>,
+}
+
+/// `METHOD /template` of the route that answered, attached to the response by [`tag_route`].
+#[derive(Debug, Clone)]
+struct RouteTemplate(String);
+
+/// Leaves the in-flight count when dropped, also when the client goes away mid-request.
+struct InFlight<'a>(&'a Stats);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Stats {
+    fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
+    }
+
+    fn record(&self, route: String, status: u16) {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts.requests.entry(route).or_default() += 1;
+        *counts.responses.entry(status).or_default() += 1;
+    }
+
+    /// The body of `GET /_sandbox/stats`.
+    pub fn snapshot(&self, live_connections: usize) -> Value {
+        let counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let responses: BTreeMap<String, u64> = counts
+            .responses
+            .iter()
+            .map(|(status, n)| (status.to_string(), *n))
+            .collect();
+        json!({
+            "requests": counts.requests,
+            "responses": responses,
+            "in_flight": self.in_flight.load(Ordering::SeqCst),
+            "max_in_flight": self.max_in_flight.load(Ordering::SeqCst),
+            "connections": live_connections,
+        })
+    }
+}
+
+/// The outer layer: in-flight accounting, latency, and the counts.
+pub async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/_sandbox/") {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let _in_flight = app.stats.enter();
+    if !app.latency.is_zero() {
+        tokio::time::sleep(app.latency).await;
+    }
+    let response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or_else(|| format!("{method} (unmatched)"), |r| r.0.clone());
+    app.stats.record(route, response.status().as_u16());
+    response
+}
+
+/// The inner layer: names the matched route, without its `/v1` or `/api/public/v1` base.
+pub async fn tag_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|m| {
+        let path = m.as_str();
+        let path = path
+            .strip_prefix("/api/public/v1")
+            .or_else(|| path.strip_prefix("/v1"))
+            .unwrap_or(path);
+        format!("{} {path}", request.method())
+    });
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteTemplate(route));
+    }
+    response
+}

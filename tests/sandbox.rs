@@ -1,0 +1,1418 @@
+//! The sandbox over real HTTP: each test starts its own sandbox on a free loopback port and
+//! talks to it with reqwest, as `replicate` (or any Airbyte client) would.
+
+// Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use replicate::sandbox::{Sandbox, SandboxArgs, SandboxConfig, Seed};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+const WORKSPACE: &str = "5a4d0000-0000-4000-8000-000000000001";
+const WAREHOUSE: &str = "de570000-0000-4000-8000-000000000001";
+const SHOP_TEMPLATE: &str = "50c00000-0000-4000-8000-000000000001";
+const SHOP_EU: &str = "50c00000-0000-4000-8000-000000000002";
+const SHOP_LEGACY: &str = "50c00000-0000-4000-8000-000000000006";
+const CRM: &str = "50c00000-0000-4000-8000-000000000007";
+const TEMPLATE: &str = "c0000000-0000-4000-8000-000000000001";
+const MISSING: &str = "00000000-0000-4000-8000-0000000000ff";
+
+/// A running sandbox and a client that sends the seed's static token.
+struct Api {
+    sandbox: Sandbox,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl Api {
+    async fn start() -> Api {
+        Api::with(SandboxConfig::default_on_free_port()).await
+    }
+
+    async fn with(config: SandboxConfig) -> Api {
+        Api {
+            sandbox: Sandbox::start(config).await.expect("sandbox starts"),
+            http: reqwest::Client::new(),
+            token: Some("sandbox-token".into()),
+        }
+    }
+
+    async fn seeded(yaml: &str) -> Api {
+        let seed = Seed::from_yaml(Path::new("test-seed.yaml"), yaml.as_bytes()).unwrap();
+        Api::with(SandboxConfig {
+            seed,
+            ..SandboxConfig::default_on_free_port()
+        })
+        .await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.sandbox.url())
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.send().await.expect("request reaches the sandbox");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"))
+        };
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(self.http.patch(self.url(path)).json(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.http.delete(self.url(path))).await
+    }
+
+    async fn create(&self, body: &Value) -> Value {
+        let (status, created) = self.post("/connections", body).await;
+        assert_eq!(status, 200, "{created}");
+        created
+    }
+
+    async fn stats(&self) -> Value {
+        let url = format!("http://{}/_sandbox/stats", self.sandbox.addr());
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts Airbyte's 400 body and returns its `data.message`.
+fn bad_request(status: StatusCode, body: &Value) -> String {
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["type"],
+        "https://reference.airbyte.com/reference/errors#bad-request"
+    );
+    assert_eq!(body["title"], "bad-request");
+    assert_eq!(
+        body["detail"],
+        "The request could not be understood by the server due to malformed syntax."
+    );
+    assert_eq!(body["documentationUrl"], Value::Null);
+    body["data"]["message"].as_str().unwrap().to_string()
+}
+
+/// Posts a create for shop-eu → Warehouse with these streams and expects a 400 containing `needle`.
+async fn rejects_streams(streams: Value, needle: &str) {
+    rejects_create(
+        json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "configurations": {"streams": streams}}),
+        needle,
+    )
+    .await;
+}
+
+async fn rejects_create(body: Value, needle: &str) {
+    let api = Api::start().await;
+    let (status, answer) = api.post("/connections", &body).await;
+    let message = bad_request(status, &answer);
+    assert!(
+        message.contains(needle),
+        "expected `{needle}` in `{message}`"
+    );
+    assert_eq!(api.stats().await["connections"], 1, "nothing was created");
+}
+
+async fn accepts_streams(streams: Value) -> Value {
+    let api = Api::start().await;
+    api.create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "configurations": {"streams": streams}}))
+        .await
+}
+
+fn stream<'a>(connection: &'a Value, name: &str) -> &'a Value {
+    connection["configurations"]["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stream {name} in {connection}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health, base paths, auth
+
+#[tokio::test]
+async fn health_needs_no_token_on_both_bases() {
+    let mut api = Api::start().await;
+    api.token = None;
+    for base in ["/v1", "/api/public/v1"] {
+        let url = format!("http://{}{base}/health", api.sandbox.addr());
+        assert_eq!(api.http.get(url).send().await.unwrap().status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn both_bases_serve_the_api() {
+    let api = Api::start().await;
+    let url = format!(
+        "http://{}/api/public/v1/connections/{TEMPLATE}",
+        api.sandbox.addr()
+    );
+    let (status, body) = api.send(api.http.get(url)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["name"], "shop-template → Warehouse");
+    let url = format!(
+        "http://{}/api/public/v1/connections?limit=1",
+        api.sandbox.addr()
+    );
+    let (_, page) = api.send(api.http.get(url)).await;
+    let next = page["next"].as_str().unwrap();
+    assert!(next.contains("/api/public/v1/connections?"), "{next}");
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_401() {
+    let mut api = Api::start().await;
+    api.token = None;
+    let (status, body) = api.get("/connections").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["title"], "invalid-api-key");
+    assert_eq!(
+        body["type"],
+        "https://reference.airbyte.com/reference/errors#invalid-api-key"
+    );
+    api.token = Some("not-a-token".into());
+    let (status, body) = api.get(&format!("/connections/{TEMPLATE}")).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["data"]["message"], "The access token is not valid.");
+    let (status, _) = api
+        .send(
+            api.http
+                .get(api.url("/sources"))
+                .header("Authorization", "Basic c2FuZGJveA=="),
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn application_tokens_come_from_json_and_form_bodies() {
+    let mut api = Api::start().await;
+    api.token = None;
+    let (status, json_token) = api
+        .post(
+            "/applications/token",
+            &json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret", "grant-type": "client_credentials"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{json_token}");
+    assert_eq!(json_token["token_type"], "Bearer");
+    assert_eq!(json_token["expires_in"], 900);
+    let form = [
+        ("client_id", "sandbox-client"),
+        ("client_secret", "sandbox-secret"),
+        ("grant-type", "client_credentials"),
+    ];
+    let (status, form_token) = api
+        .send(api.http.post(api.url("/applications/token")).form(&form))
+        .await;
+    assert_eq!(status, 200, "{form_token}");
+    assert_ne!(json_token["access_token"], form_token["access_token"]);
+    for token in [&json_token, &form_token] {
+        api.token = Some(token["access_token"].as_str().unwrap().to_string());
+        assert_eq!(api.get(&format!("/connections/{TEMPLATE}")).await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn wrong_client_credentials_and_grants_are_refused() {
+    let mut api = Api::start().await;
+    api.token = None;
+    let (status, body) = api
+        .post(
+            "/applications/token",
+            &json!({"client_id": "sandbox-client", "client_secret": "nope"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["title"], "forbidden");
+    let (status, body) = api
+        .post(
+            "/applications/token",
+            &json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret", "grant-type": "password"}),
+        )
+        .await;
+    assert!(bad_request(status, &body).contains("grant-type"));
+    let (status, body) = api
+        .post(
+            "/applications/token",
+            &json!({"client_id": "sandbox-client"}),
+        )
+        .await;
+    assert!(bad_request(status, &body).contains("client_secret"));
+}
+
+#[tokio::test]
+async fn application_tokens_expire() {
+    let mut api = Api::with(SandboxConfig {
+        token_ttl: Duration::from_millis(300),
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await;
+    api.token = None;
+    let (_, token) = api
+        .post(
+            "/applications/token",
+            &json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret", "grant-type": "client_credentials"}),
+        )
+        .await;
+    assert_eq!(token["expires_in"], 1, "rounded up to whole seconds");
+    api.token = Some(token["access_token"].as_str().unwrap().to_string());
+    assert_eq!(api.get("/workspaces").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, body) = api.get("/workspaces").await;
+    assert_eq!(status, 401);
+    assert_eq!(body["data"]["message"], "The access token has expired.");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The default seed
+
+#[tokio::test]
+async fn the_template_reads_back_as_airbyte_returns_it() {
+    let api = Api::start().await;
+    let (status, t) = api.get(&format!("/connections/{TEMPLATE}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        t["schedule"],
+        json!({"scheduleType": "cron", "cronExpression": "0 0 2 * * ? UTC"})
+    );
+    assert_eq!(t["status"], "active");
+    assert_eq!(t["prefix"], "shop_template_");
+    assert_eq!(t["nonBreakingSchemaUpdatesBehavior"], "propagate_columns");
+    assert_eq!(t["workspaceId"], WORKSPACE);
+    assert_eq!(t["sourceId"], SHOP_TEMPLATE);
+    assert_eq!(t["destinationId"], WAREHOUSE);
+    let orders = stream(&t, "orders");
+    assert_eq!(orders["syncMode"], "incremental_deduped_history");
+    assert_eq!(orders["cursorField"], json!(["updated_at"]));
+    assert_eq!(orders["primaryKey"], json!([["id"]]));
+    assert_eq!(orders["selectedFields"], json!([]));
+    let customers = stream(&t, "customers");
+    assert_eq!(customers["syncMode"], "full_refresh_overwrite");
+    assert_eq!(customers["selectedFields"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        customers["primaryKey"],
+        json!([["id"]]),
+        "source-defined key filled in"
+    );
+    let products = stream(&t, "products");
+    assert_eq!(products["syncMode"], "incremental_append");
+    assert_eq!(
+        products["cursorField"],
+        json!(["updated_at"]),
+        "source-defined cursor filled in"
+    );
+}
+
+#[tokio::test]
+async fn the_default_seed_has_its_sources_destination_and_workspace() {
+    let api = Api::start().await;
+    let (_, sources) = api.get("/sources?limit=100").await;
+    let names: Vec<&str> = sources["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "shop-template",
+            "shop-eu",
+            "shop-us",
+            "shop-apac",
+            "shop-latam",
+            "shop-legacy",
+            "crm"
+        ]
+    );
+    let (_, crm) = api.get(&format!("/sources/{CRM}")).await;
+    assert_eq!(crm["sourceType"], "hubspot");
+    let (_, warehouse) = api.get(&format!("/destinations/{WAREHOUSE}")).await;
+    assert_eq!(warehouse["destinationType"], "bigquery");
+    assert_eq!(warehouse["workspaceId"], WORKSPACE);
+    let (_, workspace) = api.get(&format!("/workspaces/{WORKSPACE}")).await;
+    assert_eq!(workspace["name"], "Sandbox");
+    let (_, workspaces) = api.get("/workspaces").await;
+    assert_eq!(workspaces["data"].as_array().unwrap().len(), 1);
+    let (status, tags) = api.get(&format!("/tags?workspaceIds={WORKSPACE}")).await;
+    assert_eq!((status, tags), (StatusCode::OK, json!({"data": []})));
+}
+
+#[tokio::test]
+async fn streams_are_a_bare_array_with_sync_modes_only_for_a_pair() {
+    let api = Api::start().await;
+    let (status, alone) = api.get(&format!("/streams?sourceId={SHOP_EU}")).await;
+    assert_eq!(status, 200);
+    let alone = alone.as_array().expect("a bare array");
+    assert_eq!(alone.len(), 3);
+    assert!(alone.iter().all(|s| s.get("syncModes").is_none()));
+    let (_, paired) = api
+        .get(&format!(
+            "/streams?sourceId={SHOP_EU}&destinationId={WAREHOUSE}"
+        ))
+        .await;
+    let products = paired
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["streamName"] == "products")
+        .unwrap();
+    assert_eq!(
+        products["syncModes"],
+        json!([
+            "full_refresh_overwrite",
+            "full_refresh_append",
+            "incremental_append",
+            "incremental_deduped_history"
+        ])
+    );
+    assert_eq!(products["sourceDefinedCursorField"], true);
+    assert_eq!(products["defaultCursorField"], json!(["updated_at"]));
+    assert_eq!(products["streamnamespace"], "public");
+    let (_, legacy) = api.get(&format!("/streams?sourceId={SHOP_LEGACY}")).await;
+    let legacy: Vec<&Value> = legacy
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["streamName"])
+        .collect();
+    assert_eq!(legacy, [&json!("orders"), &json!("customers")]);
+    let (_, crm) = api.get(&format!("/streams?sourceId={CRM}")).await;
+    let contacts = &crm[0];
+    assert!(
+        contacts["propertyFields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(["properties", "lifecyclestage"])),
+        "nested paths are listed: {contacts}"
+    );
+}
+
+#[tokio::test]
+async fn streams_need_a_known_source_id() {
+    let api = Api::start().await;
+    let (status, body) = api.get("/streams").await;
+    assert!(bad_request(status, &body).contains("sourceId"));
+    let (status, body) = api.get(&format!("/streams?sourceId={MISSING}")).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body["data"],
+        json!({"resourceType": "source", "resourceId": MISSING})
+    );
+    let (status, _) = api
+        .get(&format!(
+            "/streams?sourceId={SHOP_EU}&destinationId={MISSING}"
+        ))
+        .await;
+    assert_eq!(status, 404);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Create: defaults and round trips
+
+#[tokio::test]
+async fn create_applies_the_server_defaults() {
+    let api = Api::start().await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let c = api
+        .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}))
+        .await;
+    assert_eq!(c["name"], "shop-eu → Warehouse");
+    assert_eq!(c["status"], "active");
+    assert_eq!(c["schedule"], json!({"scheduleType": "manual"}));
+    assert_eq!(c["namespaceDefinition"], "destination");
+    assert_eq!(c["nonBreakingSchemaUpdatesBehavior"], "ignore");
+    assert_eq!(c["prefix"], "");
+    assert_eq!(c["workspaceId"], WORKSPACE);
+    assert_eq!(c["tags"], json!([]));
+    assert!(c["createdAt"].as_u64().unwrap() >= before);
+    let streams = c["configurations"]["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 3, "every discovered stream");
+    assert!(
+        streams
+            .iter()
+            .all(|s| s["syncMode"] == "full_refresh_overwrite")
+    );
+    let (_, again) = api
+        .get(&format!(
+            "/connections/{}",
+            c["connectionId"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(again, c, "GET returns what create returned");
+    let empty = api
+        .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "configurations": {"streams": []}}))
+        .await;
+    assert_eq!(
+        empty["configurations"]["streams"].as_array().unwrap().len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_copy_of_the_template_round_trips() {
+    let api = Api::start().await;
+    let c = api
+        .create(&json!({
+            "name": "shop-eu copy",
+            "sourceId": SHOP_EU,
+            "destinationId": WAREHOUSE,
+            "schedule": {"scheduleType": "cron", "cronExpression": "0 0 3 * * ? UTC"},
+            "status": "inactive",
+            "prefix": "shop_eu_",
+            "namespaceDefinition": "custom_format",
+            "namespaceFormat": "${SOURCE_NAMESPACE}",
+            "configurations": {"streams": [
+                {"name": "orders", "syncMode": "incremental_deduped_history", "cursorField": ["updated_at"], "primaryKey": [["id"]]},
+                {"name": "customers", "syncMode": "full_refresh_overwrite", "selectedFields": [{"fieldPath": ["id"]}, {"fieldPath": ["name"]}, {"fieldPath": ["email"]}]},
+                {"name": "products", "syncMode": "incremental_append"}
+            ]}
+        }))
+        .await;
+    let (_, read) = api
+        .get(&format!(
+            "/connections/{}",
+            c["connectionId"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(read["schedule"]["cronExpression"], "0 0 3 * * ? UTC");
+    assert_eq!(read["status"], "inactive");
+    assert_eq!(read["namespaceFormat"], "${SOURCE_NAMESPACE}");
+    assert_eq!(stream(&read, "orders")["selectedFields"], json!([]));
+    assert_eq!(
+        stream(&read, "customers")["selectedFields"],
+        json!([{"fieldPath": ["id"]}, {"fieldPath": ["name"]}, {"fieldPath": ["email"]}])
+    );
+    let (_, template) = api.get(&format!("/connections/{TEMPLATE}")).await;
+    assert_eq!(
+        read["configurations"]["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (
+                &s["name"],
+                &s["syncMode"],
+                &s["cursorField"],
+                &s["primaryKey"]
+            ))
+            .collect::<Vec<_>>(),
+        template["configurations"]["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (
+                &s["name"],
+                &s["syncMode"],
+                &s["cursorField"],
+                &s["primaryKey"]
+            ))
+            .collect::<Vec<_>>(),
+        "the copy's streams match the template's"
+    );
+}
+
+#[tokio::test]
+async fn posting_the_template_get_body_back_fails_on_selected_fields() {
+    let api = Api::start().await;
+    let (_, template) = api.get(&format!("/connections/{TEMPLATE}")).await;
+    let body = json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "configurations": template["configurations"]});
+    let (status, answer) = api.post("/connections", &body).await;
+    assert!(bad_request(status, &answer).starts_with("No fields selected for stream orders."));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Create: one test per validation rule
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let api = Api::start().await;
+    let (status, body) = api
+        .send(
+            api.http
+                .post(api.url("/connections"))
+                .header("Content-Type", "application/json")
+                .body("{\"sourceId\": "),
+        )
+        .await;
+    assert!(bad_request(status, &body).starts_with("Malformed JSON"));
+}
+
+#[tokio::test]
+async fn missing_required_fields_are_400() {
+    rejects_create(
+        json!({"sourceId": SHOP_EU}),
+        "missing field `destinationId`",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_enum_values_are_400() {
+    rejects_create(
+        json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "status": "paused"}),
+        "status",
+    )
+    .await;
+    rejects_streams(
+        json!([{"name": "orders", "syncMode": "incremental"}]),
+        "configurations.streams[0].syncMode",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_basic_schedule_cannot_be_created_or_patched() {
+    rejects_create(
+        json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "basic"}}),
+        "unknown variant `basic`",
+    )
+    .await;
+    let api = Api::start().await;
+    let (status, body) = api
+        .patch(
+            &format!("/connections/{TEMPLATE}"),
+            &json!({"schedule": {"scheduleType": "basic", "basicTiming": "Every 24 HOURS"}}),
+        )
+        .await;
+    assert!(bad_request(status, &body).contains("schedule.scheduleType"));
+}
+
+#[tokio::test]
+async fn malformed_uuids_are_400() {
+    rejects_create(
+        json!({"sourceId": "shop-eu", "destinationId": WAREHOUSE}),
+        "sourceId",
+    )
+    .await;
+    let api = Api::start().await;
+    let (status, body) = api.get("/connections/shop-eu").await;
+    assert!(bad_request(status, &body).contains("not a valid UUID"));
+}
+
+#[tokio::test]
+async fn empty_selected_fields_are_400() {
+    rejects_streams(
+        json!([{"name": "orders", "selectedFields": []}]),
+        "No fields selected for stream orders. The list of valid field names includes: [id, customer_id, status, total, updated_at, created_at].",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn nested_selected_fields_are_400() {
+    rejects_streams(
+        json!([{"name": "orders", "selectedFields": [{"fieldPath": ["id", "x"]}]}]),
+        "Nested field selection not supported for stream orders.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn duplicate_selected_fields_are_400() {
+    rejects_streams(
+        json!([{"name": "orders", "selectedFields": [{"fieldPath": ["id"]}, {"fieldPath": ["id"]}]}]),
+        "Duplicate fields selected in configuration for stream: orders.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn selected_fields_the_source_lacks_are_400() {
+    rejects_streams(
+        json!([{"name": "orders", "selectedFields": [{"fieldPath": ["discount"]}]}]),
+        "Invalid fields selected for stream orders.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dedup_modes_must_select_the_primary_key() {
+    rejects_streams(
+        json!([{"name": "orders", "syncMode": "incremental_deduped_history", "cursorField": ["updated_at"],
+                "primaryKey": [["id"]], "selectedFields": [{"fieldPath": ["updated_at"]}, {"fieldPath": ["status"]}]}]),
+        "Primary key fields are not selected properly for stream: orders.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn incremental_modes_must_select_the_cursor() {
+    rejects_streams(
+        json!([{"name": "products", "syncMode": "incremental_append", "selectedFields": [{"fieldPath": ["id"]}]}]),
+        "Cursor field is not selected properly for stream: products.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_stream_the_source_lacks_is_400() {
+    rejects_create(
+        json!({"sourceId": SHOP_LEGACY, "destinationId": WAREHOUSE,
+               "configurations": {"streams": [{"name": "products", "syncMode": "incremental_append"}]}}),
+        "No streams found with name [products] and namespace [null].",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_stream_named_twice_is_400() {
+    rejects_streams(
+        json!([{"name": "orders"}, {"name": "customers"}, {"name": "orders"}]),
+        "Duplicate stream found in configuration for stream name [orders] in namespace [null].",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn streams_match_by_name_first_and_by_namespace_only_when_names_collide() {
+    let api = Api::seeded(
+        "workspaces: [{name: W}]\n\
+         destinations: [{name: D, type: bigquery}]\n\
+         catalogs:\n  c:\n\
+         \x20   - {name: events, namespace: a, fields: [id]}\n\
+         \x20   - {name: events, namespace: b, fields: [id, extra]}\n\
+         \x20   - {name: users, namespace: a, fields: [id]}\n\
+         sources: [{name: S, type: postgres, catalog: c}]\n\
+         tokens: [sandbox-token]\n",
+    )
+    .await;
+    let (_, sources) = api.get("/sources").await;
+    let (_, destinations) = api.get("/destinations").await;
+    let body = |streams: Value| {
+        json!({"sourceId": sources["data"][0]["sourceId"], "destinationId": destinations["data"][0]["destinationId"],
+               "configurations": {"streams": streams}})
+    };
+    let (status, answer) = api
+        .post("/connections", &body(json!([{"name": "events"}])))
+        .await;
+    assert!(
+        bad_request(status, &answer)
+            .starts_with("No streams found with name [events] and namespace [null]."),
+        "two streams share the name, so the (absent) namespace must match one"
+    );
+    let (status, answer) = api
+        .post(
+            "/connections",
+            &body(json!([{"name": "events", "namespace": "c"}])),
+        )
+        .await;
+    assert!(
+        bad_request(status, &answer)
+            .starts_with("No streams found with name [events] and namespace [c].")
+    );
+    let (status, created) = api
+        .post(
+            "/connections",
+            &body(json!([{"name": "events", "namespace": "b", "selectedFields": [{"fieldPath": ["extra"]}]},
+                         {"name": "users", "namespace": "elsewhere"}])),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["configurations"]["streams"][0]["namespace"], "b");
+    assert_eq!(
+        created["configurations"]["streams"][1]["namespace"], "elsewhere",
+        "a unique name matches whatever namespace is sent"
+    );
+}
+
+#[tokio::test]
+async fn a_cursor_other_than_the_source_defined_one_is_400() {
+    rejects_streams(
+        json!([{"name": "products", "syncMode": "incremental_append", "cursorField": ["id"]}]),
+        "Cursor Field [id] is already defined by source for stream: products. Do not include a cursor field configuration for this stream.",
+    )
+    .await;
+    let same = accepts_streams(json!([{"name": "products", "syncMode": "incremental_append", "cursorField": ["updated_at"]}])).await;
+    assert_eq!(
+        stream(&same, "products")["cursorField"],
+        json!(["updated_at"])
+    );
+}
+
+#[tokio::test]
+async fn a_key_other_than_the_source_defined_one_is_400() {
+    rejects_streams(
+        json!([{"name": "customers", "syncMode": "incremental_deduped_history", "primaryKey": [["email"]]}]),
+        "Primary key for stream: customers is already pre-defined. Please remove the primaryKey or provide the value as [[id]].",
+    )
+    .await;
+    let filled =
+        accepts_streams(json!([{"name": "customers", "syncMode": "incremental_deduped_history"}]))
+            .await;
+    assert_eq!(stream(&filled, "customers")["primaryKey"], json!([["id"]]));
+    assert_eq!(
+        stream(&filled, "customers")["cursorField"],
+        json!(["updated_at"]),
+        "default cursor"
+    );
+}
+
+#[tokio::test]
+async fn cursor_and_key_must_be_fields_of_the_stream() {
+    rejects_streams(
+        json!([{"name": "orders", "syncMode": "incremental_append", "cursorField": ["modified"]}]),
+        "Invalid cursor field for stream: orders. The list of valid cursor fields include: [[id], [customer_id], [status], [total], [updated_at], [created_at]].",
+    )
+    .await;
+    rejects_streams(
+        json!([{"name": "orders", "syncMode": "incremental_deduped_history", "cursorField": ["updated_at"], "primaryKey": [["order_id"]]}]),
+        "Invalid primary key for stream: orders.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn incremental_without_any_cursor_is_400() {
+    rejects_streams(
+        json!([{"name": "orders", "syncMode": "incremental_append"}]),
+        "No default cursor field for stream: orders. Please include a cursor field configuration for this stream.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dedup_without_any_primary_key_is_400() {
+    rejects_streams(
+        json!([{"name": "orders", "syncMode": "incremental_deduped_history", "cursorField": ["updated_at"]}]),
+        "No default primary key for stream: orders. Please include a primary key configuration for this stream.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_sync_mode_the_pair_does_not_support_is_400() {
+    rejects_streams(
+        json!([{"name": "orders", "syncMode": "full_refresh_update", "primaryKey": [["id"]]}]),
+        "Cannot set sync mode to full_refresh_update for stream orders. Valid sync modes are: [full_refresh_overwrite, full_refresh_append, incremental_append, incremental_deduped_history]",
+    )
+    .await;
+    rejects_create(
+        json!({"sourceId": CRM, "destinationId": WAREHOUSE,
+               "configurations": {"streams": [{"name": "owners", "syncMode": "full_refresh_append"}, {"name": "contacts", "syncMode": "incremental_append"}, {"name": "owners", "syncMode": "incremental_append"}]}}),
+        "Cannot set sync mode to incremental_append for stream owners. Valid sync modes are: [full_refresh_overwrite, full_refresh_append]",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cron_expressions_are_checked() {
+    for (cron, needle) in [
+        ("0 0 2 * *", "contains 5 parts"),
+        ("0 * 2 * * ?", "more than 1 hour apart"),
+        ("0 0 2 * * ? Europe/Paris", "time zone other than UTC"),
+        ("0 0 2 * * ? 2030 Europe/Paris", "contains 8 parts"),
+    ] {
+        rejects_create(
+            json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron", "cronExpression": cron}}),
+            needle,
+        )
+        .await;
+    }
+    rejects_create(
+        json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron"}}),
+        "Missing cron expression in the schedule.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn masked_mapper_secrets_are_refused_and_fresh_ones_masked_on_read() {
+    let api = Api::start().await;
+    let mapper = |key: &str, id: Option<&Value>| {
+        let mut m = json!({"type": "encryption", "mapperConfiguration": {
+            "algorithm": "AES", "key": key, "mode": "CBC", "padding": "PKCS5Padding",
+            "targetField": "email", "fieldNameSuffix": "_enc"}});
+        if let Some(id) = id {
+            m["id"] = id.clone();
+        }
+        m
+    };
+    let template_mapper_id = json!("11111111-1111-4111-8111-111111111111");
+    let created = api
+        .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "configurations": {"streams": [
+            {"name": "customers", "mappers": [mapper("00112233445566778899aabbccddeeff", Some(&template_mapper_id))]}]}}))
+        .await;
+    let read = &stream(&created, "customers")["mappers"][0];
+    assert_eq!(read["mapperConfiguration"]["key"], "**********");
+    assert_ne!(
+        read["id"], template_mapper_id,
+        "mappers get new ids on create"
+    );
+    let id = created["connectionId"].as_str().unwrap();
+
+    // The GET body re-posted (without its empty selectedFields) for another source.
+    let mut configurations = created["configurations"].clone();
+    for s in configurations["streams"].as_array_mut().unwrap() {
+        s.as_object_mut().unwrap().remove("selectedFields");
+    }
+    let (status, body) = api
+        .post(
+            "/connections",
+            &json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "configurations": configurations}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["type"], "error:mapper-validation/secret-not-found");
+    assert!(
+        body["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("customers")
+    );
+
+    // On the same connection, the masked value stands for the stored secret of that mapper.
+    let streams =
+        json!([{"name": "customers", "mappers": [mapper("**********", Some(&read["id"]))]}]);
+    let (status, patched) = api
+        .patch(
+            &format!("/connections/{id}"),
+            &json!({"configurations": {"streams": streams}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        stream(&patched, "customers")["mappers"][0]["id"],
+        read["id"]
+    );
+}
+
+#[tokio::test]
+async fn unknown_sources_and_destinations_are_404() {
+    let api = Api::start().await;
+    let (status, body) = api
+        .post(
+            "/connections",
+            &json!({"sourceId": MISSING, "destinationId": WAREHOUSE}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["title"], "resource-not-found");
+    assert_eq!(
+        body["data"],
+        json!({"resourceType": "source", "resourceId": MISSING})
+    );
+    let (status, body) = api
+        .post(
+            "/connections",
+            &json!({"sourceId": SHOP_EU, "destinationId": MISSING}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["data"]["resourceType"], "destination");
+}
+
+#[tokio::test]
+async fn source_and_destination_must_share_a_workspace() {
+    let mut seed = Seed::default_seed();
+    seed.workspaces
+        .push(replicate::sandbox::seed::SeedWorkspace {
+            name: "Other".into(),
+            id: None,
+            data_residency: None,
+        });
+    let mut stray = seed.sources[1].clone();
+    stray.name = "stray".into();
+    stray.id = None;
+    stray.workspace = Some("Other".into());
+    seed.sources.push(stray);
+    let api = Api::with(SandboxConfig {
+        seed,
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await;
+    let (_, sources) = api.get("/sources?limit=100").await;
+    let stray = sources["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(stray["name"], "stray");
+    assert_ne!(stray["workspaceId"], WORKSPACE);
+    let (status, body) = api
+        .post(
+            "/connections",
+            &json!({"sourceId": stray["sourceId"], "destinationId": WAREHOUSE}),
+        )
+        .await;
+    assert!(bad_request(status, &body).contains("same workspace"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Patch and delete
+
+#[tokio::test]
+async fn patch_changes_only_what_is_sent() {
+    let api = Api::start().await;
+    let (status, patched) = api
+        .patch(
+            &format!("/connections/{TEMPLATE}"),
+            &json!({"name": "renamed", "schedule": {"scheduleType": "cron", "cronExpression": "0 30 4 * * ? UTC"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["name"], "renamed");
+    assert_eq!(patched["schedule"]["cronExpression"], "0 30 4 * * ? UTC");
+    assert_eq!(patched["prefix"], "shop_template_", "untouched");
+    assert_eq!(
+        patched["configurations"]["streams"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let (_, streams_only) = api
+        .patch(
+            &format!("/connections/{TEMPLATE}"),
+            &json!({"configurations": {"streams": [{"name": "orders"}]}}),
+        )
+        .await;
+    assert_eq!(
+        streams_only["configurations"]["streams"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(streams_only["name"], "renamed");
+    let (status, body) = api
+        .patch(
+            &format!("/connections/{TEMPLATE}"),
+            &json!({"configurations": {"streams": [{"name": "orders", "selectedFields": []}]}}),
+        )
+        .await;
+    assert!(bad_request(status, &body).starts_with("No fields selected"));
+}
+
+#[tokio::test]
+async fn a_locked_connection_refuses_patches() {
+    let api = Api::start().await;
+    let path = format!("/connections/{TEMPLATE}");
+    assert_eq!(api.patch(&path, &json!({"status": "locked"})).await.0, 200);
+    let (status, body) = api.patch(&path, &json!({"name": "x"})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["type"], "error:connection/locked");
+    assert_eq!(api.get(&path).await.1["name"], "shop-template → Warehouse");
+}
+
+#[tokio::test]
+async fn unknown_connections_are_404_everywhere() {
+    let api = Api::start().await;
+    let path = format!("/connections/{MISSING}");
+    for (status, body) in [
+        api.get(&path).await,
+        api.patch(&path, &json!({"name": "x"})).await,
+        api.delete(&path).await,
+    ] {
+        assert_eq!(status, 404);
+        assert_eq!(
+            body["data"],
+            json!({"resourceType": "connection", "resourceId": MISSING})
+        );
+    }
+    for path in [
+        format!("/sources/{MISSING}"),
+        format!("/destinations/{MISSING}"),
+        format!("/workspaces/{MISSING}"),
+    ] {
+        assert_eq!(api.get(&path).await.0, 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn delete_is_a_soft_delete() {
+    let api = Api::start().await;
+    let path = format!("/connections/{TEMPLATE}");
+    let (status, body) = api.delete(&path).await;
+    assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+    assert_eq!(api.get(&path).await.1["status"], "deprecated");
+    let (_, live) = api.get("/connections").await;
+    assert_eq!(live["data"], json!([]));
+    let (_, all) = api.get("/connections?includeDeleted=true").await;
+    assert_eq!(all["data"][0]["connectionId"], TEMPLATE);
+    assert_eq!(api.stats().await["connections"], 0);
+    assert_eq!(api.delete(&path).await.0, 204, "deleting twice is fine");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paging
+
+#[tokio::test]
+async fn pages_link_like_airbyte() {
+    let api = Api::start().await;
+    let mut ids = vec![TEMPLATE.to_string()];
+    for _ in 0..4 {
+        let c = api
+            .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}))
+            .await;
+        ids.push(c["connectionId"].as_str().unwrap().to_string());
+    }
+    let base = format!("http://{}/v1/connections", api.sandbox.addr());
+    let (_, first) = api.get("/connections?limit=2").await;
+    assert_eq!(first["previous"], "");
+    assert_eq!(
+        first["next"],
+        format!("{base}?includeDeleted=false&limit=2&offset=2")
+    );
+    let mut seen = Vec::new();
+    for offset in [0, 2, 4] {
+        let (_, page) = api
+            .get(&format!("/connections?limit=2&offset={offset}"))
+            .await;
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["connectionId"].as_str().unwrap().to_string()),
+        );
+    }
+    assert_eq!(seen, ids, "every connection once, in creation order");
+    let (_, last) = api.get("/connections?limit=2&offset=4").await;
+    assert_eq!(last["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        last["next"],
+        format!("{base}?includeDeleted=false&limit=2&offset=6"),
+        "even on the last page"
+    );
+    assert_eq!(
+        last["previous"],
+        format!("{base}?includeDeleted=false&limit=2&offset=2")
+    );
+    let (_, empty) = api.get("/connections?limit=2&offset=6").await;
+    assert_eq!(empty["data"], json!([]));
+    assert_eq!(empty["next"], "");
+    let (_, default) = api.get("/connections").await;
+    assert_eq!(
+        default["data"].as_array().unwrap().len(),
+        5,
+        "default limit 20"
+    );
+}
+
+#[tokio::test]
+async fn paging_parameters_out_of_range_are_400() {
+    let api = Api::start().await;
+    for (query, needle) in [
+        ("limit=0", "limit: must be greater than or equal to 1"),
+        ("limit=101", "limit: must be less than or equal to 100"),
+        ("offset=-1", "offset: must be greater than or equal to 0"),
+        ("limit=ten", "[limit]"),
+        ("includeDeleted=maybe", "[includeDeleted]"),
+        ("workspaceIds=Sandbox", "[workspaceIds]"),
+    ] {
+        let (status, body) = api.get(&format!("/connections?{query}")).await;
+        let message = bad_request(status, &body);
+        assert!(message.contains(needle), "{query}: {message}");
+    }
+    assert_eq!(api.get("/sources?limit=100").await.0, 200);
+    assert_eq!(api.get("/sources?limit=101").await.0, 400);
+}
+
+#[tokio::test]
+async fn workspace_filters_take_lists_and_repeats() {
+    let api = Api::seeded(
+        "workspaces: [{name: A}, {name: B}, {name: C}]\n\
+         destinations: [{name: DA, type: bigquery, workspace: A}, {name: DB, type: bigquery, workspace: B}]\n\
+         catalogs: {c: [{name: s, fields: [id]}]}\n\
+         sources: [{name: SA, type: pg, catalog: c, workspace: A}, {name: SB, type: pg, catalog: c, workspace: B}]\n\
+         connections: [{source: SA, destination: DA}, {source: SB, destination: DB}, {source: SA, destination: DA, name: second}]\n\
+         tokens: [sandbox-token]\n",
+    )
+    .await;
+    let (_, workspaces) = api.get("/workspaces").await;
+    let ws: Vec<String> = workspaces["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["workspaceId"].as_str().unwrap().to_string())
+        .collect();
+    let names = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, a) = api
+        .get(&format!("/connections?workspaceIds={}", ws[0]))
+        .await;
+    assert_eq!(names(&a), ["SA → DA", "second"]);
+    let (_, both) = api
+        .get(&format!("/connections?workspaceIds={},{}", ws[1], ws[0]))
+        .await;
+    assert_eq!(names(&both), ["SA → DA", "SB → DB", "second"]);
+    assert!(
+        both["next"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("workspaceIds={},{}", ws[1], ws[0]))
+    );
+    let (_, repeated) = api
+        .get(&format!(
+            "/connections?workspaceIds={}&workspaceIds={}&limit=2&offset=1",
+            ws[0], ws[1]
+        ))
+        .await;
+    assert_eq!(names(&repeated), ["SB → DB", "second"]);
+    let (_, empty) = api
+        .get(&format!("/connections?workspaceIds={}", ws[2]))
+        .await;
+    assert_eq!(names(&empty), Vec::<String>::new());
+    let (_, b_sources) = api.get(&format!("/sources?workspaceIds={}", ws[1])).await;
+    assert_eq!(b_sources["data"][0]["name"], "SB");
+    let (status, body) = api
+        .get(&format!("/connections?workspaceIds={MISSING}"))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["data"]["resourceType"], "workspace");
+}
+
+#[tokio::test]
+async fn extra_sources_copy_the_template_source() {
+    let args = SandboxArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        seed: None,
+        sources: 250,
+        latency: Duration::ZERO,
+    };
+    let api = Api::with(SandboxConfig::from_args(&args).unwrap()).await;
+    let mut names = Vec::new();
+    for offset in (0..).step_by(100) {
+        let (_, page) = api
+            .get(&format!("/sources?limit=100&offset={offset}"))
+            .await;
+        let data = page["data"].as_array().unwrap();
+        if data.is_empty() {
+            break;
+        }
+        names.extend(data.iter().map(|s| s["name"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(names.len(), 257);
+    assert_eq!(names[7], "bulk-000001");
+    assert_eq!(names[256], "bulk-000250");
+    let (_, page) = api.get("/sources?limit=1&offset=7").await;
+    let bulk = &page["data"][0];
+    assert_eq!(bulk["sourceType"], "postgres");
+    assert_eq!(bulk["workspaceId"], WORKSPACE);
+    let (_, streams) = api
+        .get(&format!(
+            "/streams?sourceId={}",
+            bulk["sourceId"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        streams.as_array().unwrap().len(),
+        3,
+        "the template's catalog"
+    );
+    let c = api
+        .create(&json!({"sourceId": bulk["sourceId"], "destinationId": WAREHOUSE}))
+        .await;
+    assert_eq!(c["name"], "bulk-000001 → Warehouse");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeds
+
+fn seed_error(yaml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seed.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let args = SandboxArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        seed: Some(path.clone()),
+        sources: 0,
+        latency: Duration::ZERO,
+    };
+    SandboxConfig::from_args(&args)
+        .unwrap_err()
+        .to_string()
+        .replace(&path.display().to_string(), "seed.yaml")
+}
+
+#[test]
+fn seed_syntax_and_type_errors_name_line_and_column() {
+    assert_eq!(
+        seed_error("workspaces:\n  - name: W\n    nmae: X\n"),
+        "invalid seed: seed.yaml:3:5: workspaces[0]: unknown key `nmae` (did you mean `name`?)"
+    );
+    assert_eq!(
+        seed_error(
+            "workspaces: [{name: W}]\ndestinations: [{name: D, type: bigquery, syncModes: [sideways]}]\n"
+        ),
+        "invalid seed: seed.yaml:2:54: destinations[0].syncModes[0]: unknown variant `sideways`, expected one of `overwrite`, `append`, `append_dedup`, `overwrite_dedup`, `update`, `soft_delete`"
+    );
+}
+
+#[test]
+fn seed_reference_errors_name_the_yaml_path() {
+    let base = "workspaces: [{name: W}]\ndestinations: [{name: D, type: bigquery}]\n\
+                catalogs: {c: [{name: s, fields: [id, updated_at]}]}\n";
+    assert_eq!(
+        seed_error(&format!(
+            "{base}sources: [{{name: S, type: pg, catalog: nope}}]\n"
+        )),
+        "invalid seed: seed.yaml: sources[0].catalog: no catalog named `nope`"
+    );
+    assert_eq!(
+        seed_error(&format!(
+            "{base}sources: [{{name: S, type: pg, catalog: c}}]\nconnections: [{{source: S, destination: D, streams: [{{name: s, syncMode: incremental_append}}]}}]\n"
+        )),
+        "invalid seed: seed.yaml: connections[0]: No default cursor field for stream: s. Please include a cursor field configuration for this stream."
+    );
+    assert_eq!(
+        seed_error(&format!(
+            "{base}sources: [{{name: S, type: pg, catalog: c}}, {{name: S, type: pg, catalog: c}}]\n"
+        )),
+        "invalid seed: seed.yaml: sources[1].name: another source is already named `S`; names are how the seed refers to objects"
+    );
+}
+
+#[tokio::test]
+async fn a_seed_built_in_code_serves_its_objects_with_derived_ids() {
+    let seed = Seed::from_yaml(
+        Path::new("inline"),
+        b"workspaces: [{name: W}]\ndestinations: [{name: D, type: snowflake}]\n\
+          catalogs: {c: [{name: s, fields: [id]}]}\nsources: [{name: S, type: mysql, catalog: c}]\n\
+          connections: [{source: S, destination: D}]\napplications: [{clientId: me, clientSecret: pw}]\n",
+    )
+    .unwrap();
+    let first = Api::with(SandboxConfig {
+        seed: seed.clone(),
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await;
+    let mut first = first;
+    first.token = None;
+    let (_, token) = first
+        .post(
+            "/applications/token",
+            &json!({"client_id": "me", "client_secret": "pw", "grant-type": "client_credentials"}),
+        )
+        .await;
+    first.token = Some(token["access_token"].as_str().unwrap().to_string());
+    let (_, a) = first.get("/connections").await;
+    assert_eq!(a["data"][0]["name"], "S → D");
+    let mut second = Api::with(SandboxConfig {
+        seed,
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await;
+    second.token = first.token.clone();
+    assert_eq!(
+        second.get("/connections").await.0,
+        401,
+        "tokens belong to one sandbox"
+    );
+    second.token = None;
+    let (_, token) = second
+        .post(
+            "/applications/token",
+            &json!({"client_id": "me", "client_secret": "pw"}),
+        )
+        .await;
+    second.token = Some(token["access_token"].as_str().unwrap().to_string());
+    let (_, b) = second.get("/connections").await;
+    assert_eq!(
+        a["data"][0]["connectionId"], b["data"][0]["connectionId"],
+        "same seed, same ids"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stats, concurrency, shutdown
+
+#[tokio::test]
+async fn stats_are_exact_under_concurrent_load() {
+    let api = Api::with(SandboxConfig {
+        latency: Duration::from_millis(20),
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await;
+    let path = format!("/connections/{TEMPLATE}");
+    let body = json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE});
+    let gets = (0..250).map(|_| api.get(&path));
+    let creates = (0..50).map(|_| api.post("/connections", &body));
+    let (gets, creates) = tokio::join!(
+        futures::future::join_all(gets),
+        futures::future::join_all(creates)
+    );
+    assert!(gets.iter().chain(&creates).all(|(s, _)| *s == 200));
+    let missing = api.get(&format!("/sources/{MISSING}")).await;
+    assert_eq!(missing.0, 404);
+    api.stats().await;
+    let stats = api.stats().await;
+    assert_eq!(stats["requests"]["GET /connections/{connectionId}"], 250);
+    assert_eq!(stats["requests"]["POST /connections"], 50);
+    assert_eq!(stats["requests"]["GET /sources/{sourceId}"], 1);
+    assert_eq!(
+        stats["requests"].as_object().unwrap().len(),
+        3,
+        "the stats route is not counted: {stats}"
+    );
+    assert_eq!(stats["responses"], json!({"200": 300, "404": 1}));
+    assert_eq!(stats["in_flight"], 0);
+    assert!(stats["max_in_flight"].as_u64().unwrap() > 1, "{stats}");
+    assert_eq!(stats["connections"], 51);
+    let (_, all) = api.get("/connections?limit=100").await;
+    let ids: std::collections::HashSet<&str> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["connectionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 51, "every create made exactly one connection");
+}
+
+#[tokio::test]
+async fn stats_name_routes_without_their_base_and_count_unknown_ones() {
+    let mut api = Api::start().await;
+    let url = format!("http://{}/api/public/v1/workspaces", api.sandbox.addr());
+    api.send(api.http.get(url)).await;
+    api.get("/workspaces").await;
+    api.get("/nowhere").await;
+    api.token = None;
+    api.get("/workspaces").await;
+    let stats = api.stats().await;
+    assert_eq!(stats["requests"]["GET /workspaces"], 3);
+    assert_eq!(stats["requests"]["GET (unmatched)"], 1);
+    assert_eq!(stats["responses"], json!({"200": 2, "401": 1, "404": 1}));
+}
+
+#[tokio::test]
+async fn shutdown_stops_serving() {
+    let api = Api::start().await;
+    let url = api.url("/health");
+    assert_eq!(api.http.get(&url).send().await.unwrap().status(), 200);
+    api.sandbox.shutdown().await;
+    assert!(reqwest::Client::new().get(&url).send().await.is_err());
+}
