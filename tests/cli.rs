@@ -369,7 +369,9 @@ fn validate_points_at_the_line_of_a_mistake() {
     assert!(err.contains("[DIR]/typo.yaml:5:5"), "{err}");
     assert!(err.contains("did you mean `name`?"), "{err}");
     assert_eq!(
-        world.stats()["requests"].as_object().map_or(0, |m| m.len()),
+        world.stats()["requests"]
+            .as_object()
+            .map_or(0, serde_json::Map::len),
         0
     );
 }

@@ -1,6 +1,6 @@
 //! Test support: a sandbox on a random loopback port, plan files in a temp dir, the real
 //! binary run against them, and questions asked of the sandbox's own API.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use assert_cmd::Command;
 use replicate::sandbox::{Sandbox, SandboxConfig};
