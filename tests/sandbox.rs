@@ -1416,3 +1416,20 @@ async fn shutdown_stops_serving() {
     api.sandbox.shutdown().await;
     assert!(reqwest::Client::new().get(&url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_airbyte_shaped_errors() {
+    let api = Api::start().await;
+    let (status, body) = api.get("/jobs").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["title"], "resource-not-found");
+    let (status, body) = api
+        .send(
+            api.http
+                .put(api.url(&format!("/connections/{TEMPLATE}")))
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(body["title"], "method-not-allowed");
+}
