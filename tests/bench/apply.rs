@@ -1,0 +1,716 @@
+//! `cargo bench --bench apply`: how close `replicate` gets to the physical limit.
+//!
+//! Each scenario starts `replicate sandbox` as its own process (`--sources N`, `--latency L`,
+//! maybe `--rate-limit R`), writes a plan that targets every `bulk-*` source with the sandbox's
+//! template `shop-template → Warehouse`, runs `replicate apply --yes --quiet --concurrency C`
+//! (or `replicate plan`) against it, then asks the sandbox (`GET /_sandbox/stats`) how many
+//! requests it served, how many were 429, and how many were ever in flight at once.
+//!
+//! The table compares the wall time with the *ideal* time: with a fixed latency per request and
+//! at most C requests in flight, `requests × latency ÷ C` is the fastest any client could make
+//! the same requests; under a rate limit of R per second it is `(requests − 429s) ÷ R`. Without
+//! added latency there is no such bound (`-`): that scenario measures replicate's own CPU cost.
+//! Efficiency is `ideal ÷ wall` (1.0 = at the limit).
+//!
+//! CPU time and peak RSS are those of the `replicate` process alone, measured exactly: the bench
+//! re-executes itself as a small wrapper (env `REPLICATE_BENCH_WRAP` = a file to write to) whose
+//! only child is `replicate`; once that child is reaped, the wrapper calls
+//! `getrusage(RUSAGE_CHILDREN)` (user + system CPU, `ru_maxrss`) and writes one JSON line.
+//! The sandbox is a child of the bench, never of the wrapper, so it never pollutes the numbers.
+//! Wall time is measured in the wrapper too, from spawning `replicate` to reaping it.
+//!
+//! Run:
+//!
+//! ```sh
+//! cargo bench --bench apply                                # every scenario
+//! cargo bench --bench apply -- apply-1000-c32 plan-20000   # only these
+//! cargo bench --bench apply -- --quick                     # 10× smaller, to check the harness
+//! ```
+//!
+//! `REPLICATE_BENCH_QUICK=1` is the same as `--quick`. The table is Markdown, with the machine
+//! (CPUs, CPU model, load average) and the git commit, ready for the README. Nothing here
+//! asserts on speed; the bench exits non-zero only when a scenario could not run (the sandbox
+//! did not start, replicate failed, or the copies made are not the copies asked for).
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The `replicate` binary. Cargo sets `CARGO_BIN_EXE_<name>` for integration tests and benches
+/// and builds it first, in the same profile: under `cargo bench` that is the `bench` profile,
+/// which inherits `release`. So the numbers are those of a release build, built by cargo.
+const REPLICATE: &str = env!("CARGO_BIN_EXE_replicate");
+
+/// Set in the wrapper's environment: the file the wrapper writes its measurements to.
+const WRAP_ENV: &str = "REPLICATE_BENCH_WRAP";
+/// Set in the wrapper's environment: give up on `replicate` after this many seconds.
+const WRAP_TIMEOUT_ENV: &str = "REPLICATE_BENCH_TIMEOUT_SECS";
+/// `1` = `--quick`.
+const QUICK_ENV: &str = "REPLICATE_BENCH_QUICK";
+
+/// How long one `replicate` run may take before the bench kills it.
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the sandbox may take to build its store and print its address.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The sandbox's static token (default seed).
+const TOKEN: &str = "sandbox-token";
+
+fn main() -> ExitCode {
+    if let Some(out) = std::env::var_os(WRAP_ENV) {
+        return match wrap(Path::new(&out)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("bench wrapper: {e:#}");
+                ExitCode::from(125)
+            }
+        };
+    }
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Apply,
+    Plan,
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    name: &'static str,
+    verb: Verb,
+    targets: usize,
+    concurrency: u16,
+    latency: Duration,
+    /// `--rate-limit` of the sandbox, requests per second.
+    rate_limit: Option<u32>,
+}
+
+fn scenarios(quick: bool) -> Vec<Scenario> {
+    // --quick: ten times fewer targets, same shape; only for checking the harness.
+    let n = |full: usize| if quick { full / 10 } else { full };
+    let ms20 = Duration::from_millis(20);
+    let apply = |name, concurrency| Scenario {
+        name,
+        verb: Verb::Apply,
+        targets: n(1000),
+        concurrency,
+        latency: ms20,
+        rate_limit: None,
+    };
+    vec![
+        apply("apply-1000-c1", 1),
+        apply("apply-1000-c8", 8),
+        apply("apply-1000-c32", 32),
+        apply("apply-1000-c128", 128),
+        Scenario {
+            name: "plan-20000",
+            verb: Verb::Plan,
+            targets: n(20_000),
+            concurrency: 32,
+            latency: Duration::ZERO,
+            rate_limit: None,
+        },
+        Scenario {
+            name: "apply-300-ratelimit-50",
+            verb: Verb::Apply,
+            targets: n(300),
+            concurrency: 8,
+            latency: ms20,
+            rate_limit: Some(50),
+        },
+    ]
+}
+
+/// What the command line asks for.
+struct Selection {
+    quick: bool,
+    names: Vec<String>,
+}
+
+fn parse_args() -> Result<Selection> {
+    let mut quick = std::env::var(QUICK_ENV).is_ok_and(|v| v == "1" || v == "true");
+    let mut names = Vec::new();
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            // `cargo bench` passes `--bench` to every bench binary.
+            "--bench" => {}
+            "--quick" => quick = true,
+            "-h" | "--help" => {
+                let all: Vec<_> = scenarios(false).iter().map(|s| s.name).collect();
+                println!(
+                    "usage: cargo bench --bench apply -- [--quick] [SCENARIO...]\n\
+                     scenarios: {}\n\
+                     --quick (or {QUICK_ENV}=1): ten times fewer targets, to check the harness",
+                    all.join(" ")
+                );
+                std::process::exit(0);
+            }
+            flag if flag.starts_with('-') => bail!("unknown flag {flag} (try --help)"),
+            name => names.push(name.to_string()),
+        }
+    }
+    Ok(Selection { quick, names })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bench
+
+/// One scenario's numbers.
+#[derive(Debug)]
+struct Measured {
+    requests: u64,
+    too_many: u64,
+    max_in_flight: u64,
+    usage: Usage,
+}
+
+enum Outcome {
+    Done(Measured),
+    Skipped(String),
+    Failed(String),
+}
+
+fn run() -> Result<bool> {
+    let selection = parse_args()?;
+    let all = scenarios(selection.quick);
+    for name in &selection.names {
+        if !all.iter().any(|s| s.name == name) {
+            let known: Vec<_> = all.iter().map(|s| s.name).collect();
+            bail!("unknown scenario {name:?}; known: {}", known.join(", "));
+        }
+    }
+    let chosen: Vec<Scenario> = all
+        .into_iter()
+        .filter(|s| selection.names.is_empty() || selection.names.iter().any(|n| n == s.name))
+        .collect();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a tokio runtime")?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let has_rate_limit = sandbox_has_flag("--rate-limit")?;
+    let load_before = load_average();
+
+    let mut rows = Vec::new();
+    for scenario in &chosen {
+        eprintln!(
+            "bench: {} ({} targets, concurrency {}, latency {})…",
+            scenario.name,
+            scenario.targets,
+            scenario.concurrency,
+            fmt_latency(scenario.latency)
+        );
+        let outcome = if scenario.rate_limit.is_some() && !has_rate_limit {
+            Outcome::Skipped("skipped: sandbox has no --rate-limit".to_string())
+        } else {
+            match run_scenario(scenario, &runtime, &http) {
+                Ok(m) => Outcome::Done(m),
+                Err(e) => {
+                    eprintln!("bench: {} FAILED: {e:#}", scenario.name);
+                    Outcome::Failed(format!("failed: {}", first_line(&format!("{e}"))))
+                }
+            }
+        };
+        rows.push((scenario.clone(), outcome));
+    }
+
+    let failed = rows
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+        .count();
+    print!("{}", render(&rows, selection.quick, &load_before));
+    if failed > 0 {
+        eprintln!("bench: {failed} scenario(s) failed");
+    }
+    Ok(failed == 0)
+}
+
+fn run_scenario(
+    scenario: &Scenario,
+    runtime: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+) -> Result<Measured> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let plan = dir.path().join("bench.yaml");
+    std::fs::write(&plan, PLAN).with_context(|| format!("cannot write {}", plan.display()))?;
+
+    let sandbox = SandboxProcess::start(scenario)?;
+    let stats_url = format!("{}/_sandbox/stats", sandbox.origin());
+    let before = runtime.block_on(stats(http, &stats_url))?;
+    let connections_before = before["connections"].as_u64().unwrap_or(0);
+
+    let usage_file = dir.path().join("usage.json");
+    let verb = match scenario.verb {
+        Verb::Apply => "apply",
+        Verb::Plan => "plan",
+    };
+    let mut replicate = Command::new(std::env::current_exe().context("where is the bench?")?);
+    replicate
+        .env(WRAP_ENV, &usage_file)
+        .env(WRAP_TIMEOUT_ENV, RUN_TIMEOUT.as_secs().to_string())
+        .arg(REPLICATE)
+        .arg(verb);
+    if scenario.verb == Verb::Apply {
+        replicate.arg("--yes");
+    }
+    replicate
+        .args(["--quiet", "--concurrency"])
+        .arg(scenario.concurrency.to_string())
+        .arg(&plan)
+        .env_remove("AIRBYTE_CLIENT_ID")
+        .env_remove("AIRBYTE_CLIENT_SECRET")
+        .env("AIRBYTE_URL", &sandbox.url)
+        .env("AIRBYTE_TOKEN", TOKEN)
+        .env("NO_COLOR", "1")
+        .current_dir(dir.path())
+        .stdin(Stdio::null());
+    let output = replicate
+        .output()
+        .context("cannot run replicate (through the bench's wrapper)")?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        bail!(
+            "replicate {verb} exited with {}\n--- stderr ---\n{}\n--- stdout (last lines) ---\n{}",
+            output.status,
+            stderr.trim_end(),
+            last_lines(&stdout, 10)
+        );
+    }
+    let usage = Usage::read(&usage_file)?;
+
+    let after = runtime.block_on(stats(http, &stats_url))?;
+    sandbox.stop()?;
+
+    let requests: u64 = after["requests"]
+        .as_object()
+        .map_or(0, |routes| routes.values().filter_map(Value::as_u64).sum());
+    let too_many = after["responses"]["429"].as_u64().unwrap_or(0);
+    let max_in_flight = after["max_in_flight"].as_u64().unwrap_or(0);
+    let connections_after = after["connections"].as_u64().unwrap_or(0);
+
+    // Not a speed assertion: a run that did not make the copies asked for measured nothing.
+    let made = connections_after.saturating_sub(connections_before);
+    let expected = match scenario.verb {
+        Verb::Apply => scenario.targets as u64,
+        Verb::Plan => 0,
+    };
+    if made != expected {
+        bail!(
+            "replicate {verb} made {made} connections, expected {expected}\n--- stdout (last lines) ---\n{}",
+            last_lines(&String::from_utf8_lossy(&output.stdout), 10)
+        );
+    }
+    Ok(Measured {
+        requests,
+        too_many,
+        max_in_flight,
+        usage,
+    })
+}
+
+/// Every `bulk-*` source gets a copy of the template, with its own table prefix.
+const PLAN: &str = r#"version: 1
+template: "shop-template → Warehouse"
+targets:
+  - match: "bulk-*"
+defaults:
+  prefix: "{source.name|slug}_"
+existing: skip
+missing_streams: fail
+"#;
+
+async fn stats(http: &reqwest::Client, url: &str) -> Result<Value> {
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("GET {url}: {status}");
+    }
+    response
+        .json()
+        .await
+        .with_context(|| format!("GET {url}: not JSON"))
+}
+
+/// Whether `replicate sandbox --help` lists `flag`.
+fn sandbox_has_flag(flag: &str) -> Result<bool> {
+    let output = Command::new(REPLICATE)
+        .args(["sandbox", "--help"])
+        .output()
+        .with_context(|| format!("cannot run {REPLICATE} sandbox --help"))?;
+    let help = String::from_utf8_lossy(&output.stdout);
+    Ok(help
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '=')
+        .any(|word| word == flag))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sandbox, a child of the bench
+
+struct SandboxProcess {
+    child: Child,
+    url: String,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl SandboxProcess {
+    fn start(scenario: &Scenario) -> Result<SandboxProcess> {
+        let mut command = Command::new(REPLICATE);
+        command
+            .args(["sandbox", "--listen", "127.0.0.1:0", "--sources"])
+            .arg(scenario.targets.to_string())
+            .arg("--latency")
+            .arg(fmt_latency(scenario.latency));
+        if let Some(limit) = scenario.rate_limit {
+            command.arg("--rate-limit").arg(limit.to_string());
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start replicate sandbox")?;
+        let stdout = child.stdout.take().context("sandbox stdout")?;
+        let stderr = child.stderr.take().context("sandbox stderr")?;
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut text);
+            text
+        });
+        // First line: `listening on http://HOST:PORT/v1`; then keep draining, so the
+        // sandbox never blocks on a full pipe.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next();
+            let _ = tx.send(first);
+            for _ in lines {}
+        });
+        let mut sandbox = SandboxProcess {
+            child,
+            url: String::new(),
+            stderr: Some(stderr),
+        };
+        let first = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let stderr = sandbox.kill();
+                bail!("the sandbox exited before listening\n--- sandbox stderr ---\n{stderr}");
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let stderr = sandbox.kill();
+                bail!(
+                    "the sandbox did not listen within {START_TIMEOUT:?}\n--- sandbox stderr ---\n{stderr}"
+                );
+            }
+        };
+        let Some(url) = first.strip_prefix("listening on ") else {
+            let stderr = sandbox.kill();
+            bail!("unexpected first line from the sandbox: {first:?}\n{stderr}");
+        };
+        sandbox.url = url.trim().to_string();
+        Ok(sandbox)
+    }
+
+    /// `http://HOST:PORT`, without the API base.
+    fn origin(&self) -> &str {
+        self.url.trim_end_matches('/').trim_end_matches("/v1")
+    }
+
+    /// Kills and reaps the sandbox; returns what it wrote on stderr.
+    fn kill(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+
+    /// Stops the sandbox; an error if it had died on its own.
+    fn stop(mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait().context("sandbox status")? {
+            let stderr = self.kill();
+            bail!("the sandbox died ({status})\n--- sandbox stderr ---\n{stderr}");
+        }
+        self.kill();
+        Ok(())
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wrapper: `replicate` as its only child, then getrusage(RUSAGE_CHILDREN)
+
+/// What the wrapper measured of its one child.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kib: u64,
+}
+
+impl Usage {
+    fn read(path: &Path) -> Result<Usage> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("the wrapper wrote no measurements to {}", path.display()))?;
+        let v: Value = serde_json::from_str(&text).context("the wrapper's measurements")?;
+        let field = |name: &str| {
+            v[name]
+                .as_u64()
+                .ok_or_else(|| anyhow!("the wrapper's measurements lack {name}: {text}"))
+        };
+        Ok(Usage {
+            wall: Duration::from_micros(field("wall_us")?),
+            cpu: Duration::from_micros(field("user_us")? + field("sys_us")?),
+            max_rss_kib: field("max_rss_kib")?,
+        })
+    }
+}
+
+/// Runs `argv[1..]` with the wrapper's stdio, waits for it, and writes its wall time, CPU time
+/// and peak RSS to `out`. Exits with the child's code.
+fn wrap(out: &Path) -> Result<ExitCode> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    use nix::sys::time::TimeValLike;
+
+    let mut args = std::env::args_os().skip(1);
+    let program = args.next().context("nothing to run")?;
+    let timeout = std::env::var(WRAP_TIMEOUT_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(RUN_TIMEOUT, Duration::from_secs);
+
+    let start = Instant::now();
+    let mut child = Command::new(&program)
+        .args(args)
+        .env_remove(WRAP_ENV)
+        .env_remove(WRAP_TIMEOUT_ENV)
+        .spawn()
+        .with_context(|| format!("cannot start {}", PathBuf::from(&program).display()))?;
+    // A watchdog, so that a hung run cannot hang the bench; the wait itself stays exact.
+    let pid = child.id();
+    let (done, watch) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(timeout) {
+            eprintln!("bench wrapper: replicate still running after {timeout:?}: killing it");
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    });
+    let status = child.wait().context("waiting for replicate")?;
+    let wall = start.elapsed();
+    let _ = done.send(());
+    let _ = watchdog.join();
+
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).context("getrusage(RUSAGE_CHILDREN)")?;
+    let micros = |t: i64| u64::try_from(t).unwrap_or(0);
+    let line = serde_json::json!({
+        "wall_us": u64::try_from(wall.as_micros()).unwrap_or(u64::MAX),
+        "user_us": micros(usage.user_time().num_microseconds()),
+        "sys_us": micros(usage.system_time().num_microseconds()),
+        // Linux reports ru_maxrss in KiB.
+        "max_rss_kib": u64::try_from(usage.max_rss()).unwrap_or(0),
+        "status": status.code(),
+    });
+    std::fs::write(out, format!("{line}\n"))
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::from(128),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+const HEADER: [&str; 13] = [
+    "scenario",
+    "targets",
+    "concurrency",
+    "latency",
+    "requests",
+    "requests/target",
+    "wall (s)",
+    "ideal (s)",
+    "efficiency",
+    "CPU/request (µs)",
+    "peak RSS (MB)",
+    "429s",
+    "max in flight",
+];
+
+fn render(rows: &[(Scenario, Outcome)], quick: bool, load_before: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "replicate {} · commit {} · {} CPUs · {} · load average before: {load_before}{}",
+        env!("CARGO_PKG_VERSION"),
+        git_commit(),
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        cpu_model(),
+        if quick {
+            " · --quick (10× fewer targets)"
+        } else {
+            ""
+        },
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "| {} |", HEADER.join(" | "));
+    let _ = writeln!(
+        out,
+        "|{}",
+        HEADER
+            .iter()
+            .enumerate()
+            .map(|(i, _)| if i == 0 { " --- |" } else { " ---: |" })
+            .collect::<String>()
+    );
+    for (scenario, outcome) in rows {
+        let mut cells = vec![
+            scenario.name.to_string(),
+            scenario.targets.to_string(),
+            scenario.concurrency.to_string(),
+            fmt_latency(scenario.latency),
+        ];
+        match outcome {
+            Outcome::Done(m) => cells.extend(measured_cells(scenario, m)),
+            Outcome::Skipped(why) | Outcome::Failed(why) => {
+                cells.push(why.replace('|', "\\|"));
+                cells.resize(HEADER.len(), String::new());
+            }
+        }
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "ideal = requests × latency ÷ concurrency; under a rate limit, (requests − 429s) ÷ limit; \
+         `-` without added latency. efficiency = ideal ÷ wall. CPU and peak RSS: the replicate \
+         process alone (getrusage of its wrapper's children)."
+    );
+    out
+}
+
+#[allow(clippy::cast_precision_loss)] // counts far below 2^52
+fn measured_cells(scenario: &Scenario, m: &Measured) -> Vec<String> {
+    let wall = m.usage.wall.as_secs_f64();
+    let ideal = match scenario.rate_limit {
+        Some(limit) => Some(m.requests.saturating_sub(m.too_many) as f64 / f64::from(limit)),
+        None if scenario.latency.is_zero() => None,
+        None => Some(
+            m.requests as f64 * scenario.latency.as_secs_f64() / f64::from(scenario.concurrency),
+        ),
+    };
+    let per_target = if scenario.targets == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.2}", m.requests as f64 / scenario.targets as f64)
+    };
+    let cpu_per_request = if m.requests == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.0}", m.usage.cpu.as_secs_f64() * 1e6 / m.requests as f64)
+    };
+    vec![
+        m.requests.to_string(),
+        per_target,
+        format!("{wall:.2}"),
+        ideal.map_or_else(|| "-".to_string(), |i| format!("{i:.2}")),
+        ideal.map_or_else(|| "-".to_string(), |i| format!("{:.2}", i / wall)),
+        cpu_per_request,
+        format!("{:.1}", m.usage.max_rss_kib as f64 / 1024.0),
+        m.too_many.to_string(),
+        m.max_in_flight.to_string(),
+    ]
+}
+
+fn fmt_latency(latency: Duration) -> String {
+    format!("{}ms", latency.as_millis())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<_> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_string(),
+        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
+}
+
+fn git_commit() -> String {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(commit) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{commit}-dirty")
+            } else {
+                commit
+            }
+        }
+        None => "unknown".to_string(),
+    }
+}
