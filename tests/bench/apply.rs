@@ -179,6 +179,8 @@ struct Measured {
     too_many: u64,
     max_in_flight: u64,
     usage: Usage,
+    /// Requests by route template, as the sandbox counted them, most first.
+    routes: Vec<(String, u64)>,
 }
 
 enum Outcome {
@@ -303,9 +305,17 @@ fn run_scenario(
     let after = runtime.block_on(stats(http, &stats_url))?;
     sandbox.stop()?;
 
-    let requests: u64 = after["requests"]
+    let mut routes: Vec<(String, u64)> = after["requests"]
         .as_object()
-        .map_or(0, |routes| routes.values().filter_map(Value::as_u64).sum());
+        .map(|routes| {
+            routes
+                .iter()
+                .filter_map(|(route, n)| Some((route.clone(), n.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    routes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let requests: u64 = routes.iter().map(|(_, n)| n).sum();
     let too_many = after["responses"]["429"].as_u64().unwrap_or(0);
     let max_in_flight = after["max_in_flight"].as_u64().unwrap_or(0);
     let connections_after = after["connections"].as_u64().unwrap_or(0);
@@ -327,6 +337,7 @@ fn run_scenario(
         too_many,
         max_in_flight,
         usage,
+        routes,
     })
 }
 
@@ -622,6 +633,19 @@ fn render(rows: &[(Scenario, Outcome)], quick: bool, load_before: &str) -> Strin
          `-` without added latency. efficiency = ideal ÷ wall. CPU and peak RSS: the replicate \
          process alone (getrusage of its wrapper's children)."
     );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Requests by route:");
+    let _ = writeln!(out);
+    for (scenario, outcome) in rows {
+        if let Outcome::Done(m) = outcome {
+            let routes: Vec<String> = m
+                .routes
+                .iter()
+                .map(|(route, n)| format!("`{route}` {n}"))
+                .collect();
+            let _ = writeln!(out, "- {}: {}", scenario.name, routes.join(", "));
+        }
+    }
     out
 }
 
