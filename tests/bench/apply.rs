@@ -25,9 +25,12 @@
 //! cargo bench --bench apply                                # every scenario
 //! cargo bench --bench apply -- apply-1000-c32 plan-20000   # only these
 //! cargo bench --bench apply -- --quick                     # 10× smaller, to check the harness
+//! cargo bench --bench apply -- --runs 5 apply-1000-c8       # the median of 5 runs
 //! ```
 //!
-//! `REPLICATE_BENCH_QUICK=1` is the same as `--quick`. The table is Markdown, with the machine
+//! `REPLICATE_BENCH_QUICK=1` is the same as `--quick`. With `--runs N` each scenario runs N times
+//! (a fresh sandbox each time) and the row is the run with the median wall time; every run's
+//! wall time is listed under the table. On a shared machine, prefer `--runs 3` or more. The table is Markdown, with the machine
 //! (CPUs, CPU model, load average) and the git commit, ready for the README. Nothing here
 //! asserts on speed; the bench exits non-zero only when a scenario could not run (the sandbox
 //! did not start, replicate failed, or the copies made are not the copies asked for).
@@ -141,23 +144,36 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
 /// What the command line asks for.
 struct Selection {
     quick: bool,
+    /// Runs per scenario; the row shows the median.
+    runs: usize,
     names: Vec<String>,
 }
 
 fn parse_args() -> Result<Selection> {
     let mut quick = std::env::var(QUICK_ENV).is_ok_and(|v| v == "1" || v == "true");
+    let mut runs = 1;
     let mut names = Vec::new();
-    for arg in std::env::args().skip(1) {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--runs" => {
+                let n = args.next().context("--runs needs a number")?;
+                runs = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .with_context(|| format!("--runs {n}: not a number of runs (1 or more)"))?;
+            }
             // `cargo bench` passes `--bench` to every bench binary.
             "--bench" => {}
             "--quick" => quick = true,
             "-h" | "--help" => {
                 let all: Vec<_> = scenarios(false).iter().map(|s| s.name).collect();
                 println!(
-                    "usage: cargo bench --bench apply -- [--quick] [SCENARIO...]\n\
+                    "usage: cargo bench --bench apply -- [--quick] [--runs N] [SCENARIO...]\n\
                      scenarios: {}\n\
-                     --quick (or {QUICK_ENV}=1): ten times fewer targets, to check the harness",
+                     --quick (or {QUICK_ENV}=1): ten times fewer targets, to check the harness\n\
+                     --runs N: run each scenario N times, show the median (default 1)",
                     all.join(" ")
                 );
                 std::process::exit(0);
@@ -166,7 +182,7 @@ fn parse_args() -> Result<Selection> {
             name => names.push(name.to_string()),
         }
     }
-    Ok(Selection { quick, names })
+    Ok(Selection { quick, runs, names })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,6 +197,10 @@ struct Measured {
     usage: Usage,
     /// Requests by route template, as the sandbox counted them, most first.
     routes: Vec<(String, u64)>,
+    /// Responses by status code.
+    responses: Vec<(String, u64)>,
+    /// The wall time of every run of the scenario, fastest first (this one is the median).
+    walls: Vec<Duration>,
 }
 
 enum Outcome {
@@ -226,7 +246,7 @@ fn run() -> Result<bool> {
         let outcome = if scenario.rate_limit.is_some() && !has_rate_limit {
             Outcome::Skipped("skipped: sandbox has no --rate-limit".to_string())
         } else {
-            match run_scenario(scenario, &runtime, &http) {
+            match run_repeatedly(scenario, selection.runs, &runtime, &http) {
                 Ok(m) => Outcome::Done(m),
                 Err(e) => {
                     eprintln!("bench: {} FAILED: {e:#}", scenario.name);
@@ -241,11 +261,32 @@ fn run() -> Result<bool> {
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
         .count();
-    print!("{}", render(&rows, selection.quick, &load_before));
+    print!(
+        "{}",
+        render(&rows, selection.quick, selection.runs, &load_before)
+    );
     if failed > 0 {
         eprintln!("bench: {failed} scenario(s) failed");
     }
     Ok(failed == 0)
+}
+
+/// Runs a scenario `runs` times; the run with the median wall time, knowing every wall time.
+fn run_repeatedly(
+    scenario: &Scenario,
+    runs: usize,
+    runtime: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+) -> Result<Measured> {
+    let mut all = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        all.push(run_scenario(scenario, runtime, http)?);
+    }
+    all.sort_by_key(|m| m.usage.wall);
+    let walls: Vec<Duration> = all.iter().map(|m| m.usage.wall).collect();
+    let mut median = all.swap_remove(all.len() / 2);
+    median.walls = walls;
+    Ok(median)
 }
 
 fn run_scenario(
@@ -316,6 +357,15 @@ fn run_scenario(
         .unwrap_or_default();
     routes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let requests: u64 = routes.iter().map(|(_, n)| n).sum();
+    let responses: Vec<(String, u64)> = after["responses"]
+        .as_object()
+        .map(|codes| {
+            codes
+                .iter()
+                .filter_map(|(code, n)| Some((code.clone(), n.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
     let too_many = after["responses"]["429"].as_u64().unwrap_or(0);
     let max_in_flight = after["max_in_flight"].as_u64().unwrap_or(0);
     let connections_after = after["connections"].as_u64().unwrap_or(0);
@@ -338,6 +388,8 @@ fn run_scenario(
         max_in_flight,
         usage,
         routes,
+        responses,
+        walls: Vec::new(),
     })
 }
 
@@ -583,7 +635,7 @@ const HEADER: [&str; 13] = [
     "max in flight",
 ];
 
-fn render(rows: &[(Scenario, Outcome)], quick: bool, load_before: &str) -> String {
+fn render(rows: &[(Scenario, Outcome)], quick: bool, runs: usize, load_before: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out);
     let _ = writeln!(
@@ -599,6 +651,9 @@ fn render(rows: &[(Scenario, Outcome)], quick: bool, load_before: &str) -> Strin
             ""
         },
     );
+    if runs > 1 {
+        let _ = writeln!(out, "\nEach row: the median of {runs} runs by wall time.");
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "| {} |", HEADER.join(" | "));
     let _ = writeln!(
@@ -633,8 +688,11 @@ fn render(rows: &[(Scenario, Outcome)], quick: bool, load_before: &str) -> Strin
          `-` without added latency. efficiency = ideal ÷ wall. CPU and peak RSS: the replicate \
          process alone (getrusage of its wrapper's children)."
     );
+    if !rows.iter().any(|(_, o)| matches!(o, Outcome::Done(_))) {
+        return out;
+    }
     let _ = writeln!(out);
-    let _ = writeln!(out, "Requests by route:");
+    let _ = writeln!(out, "Requests by route and responses by status:");
     let _ = writeln!(out);
     for (scenario, outcome) in rows {
         if let Outcome::Done(m) = outcome {
@@ -643,7 +701,27 @@ fn render(rows: &[(Scenario, Outcome)], quick: bool, load_before: &str) -> Strin
                 .iter()
                 .map(|(route, n)| format!("`{route}` {n}"))
                 .collect();
-            let _ = writeln!(out, "- {}: {}", scenario.name, routes.join(", "));
+            let codes: Vec<String> = m
+                .responses
+                .iter()
+                .map(|(code, n)| format!("{code}: {n}"))
+                .collect();
+            let _ = write!(
+                out,
+                "- {}: {}; responses {}",
+                scenario.name,
+                routes.join(", "),
+                codes.join(", ")
+            );
+            if m.walls.len() > 1 {
+                let walls: Vec<String> = m
+                    .walls
+                    .iter()
+                    .map(|w| format!("{:.2}", w.as_secs_f64()))
+                    .collect();
+                let _ = write!(out, "; wall times (s) {}", walls.join(", "));
+            }
+            let _ = writeln!(out);
         }
     }
     out
