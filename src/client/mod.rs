@@ -33,6 +33,16 @@ use uuid::Uuid;
 /// The most items a list page may hold (the API's maximum `limit`).
 pub const PAGE_SIZE: usize = 100;
 
+/// List pages fetched at once once a list is known to have more than one.
+const LIST_FANOUT: usize = 8;
+
+/// The most items a list may have before the server is deemed broken (an endless series of
+/// full pages would otherwise fill memory).
+const MAX_LIST_ITEMS: usize = 2_000_000;
+
+/// The largest response body read; a larger one is an error, not an out-of-memory.
+const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
 /// The default per-request timeout: a create runs a schema discover and can take minutes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -62,6 +72,8 @@ pub struct ClientConfig {
     /// Allow plain `http://` to hosts other than loopback.
     pub allow_insecure_http: bool,
     pub retry: RetryPolicy,
+    /// Extra trusted CA certificates (PEM), for a self-hosted Airbyte behind an internal CA.
+    pub ca_certificates: Option<Vec<u8>>,
 }
 
 /// How transient failures are retried: exponential backoff from `min_delay`, doubling up to
@@ -113,6 +125,17 @@ pub enum UrlError {
     Insecure(String),
 }
 
+/// Why a client could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error("--ca-cert: {0}")]
+    CaCertificate(String),
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(String),
+}
+
 /// Checks a base URL: http(s) only, no credentials in it, plain http only to loopback unless
 /// allowed. Returns it without a trailing slash.
 pub fn check_base_url(url: &str, allow_insecure_http: bool) -> Result<String, UrlError> {
@@ -154,6 +177,7 @@ struct Inner {
     base: String,
     auth: Auth,
     pace: Pace,
+    concurrency: usize,
     retry: RetryPolicy,
     reporter: Arc<dyn Reporter>,
 }
@@ -184,15 +208,26 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    pub fn new(config: &ClientConfig, reporter: Arc<dyn Reporter>) -> Result<Client, UrlError> {
+    pub fn new(config: &ClientConfig, reporter: Arc<dyn Reporter>) -> Result<Client, ClientError> {
         let base = check_base_url(&config.base_url, config.allow_insecure_http)?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .user_agent(concat!("replicate/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(config.concurrency)
-            .build()
-            .map_err(|e| UrlError::Invalid(base.clone(), e.to_string()))?;
+            .pool_max_idle_per_host(config.concurrency);
+        if let Some(pem) = &config.ca_certificates {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::CaCertificate(e.to_string()))?;
+            if certificates.is_empty() {
+                return Err(ClientError::CaCertificate(
+                    "no PEM certificate found in it".into(),
+                ));
+            }
+            for certificate in certificates {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http.build().map_err(|e| ClientError::Http(e.to_string()))?;
         let auth = match &config.credentials {
             Credentials::None => Auth::None,
             Credentials::Token(token) => Auth::Static(token.clone()),
@@ -214,6 +249,7 @@ impl Client {
                 base,
                 auth,
                 pace: Pace::new(config.concurrency),
+                concurrency: config.concurrency,
                 retry: config.retry,
                 reporter,
             }),
@@ -294,29 +330,53 @@ impl Client {
     }
 
     /// All pages of a list endpoint. Keeps its own offset and stops at the first short or empty
-    /// page: `next` is set even on the last page (DIGEST §3.5).
+    /// page: `next` is set even on the last page (DIGEST §3.5). After a first full page, the
+    /// following pages are fetched several at once (their offsets are known); at most
+    /// `LIST_FANOUT - 1` requests past the end are wasted.
     async fn list<T: DeserializeOwned>(
         &self,
         path: &str,
         workspace: Option<Uuid>,
         on_page: impl Fn(usize),
     ) -> Result<Vec<T>, ApiError> {
-        let mut all = Vec::new();
-        loop {
+        let query = |offset: usize| {
             let mut query = vec![
                 ("limit", PAGE_SIZE.to_string()),
-                ("offset", all.len().to_string()),
+                ("offset", offset.to_string()),
             ];
             if let Some(ws) = workspace {
                 query.push(("workspaceIds", ws.to_string()));
             }
-            let page: Page<T> = self.get(path, &query).await?;
-            let n = page.data.len();
-            all.extend(page.data);
-            on_page(n);
-            if n < PAGE_SIZE {
-                return Ok(all);
+            query
+        };
+        let mut all = Vec::new();
+        let mut batch = 1;
+        loop {
+            let start = all.len();
+            let queries: Vec<_> = (0..batch).map(|k| query(start + k * PAGE_SIZE)).collect();
+            let pages =
+                futures::future::join_all(queries.iter().map(|q| self.get::<Page<T>>(path, q)))
+                    .await;
+            // In order: a short page ends the list, and what came after it does not matter.
+            for page in pages {
+                let page = page?;
+                let n = page.data.len();
+                all.extend(page.data);
+                on_page(n);
+                if n < PAGE_SIZE {
+                    return Ok(all);
+                }
             }
+            if all.len() >= MAX_LIST_ITEMS {
+                return Err(ApiError::new(
+                    &Method::GET,
+                    &route(path, &query(all.len())),
+                    ApiErrorKind::Decode(format!(
+                        "the server kept sending full pages past {MAX_LIST_ITEMS} items; giving up"
+                    )),
+                ));
+            }
+            batch = LIST_FANOUT.min(self.inner.concurrency).max(1);
         }
     }
 
@@ -462,11 +522,21 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport(&e, false))?
-            .to_vec();
+        let mut response = response;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e, false))? {
+            if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(ApiError::new(
+                    method,
+                    route,
+                    ApiErrorKind::Decode(format!(
+                        "the response body is larger than {} MB",
+                        MAX_BODY_BYTES / (1024 * 1024)
+                    )),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         drop(slot);
         self.inner.reporter.log(
             1,
