@@ -68,7 +68,7 @@ fn ctrl_c_stops_new_creates_reports_truthfully_and_exits_130() {
         serde_json::from_slice(&std::fs::read(world.dir.path().join("report.json")).unwrap())
             .unwrap();
     let copies = world.copies_per_source();
-    let created = report["summary"]["created"].as_u64().unwrap();
+    let created = usize::try_from(report["summary"]["created"].as_u64().unwrap()).unwrap();
     assert_eq!(
         created as usize,
         copies.len(),
