@@ -454,7 +454,11 @@ impl Client {
             }
             let result = error::decode(method, route, status, retry_after, &bytes);
             match &result {
-                Ok(_) => self.inner.pace.success(),
+                Ok(_) => {
+                    if let Some(rate) = self.inner.pace.success() {
+                        self.inner.reporter.pace(rate);
+                    }
+                }
                 Err(e) if e.is_throttle() => self.slow_down(e.retry_after()),
                 Err(_) => {}
             }
@@ -464,6 +468,7 @@ impl Client {
 
     fn slow_down(&self, retry_after: Option<Duration>) {
         if let Some(rate) = self.inner.pace.throttled(retry_after) {
+            self.inner.reporter.pace(rate);
             self.inner.reporter.log(
                 1,
                 &format!("the server pushed back; pacing requests at {rate:.1}/s"),
