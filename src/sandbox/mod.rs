@@ -342,11 +342,6 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         for token in &seed.tokens {
             writeln!(out, "token:         {token}")?;
         }
-        writeln!(
-            out,
-            "stats:         http://{}/_sandbox/stats",
-            sandbox.addr()
-        )?;
         if !faults.is_empty() {
             writeln!(
                 out,
@@ -355,6 +350,11 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
                 sandbox.fault_seed()
             )?;
         }
+        writeln!(
+            out,
+            "stats:         http://{}/_sandbox/stats",
+            sandbox.addr()
+        )?;
         out.flush()?;
     }
     if seed.applications.is_empty() && seed.tokens.is_empty() {
