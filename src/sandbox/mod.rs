@@ -219,7 +219,7 @@ pub enum SandboxError {
     Rate { flag: &'static str, rate: f64 },
     #[error("--rate-limit 0: the limit must allow at least 1 request per second")]
     ZeroRateLimit,
-    #[error("--token-ttl 0: tokens must live a while (at least 1 ms; `expires_in` says 1 s)")]
+    #[error("--token-ttl 0: tokens must live longer than that (`expires_in` rounds up to 1 s)")]
     ZeroTokenTtl,
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -329,6 +329,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     let config = SandboxConfig::from_args(&args)?;
     let seed = config.seed.clone();
     let faults = config.active_faults();
+    let rolls_dice = config.fail_rate > 0.0 || config.lost_response_rate > 0.0;
     let sandbox = Sandbox::start(config).await?;
     {
         let mut out = std::io::stdout().lock();
@@ -343,12 +344,11 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
             writeln!(out, "token:         {token}")?;
         }
         if !faults.is_empty() {
-            writeln!(
-                out,
-                "faults:        {} (replay with --fault-seed {})",
-                faults.join(", "),
-                sandbox.fault_seed()
-            )?;
+            write!(out, "faults:        {}", faults.join(", "))?;
+            if rolls_dice {
+                write!(out, " (replay with --fault-seed {})", sandbox.fault_seed())?;
+            }
+            writeln!(out)?;
         }
         writeln!(
             out,
