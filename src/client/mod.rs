@@ -416,8 +416,10 @@ impl Client {
         }
     }
 
-    /// One try: the bearer token (refreshed once on a 401), a slot under the run's pace, the
-    /// request, and the pace told how it went.
+    /// One try: a slot under the run's pace, then the bearer token (exchanged within that slot
+    /// when needed, so a token call never exceeds the cap, and fresh when the request leaves even
+    /// after a long wait for the slot; refreshed once on a 401), the request, and the pace told
+    /// how it went.
     async fn attempt<T: DeserializeOwned, B: Serialize>(
         &self,
         method: &Method,
@@ -426,6 +428,17 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<T, ApiError> {
+        let _slot = self.inner.pace.slot().await.ok_or_else(|| {
+            ApiError::new(
+                method,
+                route,
+                ApiErrorKind::Transport {
+                    message: "the client is shutting down".into(),
+                    not_sent: true,
+                    timeout: false,
+                },
+            )
+        })?;
         let mut refreshed = false;
         loop {
             let (token, generation) = self.token(method, route, None).await?;
@@ -476,7 +489,7 @@ impl Client {
         }
     }
 
-    /// Sends one request while holding a slot, and reads the whole answer.
+    /// Sends one request and reads the whole answer. The caller holds a slot of the pace.
     async fn send<B: Serialize>(
         &self,
         method: &Method,
@@ -508,17 +521,6 @@ impl Client {
                 },
             )
         };
-        let slot = self.inner.pace.slot().await.ok_or_else(|| {
-            ApiError::new(
-                method,
-                route,
-                ApiErrorKind::Transport {
-                    message: "the client is shutting down".into(),
-                    not_sent: true,
-                    timeout: false,
-                },
-            )
-        })?;
         let started = Instant::now();
         let response = request
             .send()
@@ -546,7 +548,6 @@ impl Client {
             }
             bytes.extend_from_slice(&chunk);
         }
-        drop(slot);
         self.inner.reporter.log(
             1,
             &format!(

@@ -117,21 +117,30 @@ impl World {
         self.stats()["requests"][route].as_u64().unwrap_or(0)
     }
 
-    /// Every live connection, read back from the sandbox's API.
+    /// Every live connection, read back from the sandbox's API. Pages that the sandbox's own
+    /// fault knobs fail are asked again: the test wants the truth, not the faults.
     pub fn connections(&self) -> Vec<ConnectionResponse> {
         let mut all = Vec::new();
         loop {
             let url = format!("{}/connections?limit=100&offset={}", self.url, all.len());
             let page: Page<ConnectionResponse> = self.rt.block_on(async {
-                self.http
-                    .get(url)
-                    .bearer_auth("sandbox-token")
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap()
+                for _ in 0..200 {
+                    let response = self
+                        .http
+                        .get(&url)
+                        .bearer_auth("sandbox-token")
+                        .send()
+                        .await;
+                    if let Ok(response) = response {
+                        if response.status().is_success() {
+                            if let Ok(page) = response.json().await {
+                                return page;
+                            }
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                panic!("the sandbox never answered {url}");
             });
             let n = page.data.len();
             all.extend(page.data);
