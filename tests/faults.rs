@@ -2,6 +2,8 @@
 //! targets. Whatever the server does, `apply` must end with exactly one copy per target, and its
 //! report must match what the server holds. The truth is read from the sandbox, not the tool.
 
+#![allow(clippy::unwrap_used)] // a helper shared by the tests below
+
 mod support;
 
 use replicate::sandbox::SandboxConfig;
