@@ -107,6 +107,10 @@ struct CommonArgs {
     /// Give up on one API request after this long (a create runs a schema discover).
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = duration::parse)]
     request_timeout: Duration,
+    /// Also trust the CA certificates in FILE (PEM), e.g. for a self-hosted Airbyte behind an
+    /// internal CA. The platform's roots stay trusted.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Give up on one target (its create, retries and lookups) after this long.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
     target_timeout: Duration,
@@ -150,6 +154,13 @@ impl Settings {
                 timeout: common.request_timeout,
                 allow_insecure_http: common.allow_insecure_http,
                 retry: RetryPolicy::default(),
+                ca_certificates: match &common.ca_cert {
+                    Some(path) => Some(
+                        std::fs::read(path)
+                            .with_context(|| format!("--ca-cert {}", path.display()))?,
+                    ),
+                    None => None,
+                },
             },
             execute: ExecuteOptions {
                 concurrency,

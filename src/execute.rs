@@ -181,12 +181,14 @@ async fn create_once(
 ) -> Result<Uuid, String> {
     let mut delays = retry.delays();
     loop {
-        let failed_at = Instant::now();
         let error = match client.create_connection(body).await {
             Ok(created) => return Ok(created.connection_id),
             Err(e) if e.is_ambiguous() => e,
             Err(e) => return Err(e.to_string()),
         };
+        // Only a listing that starts after the failure was seen can be trusted to show the
+        // create's effect.
+        let failed_at = Instant::now();
         match finder.find(failed_at, body).await {
             Ok(Some(id)) => {
                 reporter.log(

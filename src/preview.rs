@@ -8,10 +8,15 @@ use crate::client::Client;
 use crate::copy::{self, Blueprint};
 use crate::existing::{Existing, ExistingCopies};
 use crate::plan::{ExistingPolicy, Names, Plan};
-use crate::report::events::Reporter;
+use crate::report::events::{Reporter, Step};
 use crate::report::{Action, Mode, Report, TargetReport};
 use crate::resolve::{self, Resolved, ResolvedTarget, SourceSummary};
+use futures::{StreamExt, stream};
 use std::sync::Arc;
+use uuid::Uuid;
+
+/// Catalog reads queued at once; the client's pace decides how many are actually in flight.
+const CATALOGS_AT_ONCE: usize = 512;
 
 /// Resolves the plan against the server and decides what each target needs. A failure of the
 /// whole run (template not found, API unreachable) is `report.error`; a failure of one target
@@ -59,14 +64,23 @@ async fn decide(
         .map(|target| classify(plan, resolved, &existing, target))
         .collect();
 
-    // Only the targets without a copy need their catalog and a create body.
-    let to_build: Vec<usize> = (0..rows.len())
-        .filter(|&i| rows[i].action == Action::Create)
+    // Only the targets without a copy need their catalog and a create body. Each body is built
+    // as soon as its catalog arrives, and the catalog dropped: 20,000 catalogs are never held.
+    let to_build: Vec<(usize, Uuid)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| row.action == Action::Create)
+        .filter_map(|(i, row)| Some((i, row.source_id?)))
         .collect();
-    let sources: Vec<_> = to_build.iter().filter_map(|&i| rows[i].source_id).collect();
-    let catalogs =
-        resolve::catalogs(client, resolved.template.destination_id, &sources, reporter).await;
-    for (&i, catalog) in to_build.iter().zip(catalogs) {
+    let destination = resolved.template.destination_id;
+    reporter.step_started(Step::Catalogs);
+    let mut catalogs = stream::iter(to_build)
+        .map(|(i, source)| async move { (i, client.streams(source, destination).await) })
+        .buffer_unordered(CATALOGS_AT_ONCE);
+    let mut read = 0;
+    while let Some((i, catalog)) = catalogs.next().await {
+        read += 1;
+        reporter.step_advanced(Step::Catalogs, 1);
         let (row, target) = (&mut rows[i], &resolved.targets[i]);
         let Ok(source) = &target.source else { continue };
         let built = catalog
@@ -91,6 +105,7 @@ async fn decide(
             }
         }
     }
+    reporter.step_finished(Step::Catalogs, &format!("{read} catalogs"));
     rows
 }
 

@@ -3,14 +3,14 @@
 //! The template (by id, or by exact name), its destination, the sources and the connections of
 //! its workspace (every page), then the targets: explicit sources, `match` globs with `type` and
 //! `exclude`, the template's own source left out. Independent reads run together; every call goes
-//! through the client's concurrency cap. Catalogs are read later, only for targets that need a
-//! create (see [`catalogs`]).
+//! through the client's concurrency cap. Catalogs are read later, by `preview`, only for the
+//! targets that need a create.
 
 use crate::client::{ApiError, Client};
 use crate::plan::{Overrides, Plan, Reference, Selector};
 use crate::report::events::{Reporter, Step};
 use crate::wire::{ConnectionResponse, ConnectionStatus, DestinationResponse, SourceResponse};
-use futures::{StreamExt, TryFutureExt, stream};
+use futures::TryFutureExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -326,25 +326,4 @@ async fn explicit_source<'a>(
         ));
     }
     Ok(source)
-}
-
-/// Reads the catalog of each source as the template's destination sees it, all at once under
-/// the client's cap. Results come back in the order of `sources`.
-pub async fn catalogs(
-    client: &Client,
-    destination: Uuid,
-    sources: &[Uuid],
-    reporter: &Arc<dyn Reporter>,
-) -> Vec<Result<Vec<crate::wire::StreamProperties>, ApiError>> {
-    reporter.step_started(Step::Catalogs);
-    let results: Vec<_> = stream::iter(sources.iter().map(|&source| async move {
-        let result = client.streams(source, destination).await;
-        reporter.step_advanced(Step::Catalogs, 1);
-        result
-    }))
-    .buffered(sources.len().clamp(1, 1024))
-    .collect()
-    .await;
-    reporter.step_finished(Step::Catalogs, &format!("{} catalogs", results.len()));
-    results
 }

@@ -386,3 +386,33 @@ fn usage_errors_exit_2() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn a_ca_certificate_file_must_hold_certificates() {
+    let world = World::new();
+    let plan = world.plan("example.yaml", EXAMPLE);
+    let junk = world.plan("junk.pem", "not a certificate\n");
+    world
+        .replicate()
+        .arg("plan")
+        .arg(&plan)
+        .arg("--ca-cert")
+        .arg(&junk)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "--ca-cert: no PEM certificate found",
+        ));
+    world
+        .replicate()
+        .args(["plan", "--ca-cert", "missing.pem"])
+        .arg(&plan)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--ca-cert missing.pem"));
+    assert_eq!(
+        world.requests("GET /connections"),
+        0,
+        "nothing is sent without a working client"
+    );
+}

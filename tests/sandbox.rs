@@ -1203,6 +1203,12 @@ async fn extra_sources_copy_the_template_source() {
         seed: None,
         sources: 250,
         latency: Duration::ZERO,
+        fail_rate: 0.0,
+        lost_response_rate: 0.0,
+        rate_limit: None,
+        token_ttl: Duration::from_secs(900),
+        create_delay: Duration::ZERO,
+        fault_seed: None,
     };
     let api = Api::with(SandboxConfig::from_args(&args).unwrap()).await;
     let mut names = Vec::new();
@@ -1252,6 +1258,12 @@ fn seed_error(yaml: &str) -> String {
         seed: Some(path.clone()),
         sources: 0,
         latency: Duration::ZERO,
+        fail_rate: 0.0,
+        lost_response_rate: 0.0,
+        rate_limit: None,
+        token_ttl: Duration::from_secs(900),
+        create_delay: Duration::ZERO,
+        fault_seed: None,
     };
     SandboxConfig::from_args(&args)
         .unwrap_err()

@@ -33,6 +33,16 @@ use uuid::Uuid;
 /// The most items a list page may hold (the API's maximum `limit`).
 pub const PAGE_SIZE: usize = 100;
 
+/// List pages fetched at once once a list is known to have more than one.
+const LIST_FANOUT: usize = 8;
+
+/// The most items a list may have before the server is deemed broken (an endless series of
+/// full pages would otherwise fill memory).
+const MAX_LIST_ITEMS: usize = 2_000_000;
+
+/// The largest response body read; a larger one is an error, not an out-of-memory.
+const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
 /// The default per-request timeout: a create runs a schema discover and can take minutes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -62,6 +72,8 @@ pub struct ClientConfig {
     /// Allow plain `http://` to hosts other than loopback.
     pub allow_insecure_http: bool,
     pub retry: RetryPolicy,
+    /// Extra trusted CA certificates (PEM), for a self-hosted Airbyte behind an internal CA.
+    pub ca_certificates: Option<Vec<u8>>,
 }
 
 /// How transient failures are retried: exponential backoff from `min_delay`, doubling up to
@@ -113,6 +125,17 @@ pub enum UrlError {
     Insecure(String),
 }
 
+/// Why a client could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error("--ca-cert: {0}")]
+    CaCertificate(String),
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(String),
+}
+
 /// Checks a base URL: http(s) only, no credentials in it, plain http only to loopback unless
 /// allowed. Returns it without a trailing slash.
 pub fn check_base_url(url: &str, allow_insecure_http: bool) -> Result<String, UrlError> {
@@ -154,6 +177,7 @@ struct Inner {
     base: String,
     auth: Auth,
     pace: Pace,
+    concurrency: usize,
     retry: RetryPolicy,
     reporter: Arc<dyn Reporter>,
 }
@@ -184,15 +208,26 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    pub fn new(config: &ClientConfig, reporter: Arc<dyn Reporter>) -> Result<Client, UrlError> {
+    pub fn new(config: &ClientConfig, reporter: Arc<dyn Reporter>) -> Result<Client, ClientError> {
         let base = check_base_url(&config.base_url, config.allow_insecure_http)?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .user_agent(concat!("replicate/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(config.concurrency)
-            .build()
-            .map_err(|e| UrlError::Invalid(base.clone(), e.to_string()))?;
+            .pool_max_idle_per_host(config.concurrency);
+        if let Some(pem) = &config.ca_certificates {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::CaCertificate(e.to_string()))?;
+            if certificates.is_empty() {
+                return Err(ClientError::CaCertificate(
+                    "no PEM certificate found in it".into(),
+                ));
+            }
+            for certificate in certificates {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http.build().map_err(|e| ClientError::Http(e.to_string()))?;
         let auth = match &config.credentials {
             Credentials::None => Auth::None,
             Credentials::Token(token) => Auth::Static(token.clone()),
@@ -214,6 +249,7 @@ impl Client {
                 base,
                 auth,
                 pace: Pace::new(config.concurrency),
+                concurrency: config.concurrency,
                 retry: config.retry,
                 reporter,
             }),
@@ -294,29 +330,57 @@ impl Client {
     }
 
     /// All pages of a list endpoint. Keeps its own offset and stops at the first short or empty
-    /// page: `next` is set even on the last page (DIGEST §3.5).
+    /// page: `next` is set even on the last page (DIGEST §3.5). After a first full page, the
+    /// following pages are fetched several at once (their offsets are known), 2, then 4, up to
+    /// `LIST_FANOUT`; the requests wasted past the end are fewer than the pages read.
     async fn list<T: DeserializeOwned>(
         &self,
         path: &str,
         workspace: Option<Uuid>,
         on_page: impl Fn(usize),
     ) -> Result<Vec<T>, ApiError> {
-        let mut all = Vec::new();
-        loop {
+        let query = |offset: usize| {
             let mut query = vec![
                 ("limit", PAGE_SIZE.to_string()),
-                ("offset", all.len().to_string()),
+                ("offset", offset.to_string()),
             ];
             if let Some(ws) = workspace {
                 query.push(("workspaceIds", ws.to_string()));
             }
-            let page: Page<T> = self.get(path, &query).await?;
-            let n = page.data.len();
-            all.extend(page.data);
-            on_page(n);
-            if n < PAGE_SIZE {
-                return Ok(all);
+            query
+        };
+        let mut all = Vec::new();
+        let mut batch = 1;
+        loop {
+            let start = all.len();
+            let queries: Vec<_> = (0..batch).map(|k| query(start + k * PAGE_SIZE)).collect();
+            let pages =
+                futures::future::join_all(queries.iter().map(|q| self.get::<Page<T>>(path, q)))
+                    .await;
+            // In order: a short page ends the list, and what came after it does not matter.
+            for page in pages {
+                let page = page?;
+                let n = page.data.len();
+                all.extend(page.data);
+                on_page(n);
+                if n < PAGE_SIZE {
+                    return Ok(all);
+                }
             }
+            if all.len() >= MAX_LIST_ITEMS {
+                return Err(ApiError::new(
+                    &Method::GET,
+                    &route(path, &query(all.len())),
+                    ApiErrorKind::Decode(format!(
+                        "the server kept sending full pages past {MAX_LIST_ITEMS} items; giving up"
+                    )),
+                ));
+            }
+            // Grow the fan-out while the list goes on: few wasted requests on short lists, few
+            // round trips on long ones.
+            batch = (batch * 2)
+                .min(LIST_FANOUT.min(self.inner.concurrency))
+                .max(1);
         }
     }
 
@@ -352,8 +416,10 @@ impl Client {
         }
     }
 
-    /// One try: the bearer token (refreshed once on a 401), a slot under the run's pace, the
-    /// request, and the pace told how it went.
+    /// One try: a slot under the run's pace, then the bearer token (exchanged within that slot
+    /// when needed, so a token call never exceeds the cap, and fresh when the request leaves even
+    /// after a long wait for the slot; refreshed once on a 401), the request, and the pace told
+    /// how it went.
     async fn attempt<T: DeserializeOwned, B: Serialize>(
         &self,
         method: &Method,
@@ -362,6 +428,17 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<T, ApiError> {
+        let _slot = self.inner.pace.slot().await.ok_or_else(|| {
+            ApiError::new(
+                method,
+                route,
+                ApiErrorKind::Transport {
+                    message: "the client is shutting down".into(),
+                    not_sent: true,
+                    timeout: false,
+                },
+            )
+        })?;
         let mut refreshed = false;
         loop {
             let (token, generation) = self.token(method, route, None).await?;
@@ -390,7 +467,11 @@ impl Client {
             }
             let result = error::decode(method, route, status, retry_after, &bytes);
             match &result {
-                Ok(_) => self.inner.pace.success(),
+                Ok(_) => {
+                    if let Some(rate) = self.inner.pace.success() {
+                        self.inner.reporter.pace(rate);
+                    }
+                }
                 Err(e) if e.is_throttle() => self.slow_down(e.retry_after()),
                 Err(_) => {}
             }
@@ -400,6 +481,7 @@ impl Client {
 
     fn slow_down(&self, retry_after: Option<Duration>) {
         if let Some(rate) = self.inner.pace.throttled(retry_after) {
+            self.inner.reporter.pace(rate);
             self.inner.reporter.log(
                 1,
                 &format!("the server pushed back; pacing requests at {rate:.1}/s"),
@@ -407,7 +489,7 @@ impl Client {
         }
     }
 
-    /// Sends one request while holding a slot, and reads the whole answer.
+    /// Sends one request and reads the whole answer. The caller holds a slot of the pace.
     async fn send<B: Serialize>(
         &self,
         method: &Method,
@@ -439,17 +521,6 @@ impl Client {
                 },
             )
         };
-        let slot = self.inner.pace.slot().await.ok_or_else(|| {
-            ApiError::new(
-                method,
-                route,
-                ApiErrorKind::Transport {
-                    message: "the client is shutting down".into(),
-                    not_sent: true,
-                    timeout: false,
-                },
-            )
-        })?;
         let started = Instant::now();
         let response = request
             .send()
@@ -462,12 +533,21 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport(&e, false))?
-            .to_vec();
-        drop(slot);
+        let mut response = response;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e, false))? {
+            if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(ApiError::new(
+                    method,
+                    route,
+                    ApiErrorKind::Decode(format!(
+                        "the response body is larger than {} MB",
+                        MAX_BODY_BYTES / (1024 * 1024)
+                    )),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         self.inner.reporter.log(
             1,
             &format!(

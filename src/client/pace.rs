@@ -79,11 +79,9 @@ impl Pace {
         Some(Slot { _permit: permit })
     }
 
-    /// A request succeeded: count it, and let the rate creep up.
-    pub fn success(&self) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
+    /// A request succeeded: count it, and let the rate creep up. Returns the rate, if any.
+    pub fn success(&self) -> Option<f64> {
+        let mut state = self.state.lock().ok()?;
         let now = Instant::now();
         state.successes.push_back(now);
         while state
@@ -96,6 +94,7 @@ impl Pace {
         if let Some(rate) = state.rate {
             state.rate = Some(rate + 1.0 / rate.max(1.0));
         }
+        state.rate
     }
 
     /// The server throttled or timed out: slow the whole run down. Returns the new rate.

@@ -45,6 +45,8 @@ pub trait Reporter: Send + Sync {
     fn write_finished(&self, _result: WriteResult) {}
     /// The writes are done.
     fn writes_finished(&self) {}
+    /// The server pushed back, and requests now start at most `rate` per second.
+    fn pace(&self, _rate: f64) {}
     /// A diagnostic line for `-v` (level 1) or `-vv` (level 2). Never contains secrets.
     fn log(&self, _level: u8, _line: &str) {}
 }

@@ -18,6 +18,8 @@ pub struct Progress {
     writes: Mutex<Option<ProgressBar>>,
     created: AtomicU64,
     failed: AtomicU64,
+    /// The pace the server allows, in requests per second (`f64` bits); 0 while unlimited.
+    pace: AtomicU64,
 }
 
 impl Progress {
@@ -36,6 +38,7 @@ impl Progress {
             writes: Mutex::new(None),
             created: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            pace: AtomicU64::new(0),
         }
     }
 
@@ -50,8 +53,14 @@ impl Progress {
     fn update_writes_message(&self) {
         if let Ok(writes) = self.writes.lock() {
             if let Some(bar) = writes.as_ref() {
+                let pace = f64::from_bits(self.pace.load(Ordering::Relaxed));
+                let pace = if pace > 0.0 {
+                    format!(", server pace {pace:.0} req/s")
+                } else {
+                    String::new()
+                };
                 bar.set_message(format!(
-                    "created {}, failed {}",
+                    "created {}, failed {}{pace}",
                     self.created.load(Ordering::Relaxed),
                     self.failed.load(Ordering::Relaxed)
                 ));
@@ -124,6 +133,10 @@ impl Reporter for Progress {
                 bar.finish();
             }
         }
+    }
+
+    fn pace(&self, rate: f64) {
+        self.pace.store(rate.to_bits(), Ordering::Relaxed);
     }
 
     fn log(&self, level: u8, line: &str) {

@@ -38,8 +38,8 @@ impl Auth {
         }
     }
 
-    /// Checks the `Authorization` header of an API request.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    /// Checks the `Authorization` header of an API request; returns the valid bearer token.
+    pub fn check<'h>(&self, headers: &'h HeaderMap) -> Result<&'h str, ApiError> {
         let Some(value) = headers.get(AUTHORIZATION) else {
             return Err(ApiError::invalid_api_key(
                 "No Authorization header: send `Authorization: Bearer <token>`.",
@@ -55,14 +55,14 @@ impl Auth {
                 ApiError::invalid_api_key("The Authorization header is not `Bearer <token>`.")
             })?;
         if self.static_tokens.contains(token) {
-            return Ok(());
+            return Ok(token);
         }
         let mut issued = self
             .issued
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match issued.get(token) {
-            Some(expiry) if Instant::now() < *expiry => Ok(()),
+            Some(expiry) if Instant::now() < *expiry => Ok(token),
             Some(_) => {
                 issued.remove(token);
                 Err(ApiError::invalid_api_key("The access token has expired."))

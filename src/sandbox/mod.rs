@@ -4,12 +4,14 @@
 //! so plans can be tried and the tool tested with no Airbyte at hand. The pieces:
 //! [`seed`] (the starting state, YAML or code) → [`store`] (state and indices) ←
 //! [`routes`] (HTTP handlers) using [`validate`] (create and patch rules), [`auth`] (tokens),
-//! [`stats`] (the accounting layer and `/_sandbox/stats`) and [`problem`] (error bodies).
+//! [`stats`] (the accounting layer and `/_sandbox/stats`), [`faults`] (the fault knobs, for
+//! reliability tests) and [`problem`] (error bodies).
 //! It shares only [`crate::wire`], [`crate::cron`], [`crate::yaml`] and [`crate::secret`] with the
 //! rest of the crate, never the planner.
 
 mod auth;
 mod catalog;
+mod faults;
 mod problem;
 mod routes;
 pub mod seed;
@@ -44,6 +46,42 @@ pub struct SandboxArgs {
     /// Added to every response, e.g. `20ms`, `1.5s`, `100us`.
     #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = crate::duration::parse)]
     pub latency: Duration,
+    /// Fault: answer this share of API requests (0 to 1) with 500 or 503, without effect.
+    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
+    pub fail_rate: f64,
+    /// Fault: lose the answer to this share (0 to 1) of successful creates and patches of
+    /// connections, after they took effect: the connection is closed, or 504 is answered.
+    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
+    pub lost_response_rate: f64,
+    /// Fault: at most N requests per second per bearer token (bursts of N); above it, 429.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: Option<u32>,
+    /// Lifetime of tokens from `/applications/token`, e.g. `15m`, `30s`.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::duration::parse)]
+    pub token_ttl: Duration,
+    /// Fault: every `POST /connections` takes this much longer, and writes at the end.
+    #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = crate::duration::parse)]
+    pub create_delay: Duration,
+    /// Seed of the fault dice, to repeat a run's faults; without it, a random seed (printed).
+    #[arg(long, value_name = "N")]
+    pub fault_seed: Option<u64>,
+}
+
+/// A probability on the command line: a number from 0 to 1.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if rate_is_valid(rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not between 0 and 1"))
+    }
+}
+
+fn rate_is_valid(rate: f64) -> bool {
+    (0.0..=1.0).contains(&rate)
 }
 
 /// How to run a sandbox: the validated form of [`SandboxArgs`], or built in code by tests.
@@ -55,9 +93,21 @@ pub struct SandboxConfig {
     pub extra_sources: usize,
     /// `--latency`.
     pub latency: Duration,
-    /// Lifetime of tokens from `/applications/token` (`expires_in`); 900 s like Airbyte's
-    /// default. The future `--token-ttl` sets it.
+    /// `--token-ttl`: lifetime of tokens from `/applications/token` (`expires_in`, rounded up to
+    /// whole seconds); 900 s like Airbyte's default. Must not be zero.
     pub token_ttl: Duration,
+    /// `--fail-rate`: share of API requests answered 500 or 503 without effect, 0 to 1.
+    pub fail_rate: f64,
+    /// `--lost-response-rate`: share of successful connection creates and patches whose answer
+    /// is lost after they took effect, 0 to 1.
+    pub lost_response_rate: f64,
+    /// `--rate-limit`: requests per second per bearer token (a bucket of this many, refilled at
+    /// this rate); `None` for no limit. At least 1.
+    pub rate_limit: Option<u32>,
+    /// `--create-delay`: added to every `POST /connections`, before its write.
+    pub create_delay: Duration,
+    /// `--fault-seed`: seed of the fault dice; `None` draws one (see [`Sandbox::fault_seed`]).
+    pub fault_seed: Option<u64>,
 }
 
 /// The most sources `--sources` may add (20,000 is the benchmark's size).
@@ -75,16 +125,63 @@ impl SandboxConfig {
             }
             None => Seed::default_seed(),
         };
-        if args.sources > MAX_EXTRA_SOURCES {
-            return Err(SandboxError::TooManySources(args.sources));
-        }
-        Ok(Self {
+        let config = Self {
             listen: args.listen,
             seed,
             extra_sources: args.sources,
             latency: args.latency,
-            token_ttl: DEFAULT_TOKEN_TTL,
-        })
+            token_ttl: args.token_ttl,
+            fail_rate: args.fail_rate,
+            lost_response_rate: args.lost_response_rate,
+            rate_limit: args.rate_limit,
+            create_delay: args.create_delay,
+            fault_seed: args.fault_seed,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values the flags' parsers check, for configs built in code.
+    pub fn validate(&self) -> Result<(), SandboxError> {
+        if self.extra_sources > MAX_EXTRA_SOURCES {
+            return Err(SandboxError::TooManySources(self.extra_sources));
+        }
+        for (flag, rate) in [
+            ("--fail-rate", self.fail_rate),
+            ("--lost-response-rate", self.lost_response_rate),
+        ] {
+            if !rate_is_valid(rate) {
+                return Err(SandboxError::Rate { flag, rate });
+            }
+        }
+        if self.rate_limit == Some(0) {
+            return Err(SandboxError::ZeroRateLimit);
+        }
+        if self.token_ttl.is_zero() {
+            return Err(SandboxError::ZeroTokenTtl);
+        }
+        Ok(())
+    }
+
+    /// The fault knobs that are on, as flags, e.g. `["--fail-rate 0.1", "--rate-limit 5"]`.
+    pub fn active_faults(&self) -> Vec<String> {
+        let mut on = Vec::new();
+        if self.fail_rate > 0.0 {
+            on.push(format!("--fail-rate {}", self.fail_rate));
+        }
+        if self.lost_response_rate > 0.0 {
+            on.push(format!("--lost-response-rate {}", self.lost_response_rate));
+        }
+        if let Some(n) = self.rate_limit {
+            on.push(format!("--rate-limit {n}"));
+        }
+        if self.token_ttl != DEFAULT_TOKEN_TTL {
+            on.push(format!("--token-ttl {:?}", self.token_ttl));
+        }
+        if !self.create_delay.is_zero() {
+            on.push(format!("--create-delay {:?}", self.create_delay));
+        }
+        on
     }
 
     /// The default seed on a free loopback port, no latency: what tests start from.
@@ -95,6 +192,11 @@ impl SandboxConfig {
             extra_sources: 0,
             latency: Duration::ZERO,
             token_ttl: DEFAULT_TOKEN_TTL,
+            fail_rate: 0.0,
+            lost_response_rate: 0.0,
+            rate_limit: None,
+            create_delay: Duration::ZERO,
+            fault_seed: None,
         }
     }
 }
@@ -113,6 +215,12 @@ pub enum SandboxError {
     Seed(#[from] SeedError),
     #[error("--sources {0} is too many (at most {MAX_EXTRA_SOURCES})")]
     TooManySources(usize),
+    #[error("{flag} {rate}: a rate is a probability, between 0 and 1")]
+    Rate { flag: &'static str, rate: f64 },
+    #[error("--rate-limit 0: the limit must allow at least 1 request per second")]
+    ZeroRateLimit,
+    #[error("--token-ttl 0: tokens must live longer than that (`expires_in` rounds up to 1 s)")]
+    ZeroTokenTtl,
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -125,6 +233,7 @@ pub enum SandboxError {
 #[derive(Debug)]
 pub struct Sandbox {
     addr: SocketAddr,
+    fault_seed: u64,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -133,6 +242,7 @@ impl Sandbox {
     /// Builds the state from the seed, binds, and serves on a spawned task. Connections are
     /// accepted as soon as this returns.
     pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        config.validate()?;
         let store = store::Store::from_seed(&config.seed, config.extra_sources)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -144,11 +254,19 @@ impl Sandbox {
             addr: config.listen,
             source: Arc::new(source),
         })?;
+        let fault_seed = config.fault_seed.unwrap_or_else(|| fastrand::u64(..));
         let app = Arc::new(routes::App {
             store: RwLock::new(store),
             auth: auth::Auth::new(&config.seed, config.token_ttl),
             stats: stats::Stats::default(),
             latency: config.latency,
+            faults: faults::Faults::new(
+                config.fail_rate,
+                config.lost_response_rate,
+                config.rate_limit,
+                config.create_delay,
+                fault_seed,
+            ),
             addr,
         });
         let (stop, stopped) = oneshot::channel::<()>();
@@ -162,6 +280,7 @@ impl Sandbox {
         });
         Ok(Sandbox {
             addr,
+            fault_seed,
             stop: Some(stop),
             task: Some(task),
         })
@@ -174,6 +293,11 @@ impl Sandbox {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The seed of the fault dice: `fault_seed` from the config, or the one drawn at start.
+    pub fn fault_seed(&self) -> u64 {
+        self.fault_seed
     }
 
     /// Stops accepting, lets requests in flight finish (at most 5 s), and returns.
@@ -204,6 +328,8 @@ impl Drop for Sandbox {
 pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     let config = SandboxConfig::from_args(&args)?;
     let seed = config.seed.clone();
+    let faults = config.active_faults();
+    let rolls_dice = config.fail_rate > 0.0 || config.lost_response_rate > 0.0;
     let sandbox = Sandbox::start(config).await?;
     {
         let mut out = std::io::stdout().lock();
@@ -216,6 +342,13 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
         }
         for token in &seed.tokens {
             writeln!(out, "token:         {token}")?;
+        }
+        if !faults.is_empty() {
+            write!(out, "faults:        {}", faults.join(", "))?;
+            if rolls_dice {
+                write!(out, " (replay with --fault-seed {})", sandbox.fault_seed())?;
+            }
+            writeln!(out)?;
         }
         writeln!(
             out,

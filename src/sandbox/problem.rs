@@ -117,6 +117,29 @@ impl ApiError {
         )
     }
 
+    /// 500 `unexpected-problem`: what Airbyte answers when something failed on its side.
+    pub fn unexpected_problem(message: impl Into<String>) -> Self {
+        problem(
+            500,
+            "https://reference.airbyte.com/reference/errors#unexpected-problem",
+            "unexpected-problem",
+            "An unexpected problem has occurred. If this is an error that needs to be addressed, \
+             please submit a pull request or github issue.",
+            json!({ "message": message.into() }),
+        )
+    }
+
+    /// 503 `service-unavailable`: the server cannot take the request right now.
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        problem(
+            503,
+            "https://reference.airbyte.com/reference/errors#service-unavailable",
+            "service-unavailable",
+            "The service is temporarily unavailable. Please try again later.",
+            json!({ "message": message.into() }),
+        )
+    }
+
     /// The status this error is sent with.
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

@@ -6,6 +6,7 @@
 //! instead of a framework's plain-text rejection.
 
 use super::auth::Auth;
+use super::faults::{self, Faults};
 use super::problem::ApiError;
 use super::stats::{self, Stats};
 use super::store::{Store, rendered};
@@ -34,6 +35,7 @@ pub struct App {
     pub auth: Auth,
     pub stats: Stats,
     pub latency: Duration,
+    pub faults: Faults,
     /// Where the sandbox listens; names the host in paging links when a request has no `Host`.
     pub addr: SocketAddr,
 }
@@ -79,6 +81,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(from_fn_with_state(app.clone(), require_auth));
     let api = open
         .merge(secured)
+        .route_layer(from_fn_with_state(app.clone(), faults::inject))
         .route_layer(from_fn(stats::tag_route))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
@@ -90,10 +93,16 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// Auth, then the per-token rate limit: a request with no valid token is refused before it
+/// can spend anyone's budget.
 async fn require_auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    match app.auth.check(request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
+    let refusal = match app.auth.check(request.headers()) {
+        Ok(token) => app.faults.rate_limit(token),
+        Err(e) => Some(e.into_response()),
+    };
+    match refusal {
+        Some(response) => response,
+        None => next.run(request).await,
     }
 }
 
@@ -113,7 +122,9 @@ async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Ap
 
 async fn sandbox_stats(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     let live = app.read().live_connections();
-    Json(app.stats.snapshot(live))
+    let mut stats = app.stats.snapshot(live);
+    stats["faults"] = app.faults.snapshot();
+    Json(stats)
 }
 
 /// `GET /health`: 200 with an empty body, no auth.
@@ -150,11 +161,28 @@ async fn list_connections(
     Ok(Json(params.page(&app, &headers, &uri, "connections", data)))
 }
 
+/// `POST /connections`. With `--create-delay`, the write happens at the end of the delay (the real
+/// server discovers the source's schema first), on its own task so that it completes even if the
+/// client stops waiting, as it would on a real server.
 async fn create_connection(
     State(app): State<Arc<App>>,
     body: Bytes,
 ) -> Result<Json<ConnectionResponse>, ApiError> {
     let request: ConnectionCreateRequest = parse_json(&body)?;
+    let delay = app.faults.create_delay;
+    if delay.is_zero() {
+        return create_now(&app, request).map(Json);
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        create_now(&app, request)
+    })
+    .await
+    .map_err(|e| ApiError::unexpected_problem(format!("The create did not finish: {e}")))?
+    .map(Json)
+}
+
+fn create_now(app: &App, request: ConnectionCreateRequest) -> Result<ConnectionResponse, ApiError> {
     let created_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -163,7 +191,7 @@ async fn create_connection(
             .prepare_create(request, Uuid::new_v4(), created_at, &mut Uuid::new_v4)?;
     let response = rendered(&connection);
     app.write().insert_connection(connection);
-    Ok(Json(response))
+    Ok(response)
 }
 
 async fn get_connection(

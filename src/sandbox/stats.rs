@@ -3,10 +3,12 @@
 //! [`observe`] wraps the whole server: it counts a request in flight, applies `--latency`, runs
 //! the request, and records its route template and status. The route template comes from
 //! [`tag_route`], which runs inside the router (where the matched route is known) and hands the
-//! template back on the response. Fault knobs (failure rates, rate limits) belong in
-//! [`observe`] too, so they see and count requests the same way. `/_sandbox/*` is left out of
-//! every count and of the latency.
+//! template back on the response. The fault knobs ([`super::faults`]) sit inside these layers,
+//! so a faulted answer is counted like any other: by its status, or as `"dropped"` when the
+//! connection is closed without an answer. `/_sandbox/*` is left out of every count, of the
+//! latency and of every fault.
 
+use super::faults::Dropped;
 use super::routes::App;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -28,6 +30,8 @@ pub struct Stats {
 struct Counts {
     requests: BTreeMap<String, u64>,
     responses: BTreeMap<u16, u64>,
+    /// Answers lost by closing the connection: they have no status.
+    dropped: u64,
 }
 
 /// `METHOD /template` of the route that answered, attached to the response by [`tag_route`].
@@ -50,26 +54,33 @@ impl Stats {
         InFlight(self)
     }
 
-    fn record(&self, route: String, status: u16) {
+    /// Counts a request under its route, and its answer by status (`None`: dropped).
+    fn record(&self, route: String, status: Option<u16>) {
         let mut counts = self
             .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *counts.requests.entry(route).or_default() += 1;
-        *counts.responses.entry(status).or_default() += 1;
+        match status {
+            Some(status) => *counts.responses.entry(status).or_default() += 1,
+            None => counts.dropped += 1,
+        }
     }
 
-    /// The body of `GET /_sandbox/stats`.
+    /// The body of `GET /_sandbox/stats`, but for its `faults` object.
     pub fn snapshot(&self, live_connections: usize) -> Value {
         let counts = self
             .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let responses: BTreeMap<String, u64> = counts
+        let mut responses: BTreeMap<String, u64> = counts
             .responses
             .iter()
             .map(|(status, n)| (status.to_string(), *n))
             .collect();
+        if counts.dropped > 0 {
+            responses.insert("dropped".to_string(), counts.dropped);
+        }
         json!({
             "requests": counts.requests,
             "responses": responses,
@@ -95,23 +106,34 @@ pub async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) 
         .extensions()
         .get::<RouteTemplate>()
         .map_or_else(|| format!("{method} (unmatched)"), |r| r.0.clone());
-    app.stats.record(route, response.status().as_u16());
+    let status = if response.extensions().get::<Dropped>().is_some() {
+        None
+    } else {
+        Some(response.status().as_u16())
+    };
+    app.stats.record(route, status);
     response
 }
 
-/// The inner layer: names the matched route, without its `/v1` or `/api/public/v1` base.
+/// The inner layer: names the matched route on its response.
 pub async fn tag_route(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|m| {
+    let route = matched_route(&request);
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteTemplate(route));
+    }
+    response
+}
+
+/// `METHOD /template` of the route a request matched, without its `/v1` or `/api/public/v1`
+/// base, e.g. `PATCH /connections/{connectionId}`; `None` outside a route layer.
+pub fn matched_route(request: &Request) -> Option<String> {
+    request.extensions().get::<MatchedPath>().map(|m| {
         let path = m.as_str();
         let path = path
             .strip_prefix("/api/public/v1")
             .or_else(|| path.strip_prefix("/v1"))
             .unwrap_or(path);
         format!("{} {path}", request.method())
-    });
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(RouteTemplate(route));
-    }
-    response
+    })
 }

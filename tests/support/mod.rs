@@ -65,6 +65,38 @@ impl World {
         cmd
     }
 
+    /// The same, as a plain `std::process::Command`, for runs that are spawned and signalled.
+    pub fn replicate_process(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("replicate"));
+        cmd.env_remove("AIRBYTE_CLIENT_ID")
+            .env_remove("AIRBYTE_CLIENT_SECRET")
+            .env("AIRBYTE_TOKEN", "sandbox-token")
+            .env("AIRBYTE_URL", &self.url)
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// How many live copies each source has into the template's destination, the template
+    /// excluded: the truth about "exactly one copy per target".
+    pub fn copies_per_source(&self) -> std::collections::BTreeMap<uuid::Uuid, usize> {
+        let all = self.connections();
+        let template = all
+            .iter()
+            .find(|c| c.name == "shop-template → Warehouse")
+            .expect("the template exists")
+            .clone();
+        let mut counts = std::collections::BTreeMap::new();
+        for c in all {
+            if c.connection_id != template.connection_id
+                && c.destination_id == template.destination_id
+            {
+                *counts.entry(c.source_id).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// `GET /_sandbox/stats`.
     pub fn stats(&self) -> Value {
         let url = format!("{}/_sandbox/stats", self.origin());
@@ -85,21 +117,30 @@ impl World {
         self.stats()["requests"][route].as_u64().unwrap_or(0)
     }
 
-    /// Every live connection, read back from the sandbox's API.
+    /// Every live connection, read back from the sandbox's API. Pages that the sandbox's own
+    /// fault knobs fail are asked again: the test wants the truth, not the faults.
     pub fn connections(&self) -> Vec<ConnectionResponse> {
         let mut all = Vec::new();
         loop {
             let url = format!("{}/connections?limit=100&offset={}", self.url, all.len());
             let page: Page<ConnectionResponse> = self.rt.block_on(async {
-                self.http
-                    .get(url)
-                    .bearer_auth("sandbox-token")
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap()
+                for _ in 0..200 {
+                    let response = self
+                        .http
+                        .get(&url)
+                        .bearer_auth("sandbox-token")
+                        .send()
+                        .await;
+                    if let Ok(response) = response {
+                        if response.status().is_success() {
+                            if let Ok(page) = response.json().await {
+                                return page;
+                            }
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                panic!("the sandbox never answered {url}");
             });
             let n = page.data.len();
             all.extend(page.data);

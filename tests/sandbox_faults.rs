@@ -1,0 +1,610 @@
+//! The sandbox's fault knobs over real HTTP: each test starts its own sandbox with rates of 0 or
+//! 1 (or a fixed seed) so that what it injects is certain, then checks what a client sees and
+//! what the sandbox's state and `/_sandbox/stats` say happened.
+
+// Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use clap::Parser;
+use replicate::sandbox::{Sandbox, SandboxArgs, SandboxConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WAREHOUSE: &str = "de570000-0000-4000-8000-000000000001";
+const SOURCES: [&str; 4] = [
+    "50c00000-0000-4000-8000-000000000002",
+    "50c00000-0000-4000-8000-000000000003",
+    "50c00000-0000-4000-8000-000000000004",
+    "50c00000-0000-4000-8000-000000000005",
+];
+const TEMPLATE: &str = "c0000000-0000-4000-8000-000000000001";
+
+/// What a client saw: a status and the body's text, or no answer at all.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Answer(StatusCode, String),
+    NoAnswer(String),
+}
+
+impl Seen {
+    /// The status, or `"none"` when the connection closed without one.
+    fn label(&self) -> String {
+        match self {
+            Seen::Answer(status, _) => status.as_u16().to_string(),
+            Seen::NoAnswer(_) => "none".to_string(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Seen::Answer(_, text) => {
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+            }
+            Seen::NoAnswer(e) => panic!("no answer: {e}"),
+        }
+    }
+}
+
+/// A sandbox with faults, and a client that sends the seed's static token.
+struct Api {
+    sandbox: Sandbox,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn with(configure: impl FnOnce(&mut SandboxConfig)) -> Api {
+        let mut config = SandboxConfig::default_on_free_port();
+        configure(&mut config);
+        Api {
+            sandbox: Sandbox::start(config).await.expect("sandbox starts"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.sandbox.url())
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Seen {
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                match response.text().await {
+                    Ok(text) => Seen::Answer(status, text),
+                    Err(e) => Seen::NoAnswer(format!("{e:?}")),
+                }
+            }
+            Err(e) => Seen::NoAnswer(format!("{e:?}")),
+        }
+    }
+
+    async fn get_as(&self, token: &str, path: &str) -> Seen {
+        self.send(self.http.get(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    async fn get(&self, path: &str) -> Seen {
+        self.get_as("sandbox-token", path).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Seen {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .bearer_auth("sandbox-token")
+                .json(body),
+        )
+        .await
+    }
+
+    async fn patch(&self, path: &str, body: &Value) -> Seen {
+        self.send(
+            self.http
+                .patch(self.url(path))
+                .bearer_auth("sandbox-token")
+                .json(body),
+        )
+        .await
+    }
+
+    async fn token(&self) -> Seen {
+        self.send(
+            self.http
+                .post(self.url("/applications/token"))
+                .json(&json!({
+                    "client_id": "sandbox-client",
+                    "client_secret": "sandbox-secret",
+                    "grant-type": "client_credentials",
+                })),
+        )
+        .await
+    }
+
+    async fn stats(&self) -> Value {
+        let url = format!("http://{}/_sandbox/stats", self.sandbox.addr());
+        let response = self.http.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "faults never reach /_sandbox/*");
+        response.json().await.unwrap()
+    }
+
+    /// The names of the live connections.
+    async fn connection_names(&self) -> Vec<String> {
+        let page = self.get("/connections?limit=100").await.json();
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn create_body(source: &str) -> Value {
+    json!({"sourceId": source, "destinationId": WAREHOUSE})
+}
+
+/// Asserts Airbyte's problem body for an injected 500 or 503.
+fn assert_injected_failure(seen: &Seen) {
+    let Seen::Answer(status, _) = seen else {
+        panic!("expected 500 or 503, got {seen:?}");
+    };
+    let body = seen.json();
+    let title = match status.as_u16() {
+        500 => "unexpected-problem",
+        503 => "service-unavailable",
+        _ => panic!("expected 500 or 503, got {seen:?}"),
+    };
+    assert_eq!(body["status"], status.as_u16());
+    assert_eq!(body["title"], title);
+    assert_eq!(
+        body["type"],
+        format!("https://reference.airbyte.com/reference/errors#{title}")
+    );
+    assert!(body["detail"].is_string());
+    assert!(
+        body["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--fail-rate")
+    );
+}
+
+#[tokio::test]
+async fn fail_rate_one_fails_every_api_call_without_effect() {
+    let api = Api::with(|c| {
+        c.fail_rate = 1.0;
+        c.fault_seed = Some(1);
+    })
+    .await;
+    let mut seen = Vec::new();
+    for source in SOURCES {
+        seen.push(api.post("/connections", &create_body(source)).await);
+    }
+    seen.push(
+        api.patch(
+            &format!("/connections/{TEMPLATE}"),
+            &json!({"name": "renamed"}),
+        )
+        .await,
+    );
+    for _ in 0..8 {
+        seen.push(api.get("/workspaces").await);
+    }
+    seen.push(api.token().await);
+    seen.push(api.send(api.http.get(api.url("/health"))).await);
+    seen.push(api.get_as("not-a-token", "/sources").await);
+    for s in &seen {
+        assert_injected_failure(s);
+    }
+    let labels: Vec<String> = seen.iter().map(Seen::label).collect();
+    assert!(labels.contains(&"500".to_string()), "{labels:?}");
+    assert!(labels.contains(&"503".to_string()), "{labels:?}");
+
+    let stats = api.stats().await;
+    assert_eq!(stats["connections"], 1, "no create took effect: {stats}");
+    assert_eq!(stats["faults"]["failed"], seen.len());
+    assert_eq!(stats["faults"]["seed"], 1);
+    let counted: u64 = ["500", "503"]
+        .iter()
+        .map(|s| stats["responses"][s].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(counted, seen.len() as u64, "{stats}");
+    assert_eq!(
+        stats["responses"].as_object().unwrap().len(),
+        2,
+        "only 500 and 503: {stats}"
+    );
+    assert_eq!(
+        stats["requests"]["POST /connections"], 4,
+        "faulted requests keep their route: {stats}"
+    );
+    assert_eq!(stats["requests"]["POST /applications/token"], 1);
+}
+
+#[tokio::test]
+async fn lost_creates_and_patches_take_effect_all_the_same() {
+    let api = Api::with(|c| {
+        c.lost_response_rate = 1.0;
+        c.fault_seed = Some(3);
+    })
+    .await;
+    let mut lost = Vec::new();
+    for source in SOURCES {
+        lost.push(api.post("/connections", &create_body(source)).await);
+    }
+    for i in 0..4 {
+        lost.push(
+            api.patch(
+                &format!("/connections/{TEMPLATE}"),
+                &json!({"name": format!("renamed {i}")}),
+            )
+            .await,
+        );
+    }
+    for seen in &lost {
+        match seen {
+            Seen::NoAnswer(_) => {}
+            Seen::Answer(status, text) => {
+                assert_eq!(*status, 504, "{text}");
+                assert_eq!(text, "upstream request timeout");
+            }
+        }
+    }
+    let labels: Vec<String> = lost.iter().map(Seen::label).collect();
+    let dropped = labels.iter().filter(|l| *l == "none").count();
+    assert!(
+        dropped > 0 && dropped < lost.len(),
+        "both kinds of loss: {labels:?}"
+    );
+
+    let names = api.connection_names().await;
+    assert_eq!(names.len(), 5, "every lost create took effect: {names:?}");
+    assert!(
+        names.contains(&"shop-eu → Warehouse".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"renamed 3".to_string()),
+        "the last lost patch took effect: {names:?}"
+    );
+
+    // Only successful writes lose their answer; reads and refused writes answer as usual.
+    let refused = api
+        .post("/connections", &json!({"sourceId": SOURCES[0]}))
+        .await;
+    assert_eq!(refused.label(), "400", "{refused:?}");
+    let read = api.get(&format!("/connections/{TEMPLATE}")).await;
+    assert_eq!(read.json()["name"], "renamed 3");
+
+    let stats = api.stats().await;
+    assert_eq!(stats["faults"]["lost"], 8, "{stats}");
+    assert_eq!(stats["responses"]["dropped"], dropped, "{stats}");
+    assert_eq!(stats["responses"]["504"], lost.len() - dropped, "{stats}");
+    assert_eq!(stats["responses"]["400"], 1, "{stats}");
+    assert_eq!(stats["connections"], 5);
+}
+
+#[tokio::test]
+async fn a_dropped_answer_is_a_closed_connection_with_no_status() {
+    // With seed 3, one of the first creates is dropped: check the transport error a client gets.
+    let api = Api::with(|c| {
+        c.lost_response_rate = 1.0;
+        c.fault_seed = Some(3);
+    })
+    .await;
+    let mut outcome = None;
+    for source in SOURCES {
+        if let Seen::NoAnswer(e) = api.post("/connections", &create_body(source)).await {
+            outcome = Some(e);
+            break;
+        }
+    }
+    let error = outcome.expect("seed 3 drops one of four creates");
+    assert!(
+        error.contains("IncompleteMessage"),
+        "a client sees the connection close before any answer: {error}"
+    );
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_a_bucket_per_token() {
+    const N: usize = 5;
+    let api = Api::with(|c| c.rate_limit = Some(5)).await;
+    let burst: Vec<reqwest::Response> = futures::future::join_all((0..3 * N).map(|_| {
+        api.http
+            .get(api.url("/workspaces"))
+            .bearer_auth("sandbox-token")
+            .send()
+    }))
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
+    let ok = burst.iter().filter(|r| r.status() == 200).count();
+    let limited: Vec<&reqwest::Response> = burst.iter().filter(|r| r.status() == 429).collect();
+    assert_eq!(ok + limited.len(), 3 * N, "only 200 or 429");
+    assert!(ok >= N, "a full bucket passes a burst of {N}: {ok}");
+    assert!(ok <= 2 * N, "{ok} of {} passed", 3 * N);
+    assert!(!limited.is_empty());
+    for response in &limited {
+        assert!(response.headers().get("retry-after").is_none());
+        assert_eq!(response.headers()["content-type"], "application/json");
+    }
+    let limited_count = limited.len();
+    let bodies = futures::future::join_all(
+        burst
+            .into_iter()
+            .filter(|r| r.status() == 429)
+            .map(reqwest::Response::text),
+    )
+    .await;
+    for body in bodies {
+        assert_eq!(
+            body.unwrap(),
+            r#"{"message":"You are being rate limited."}"#
+        );
+    }
+
+    // Another token has its own budget; bad tokens get their 401; open routes are not limited.
+    let token = api.token().await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(api.get_as(&token, "/workspaces").await.label(), "200");
+    for _ in 0..2 * N {
+        assert_eq!(
+            api.get_as("not-a-token", "/workspaces").await.label(),
+            "401"
+        );
+        let health = api.send(api.http.get(api.url("/health"))).await;
+        assert_eq!(health.label(), "200");
+    }
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        api.get("/workspaces").await.label(),
+        "200",
+        "the bucket refills"
+    );
+
+    let stats = api.stats().await;
+    assert_eq!(stats["faults"]["rate_limited"], limited_count);
+    assert_eq!(stats["responses"]["429"], limited_count);
+    assert_eq!(stats["responses"]["401"], 2 * N);
+}
+
+#[tokio::test]
+async fn tokens_expire_after_token_ttl() {
+    let api = Api::with(|c| c.token_ttl = Duration::from_secs(1)).await;
+    let issued = api.token().await.json();
+    assert_eq!(issued["expires_in"], 1);
+    let token = issued["access_token"].as_str().unwrap();
+    assert_eq!(api.get_as(token, "/workspaces").await.label(), "200");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let refused = api.get_as(token, "/workspaces").await;
+    assert_eq!(refused.label(), "401");
+    assert_eq!(
+        refused.json()["data"]["message"],
+        "The access token has expired."
+    );
+}
+
+#[tokio::test]
+async fn a_delayed_create_writes_at_the_end_of_the_delay() {
+    let delay = Duration::from_millis(600);
+    let api = Api::with(|c| c.create_delay = delay).await;
+    let body = create_body(SOURCES[0]);
+    let started = Instant::now();
+    let (created, mid_flight) = tokio::join!(api.post("/connections", &body), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        api.stats().await
+    });
+    assert_eq!(
+        mid_flight["connections"], 1,
+        "not yet written: {mid_flight}"
+    );
+    assert_eq!(mid_flight["in_flight"], 1, "{mid_flight}");
+    assert_eq!(created.label(), "200", "{created:?}");
+    assert!(started.elapsed() >= delay);
+    assert_eq!(api.stats().await["connections"], 2);
+    let read = api.get(&format!("/connections/{TEMPLATE}")).await;
+    assert_eq!(read.label(), "200", "reads are not delayed");
+}
+
+#[tokio::test]
+async fn a_delayed_create_completes_after_the_client_gives_up() {
+    let api = Api::with(|c| c.create_delay = Duration::from_millis(500)).await;
+    let impatient = api
+        .http
+        .post(api.url("/connections"))
+        .bearer_auth("sandbox-token")
+        .timeout(Duration::from_millis(100))
+        .json(&create_body(SOURCES[1]));
+    let seen = api.send(impatient).await;
+    assert_eq!(seen.label(), "none", "the client timed out: {seen:?}");
+    assert_eq!(api.stats().await["connections"], 1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        api.connection_names()
+            .await
+            .contains(&"shop-us → Warehouse".to_string()),
+        "the server finished the create"
+    );
+}
+
+/// The labels of a fixed mix of reads and writes against a sandbox with the given seed.
+async fn replay(seed: u64) -> Vec<String> {
+    let api = Api::with(|c| {
+        c.fail_rate = 0.3;
+        c.lost_response_rate = 0.5;
+        c.fault_seed = Some(seed);
+    })
+    .await;
+    let mut labels = Vec::new();
+    for i in 0..24 {
+        let outcome = match i % 3 {
+            0 => api.get("/workspaces").await,
+            1 => api.post("/connections", &create_body(SOURCES[i % 4])).await,
+            _ => {
+                api.patch(
+                    &format!("/connections/{TEMPLATE}"),
+                    &json!({"name": format!("n{i}")}),
+                )
+                .await
+            }
+        };
+        labels.push(outcome.label());
+    }
+    assert_eq!(api.stats().await["faults"]["seed"], seed);
+    labels
+}
+
+#[tokio::test]
+async fn the_same_fault_seed_repeats_the_same_faults() {
+    let first = replay(42).await;
+    let second = replay(42).await;
+    assert_eq!(first, second);
+    for kind in ["200", "none", "504"] {
+        assert!(first.contains(&kind.to_string()), "{kind} in {first:?}");
+    }
+    assert!(first.iter().any(|l| l == "500" || l == "503"), "{first:?}");
+    assert_ne!(first, replay(7).await, "another seed, other faults");
+}
+
+#[tokio::test]
+async fn without_a_fault_seed_one_is_drawn_and_reported() {
+    let api = Api::with(|c| c.fail_rate = 0.5).await;
+    let stats = api.stats().await;
+    assert_eq!(stats["faults"]["seed"], api.sandbox.fault_seed());
+    assert_eq!(stats["faults"]["failed"], 0);
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+fn parse(args: &[&str]) -> Result<SandboxArgs, String> {
+    Cli::try_parse_from(std::iter::once("sandbox").chain(args.iter().copied()))
+        .map(|cli| cli.sandbox)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn fault_flags_are_validated_and_default_to_off() {
+    let config = SandboxConfig::from_args(&parse(&[]).unwrap()).unwrap();
+    assert!(config.active_faults().is_empty(), "{config:?}");
+    assert_eq!(config.token_ttl, Duration::from_secs(900));
+    assert_eq!(config.fault_seed, None);
+    assert!(
+        SandboxConfig::default_on_free_port()
+            .active_faults()
+            .is_empty()
+    );
+
+    let args = parse(&[
+        "--fail-rate",
+        "0.25",
+        "--lost-response-rate",
+        "1",
+        "--rate-limit",
+        "10",
+        "--token-ttl",
+        "30s",
+        "--create-delay",
+        "2s",
+        "--fault-seed",
+        "9",
+    ])
+    .unwrap();
+    let config = SandboxConfig::from_args(&args).unwrap();
+    assert_eq!(
+        config.active_faults(),
+        [
+            "--fail-rate 0.25",
+            "--lost-response-rate 1",
+            "--rate-limit 10",
+            "--token-ttl 30s",
+            "--create-delay 2s"
+        ]
+    );
+    assert_eq!(config.fault_seed, Some(9));
+
+    for (flags, complaint) in [
+        (["--fail-rate", "1.5"], "--fail-rate"),
+        (
+            ["--lost-response-rate=-0.1", "--fault-seed=1"],
+            "--lost-response-rate",
+        ),
+        (["--fail-rate", "often"], "--fail-rate"),
+        (["--rate-limit", "0"], "--rate-limit"),
+    ] {
+        let error = parse(&flags).err().unwrap();
+        assert!(error.contains(complaint), "{flags:?}: {error}");
+    }
+    let error = SandboxConfig::from_args(&parse(&["--token-ttl", "0"]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("--token-ttl 0:"), "{error}");
+}
+
+#[tokio::test]
+async fn configs_built_in_code_are_validated_too() {
+    type Configure = fn(&mut SandboxConfig);
+    let cases: [(Configure, &str); 4] = [
+        (|c| c.fail_rate = f64::NAN, "--fail-rate NaN:"),
+        (|c| c.lost_response_rate = 2.0, "--lost-response-rate 2:"),
+        (|c| c.rate_limit = Some(0), "--rate-limit 0:"),
+        (|c| c.token_ttl = Duration::ZERO, "--token-ttl 0:"),
+    ];
+    for (configure, expected) in cases {
+        let mut config = SandboxConfig::default_on_free_port();
+        configure(&mut config);
+        let error = Sandbox::start(config).await.unwrap_err().to_string();
+        assert!(error.starts_with(expected), "{error}");
+    }
+}
+
+#[test]
+fn the_startup_output_names_the_active_faults_and_the_seed() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_replicate"))
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--fail-rate",
+            "0.1",
+            "--rate-limit",
+            "20",
+            "--fault-seed",
+            "1234",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        let last = line.starts_with("stats:");
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        lines[0].starts_with("listening on http://127.0.0.1:"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[lines.len() - 2],
+        "faults:        --fail-rate 0.1, --rate-limit 20 (replay with --fault-seed 1234)"
+    );
+}
