@@ -7,6 +7,7 @@
 use crate::client::{Client, ClientConfig, Credentials, RetryPolicy};
 use crate::execute::{ExecuteOptions, Interrupt};
 use crate::plan::{self, Plan};
+use crate::preview::PreviewOptions;
 use crate::report::events::Reporter;
 use crate::report::human::{self, Style};
 use crate::report::progress::Progress;
@@ -204,7 +205,7 @@ fn credentials_from_env() -> anyhow::Result<Credentials> {
 /// Parses the command line and runs it; returns the process exit code.
 pub fn run() -> u8 {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -350,6 +351,11 @@ impl BuiltIn {
 }
 
 /// The online part of `plan` and `apply`, once the plan is loaded.
+///
+/// An `apply` that will not ask for confirmation (`--yes`, or no terminal to ask on) overlaps
+/// the preview and the writes: a target's create starts as soon as its own checks pass, while
+/// other catalogs are still being read. The preview is printed in full once every check is
+/// done, before the summary. An `apply` that asks shows the whole preview first, then writes.
 async fn run_loaded(
     plan: &Plan,
     common: &CommonArgs,
@@ -371,9 +377,41 @@ async fn run_loaded(
     let interrupt = Arc::new(Interrupt::default());
     let signals = tokio::spawn(watch_ctrl_c(Arc::clone(&interrupt), Arc::clone(&progress)));
     let _stop_watching = AbortOnDrop(signals);
+    let show_preview = |report: &Report| {
+        if settings.output == Output::Human && report.error.is_none() {
+            print!("{}", human::preview(report, settings.style()));
+        }
+    };
+    let yes = apply.is_some_and(|a| a.yes) || !can_ask();
 
+    if mode == Mode::Apply && yes {
+        let (ready, queued) = tokio::sync::mpsc::unbounded_channel();
+        let options = PreviewOptions {
+            keep_bodies: settings.verbosity > 0,
+            ready: Some(ready),
+        };
+        let previewing = async {
+            let report = preview::preview(plan, &client, options, &progress).await;
+            show_preview(&report);
+            report
+        };
+        let queued = futures::stream::unfold(queued, |mut queued| async move {
+            queued.recv().await.map(|create| (create, queued))
+        });
+        let writing = execute::write(queued, &client, &settings.execute, &interrupt, &progress);
+        let (mut report, writes) = tokio::join!(previewing, writing);
+        if report.error.is_none() {
+            execute::record(&mut report, &writes);
+        }
+        return finish_apply(&report, &settings, report_file, &interrupt, progress);
+    }
+
+    let options = PreviewOptions {
+        keep_bodies: mode == Mode::Apply || settings.verbosity > 0,
+        ready: None,
+    };
     let mut report = tokio::select! {
-        report = preview::preview(plan, &client, Mode::Plan, &progress) => report,
+        report = preview::preview(plan, &client, options, &progress) => report,
         () = interrupt.raised() => {
             let mut report = Report::new(&plan.file, mode);
             report.error = Some("interrupted before anything was written".into());
@@ -382,9 +420,7 @@ async fn run_loaded(
             return Ok(RunCode::Interrupted);
         }
     };
-    if settings.output == Output::Human && report.error.is_none() {
-        print!("{}", human::preview(&report, settings.style()));
-    }
+    show_preview(&report);
     let code = if report.error.is_some() || report.has_failures() {
         RunCode::Failed
     } else if report.has_changes() {
@@ -397,9 +433,15 @@ async fn run_loaded(
         finish(&report, settings.output, report_file, None)?;
         return Ok(code);
     }
-    if report.has_changes() && !confirmed(apply.is_some_and(|a| a.yes), &report)? {
-        eprintln!("Apply cancelled; nothing was written.");
-        return Ok(RunCode::Failed);
+    if report.has_changes() {
+        match confirm(&report, &interrupt).await? {
+            Some(true) => {}
+            Some(false) => {
+                eprintln!("Apply cancelled; nothing was written.");
+                return Ok(RunCode::Failed);
+            }
+            None => return Ok(RunCode::Interrupted),
+        }
     }
     execute::execute(
         &mut report,
@@ -409,13 +451,21 @@ async fn run_loaded(
         &progress,
     )
     .await;
+    finish_apply(&report, &settings, report_file, &interrupt, progress)
+}
+
+/// The end of an apply: the summary (or the JSON document), the report file, the exit code.
+fn finish_apply(
+    report: &Report,
+    settings: &Settings,
+    report_file: Option<&Path>,
+    interrupt: &Interrupt,
+    progress: Arc<dyn Reporter>,
+) -> anyhow::Result<RunCode> {
+    // The bars are gone before the summary is printed.
     drop(progress);
-    finish(
-        &report,
-        settings.output,
-        report_file,
-        Some(settings.style()),
-    )?;
+    let style = report.error.is_none().then(|| settings.style());
+    finish(report, settings.output, report_file, style)?;
     Ok(if interrupt.is_raised() {
         RunCode::Interrupted
     } else if report.has_failures() {
@@ -475,11 +525,13 @@ fn finish(
     Ok(())
 }
 
-/// Asks before writing, only when a person is there to answer (stdin and stderr are terminals).
-fn confirmed(yes: bool, report: &Report) -> anyhow::Result<bool> {
-    if yes || !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return Ok(true);
-    }
+/// Whether a person is there to answer a prompt: stdin and stderr are terminals.
+fn can_ask() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks before writing. `None`: interrupted while asking.
+async fn confirm(report: &Report, interrupt: &Interrupt) -> anyhow::Result<Option<bool>> {
     let s = &report.summary;
     eprint!(
         "Apply {} create{}? Only 'yes' or 'y' proceeds: ",
@@ -487,7 +539,19 @@ fn confirmed(yes: bool, report: &Report) -> anyhow::Result<bool> {
         if s.create == 1 { "" } else { "s" }
     );
     std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "yes" | "y"))
+    // Read on a blocking thread, so Ctrl-C still reaches the run while it waits.
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map(|_| answer)
+    });
+    tokio::select! {
+        answer = answer => {
+            let answer = answer.context("reading the answer")??;
+            Ok(Some(matches!(answer.trim(), "yes" | "y")))
+        }
+        () = interrupt.raised() => Ok(None),
+    }
 }

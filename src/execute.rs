@@ -72,57 +72,91 @@ pub async fn execute(
     interrupt: &Interrupt,
     reporter: &Arc<dyn Reporter>,
 ) {
-    report.mode = Mode::Apply;
     let workspace = report.template.as_ref().map(|t| t.workspace_id);
-    let mut creates = Vec::new();
-    for (i, row) in report.targets.iter_mut().enumerate() {
-        row.outcome = Some(match row.action {
-            Action::Unchanged => Outcome::Unchanged,
-            Action::Error => Outcome::Failed,
-            Action::Create | Action::Update => match row.body.clone() {
-                Some(body) => {
-                    creates.push((i, body));
-                    Outcome::NotRun
-                }
-                None => Outcome::Failed,
-            },
-        });
-    }
+    let creates: Vec<Create> = report
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| matches!(row.action, Action::Create | Action::Update))
+        .filter_map(|(row, target)| {
+            Some(Create {
+                row,
+                workspace: workspace?,
+                body: target.body.clone()?,
+            })
+        })
+        .collect();
+    let writes = write(stream::iter(creates), client, options, interrupt, reporter).await;
+    record(report, &writes);
+}
 
-    reporter.writes_started(creates.len() as u64);
+/// How one target's create ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    Created(Uuid),
+    Failed(String),
+    /// Still in flight when the grace period after an interrupt ran out.
+    Abandoned,
+}
+
+/// One copy to create: its report row, the workspace it lands in, and the body to post.
+#[derive(Debug, Clone)]
+pub struct Create {
+    pub row: usize,
+    pub workspace: Uuid,
+    pub body: ConnectionCreateRequest,
+}
+
+/// Posts every create `creates` yields, at most `options.concurrency` at once, as they come:
+/// the preview may still be reading catalogs. Returns how each started create ended, by report
+/// row; a create never started is absent.
+pub async fn write(
+    creates: impl futures::Stream<Item = Create>,
+    client: &Client,
+    options: &ExecuteOptions,
+    interrupt: &Interrupt,
+    reporter: &Arc<dyn Reporter>,
+) -> Vec<(usize, Written)> {
+    reporter.writes_started(0);
     let finder = CopyFinder {
         client,
-        workspace,
         latest: Mutex::new(None),
     };
     let finder = &finder;
-    let started: Vec<AtomicBool> = report
-        .targets
-        .iter()
-        .map(|_| AtomicBool::new(false))
-        .collect();
-    let started = &started;
-    let mut results = stream::iter(creates)
-        .map(|(i, body)| async move {
-            if interrupt.is_raised() {
-                return (i, None);
+    let in_flight = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let in_flight = &in_flight;
+    let results = creates
+        .map(|create| {
+            reporter.writes_queued(1);
+            async move {
+                let i = create.row;
+                if interrupt.is_raised() {
+                    return (i, None);
+                }
+                if let Ok(mut set) = in_flight.lock() {
+                    set.insert(i);
+                }
+                let written = tokio::time::timeout(
+                    options.target_timeout,
+                    create_once(client, finder, &create, &options.retry, reporter),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "gave up after {} s; the copy may or may not exist, a re-run will find it",
+                        options.target_timeout.as_secs()
+                    ))
+                });
+                if let Ok(mut set) = in_flight.lock() {
+                    set.remove(&i);
+                }
+                (i, Some(written))
             }
-            started[i].store(true, Ordering::SeqCst);
-            let write = tokio::time::timeout(
-                options.target_timeout,
-                create_once(client, finder, &body, &options.retry, reporter),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "gave up after {} s; the copy may or may not exist, a re-run will find it",
-                    options.target_timeout.as_secs()
-                ))
-            });
-            (i, Some(write))
         })
         .buffer_unordered(options.concurrency.max(1));
+    let mut results = std::pin::pin!(results);
 
+    let mut writes = Vec::new();
     let mut deadline: Option<Instant> = None;
     loop {
         let next = match deadline {
@@ -138,35 +172,60 @@ pub async fn execute(
                 Err(_) => break,
             },
         };
-        let Some((i, write)) = next else { break };
-        let row = &mut report.targets[i];
-        match write {
+        let Some((i, written)) = next else { break };
+        match written {
             None => {}
             Some(Ok(copy)) => {
-                row.outcome = Some(Outcome::Created);
-                row.connection_id = Some(copy);
                 reporter.write_finished(WriteResult::Created);
+                writes.push((i, Written::Created(copy)));
             }
             Some(Err(message)) => {
-                row.outcome = Some(Outcome::Failed);
-                row.error = Some(message);
                 reporter.write_finished(WriteResult::Failed);
+                writes.push((i, Written::Failed(message)));
             }
         }
     }
-    drop(results);
-    // Creates still in flight when the grace period ended: nobody knows how they ended.
-    for (row, started) in report.targets.iter_mut().zip(started) {
-        if row.outcome == Some(Outcome::NotRun) && started.load(Ordering::SeqCst) {
-            row.outcome = Some(Outcome::Failed);
-            row.error = Some(
-                "interrupted while the create was in flight: the copy may or may not exist, a \
-                 re-run will find it"
-                    .into(),
-            );
-        }
+    if let Ok(set) = in_flight.lock() {
+        writes.extend(set.iter().map(|&i| (i, Written::Abandoned)));
     }
     reporter.writes_finished();
+    writes
+}
+
+/// Puts the writes into the report: every row gets its outcome (`unchanged`, `failed` for
+/// preview errors, `created`/`failed` for writes, `not_run` for creates never started).
+pub fn record(report: &mut Report, writes: &[(usize, Written)]) {
+    report.mode = Mode::Apply;
+    for row in &mut report.targets {
+        row.outcome = Some(match row.action {
+            Action::Unchanged => Outcome::Unchanged,
+            Action::Error => Outcome::Failed,
+            Action::Create | Action::Update => Outcome::NotRun,
+        });
+    }
+    for (i, written) in writes {
+        let Some(row) = report.targets.get_mut(*i) else {
+            continue;
+        };
+        match written {
+            Written::Created(id) => {
+                row.outcome = Some(Outcome::Created);
+                row.connection_id = Some(*id);
+            }
+            Written::Failed(message) => {
+                row.outcome = Some(Outcome::Failed);
+                row.error = Some(message.clone());
+            }
+            Written::Abandoned => {
+                row.outcome = Some(Outcome::Failed);
+                row.error = Some(
+                    "interrupted while the create was in flight: the copy may or may not exist, \
+                     a re-run will find it"
+                        .into(),
+                );
+            }
+        }
+    }
     report.tally();
 }
 
@@ -175,13 +234,13 @@ pub async fn execute(
 async fn create_once(
     client: &Client,
     finder: &CopyFinder<'_>,
-    body: &ConnectionCreateRequest,
+    create: &Create,
     retry: &RetryPolicy,
     reporter: &Arc<dyn Reporter>,
 ) -> Result<Uuid, String> {
     let mut delays = retry.delays();
     loop {
-        let error = match client.create_connection(body).await {
+        let error = match client.create_connection(&create.body).await {
             Ok(created) => return Ok(created.connection_id),
             Err(e) if e.is_ambiguous() => e,
             Err(e) => return Err(e.to_string()),
@@ -189,7 +248,7 @@ async fn create_once(
         // Only a listing that starts after the failure was seen can be trusted to show the
         // create's effect.
         let failed_at = Instant::now();
-        match finder.find(failed_at, body).await {
+        match finder.find(failed_at, create).await {
             Ok(Some(id)) => {
                 reporter.log(
                     1,
@@ -223,29 +282,29 @@ async fn create_once(
 /// whose failure happened before that listing began.
 struct CopyFinder<'a> {
     client: &'a Client,
-    workspace: Option<Uuid>,
     latest: Mutex<Option<(Instant, Arc<Vec<ConnectionResponse>>)>>,
 }
 
 impl CopyFinder<'_> {
-    /// The id of the copy `body` describes, if the server has it now.
-    async fn find(
-        &self,
-        failed_at: Instant,
-        body: &ConnectionCreateRequest,
-    ) -> Result<Option<Uuid>, ApiError> {
+    /// The id of the copy `create` describes, if the server has it now.
+    async fn find(&self, failed_at: Instant, create: &Create) -> Result<Option<Uuid>, ApiError> {
         let connections = {
             let mut latest = self.latest.lock().await;
             match latest.as_ref() {
                 Some((started, list)) if *started >= failed_at => Arc::clone(list),
                 _ => {
                     let started = Instant::now();
-                    let list = Arc::new(self.client.connections(self.workspace, |_| {}).await?);
+                    let list = Arc::new(
+                        self.client
+                            .connections(Some(create.workspace), |_| {})
+                            .await?,
+                    );
                     *latest = Some((started, Arc::clone(&list)));
                     list
                 }
             }
         };
+        let body = &create.body;
         let name = body.name.as_deref().unwrap_or_default();
         Ok(
             match ExistingCopies::new(&connections).find(body.source_id, body.destination_id, name)

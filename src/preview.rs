@@ -6,6 +6,7 @@
 
 use crate::client::Client;
 use crate::copy::{self, Blueprint};
+use crate::execute::Create;
 use crate::existing::{Existing, ExistingCopies};
 use crate::plan::{ExistingPolicy, Names, Plan};
 use crate::report::events::{Reporter, Step};
@@ -13,10 +14,22 @@ use crate::report::{Action, Mode, Report, TargetReport};
 use crate::resolve::{self, Resolved, ResolvedTarget, SourceSummary};
 use futures::{StreamExt, stream};
 use std::sync::Arc;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// Catalog reads queued at once; the client's pace decides how many are actually in flight.
 const CATALOGS_AT_ONCE: usize = 512;
+
+/// What the preview keeps, and hands on as it goes.
+#[derive(Debug, Default)]
+pub struct PreviewOptions {
+    /// Keep each create body in its row: for `-v`, and for an `apply` that writes after the
+    /// preview. Without it, 20,000 bodies are not held just to be counted.
+    pub keep_bodies: bool,
+    /// Hand each create body (with its row's index) on as soon as it is built, for an `apply`
+    /// that writes while the preview still reads catalogs. Dropped when the preview ends.
+    pub ready: Option<mpsc::UnboundedSender<Create>>,
+}
 
 /// Resolves the plan against the server and decides what each target needs. A failure of the
 /// whole run (template not found, API unreachable) is `report.error`; a failure of one target
@@ -24,10 +37,10 @@ const CATALOGS_AT_ONCE: usize = 512;
 pub async fn preview(
     plan: &Plan,
     client: &Client,
-    mode: Mode,
+    options: PreviewOptions,
     reporter: &Arc<dyn Reporter>,
 ) -> Report {
-    let mut report = Report::new(&plan.file, mode);
+    let mut report = Report::new(&plan.file, Mode::Plan);
     let resolved = match resolve::resolve(plan, client, reporter).await {
         Ok(resolved) => resolved,
         Err(e) => {
@@ -43,7 +56,7 @@ pub async fn preview(
         }
     };
     report.template = Some(blueprint.template().clone());
-    report.targets = decide(plan, &resolved, &blueprint, client, reporter).await;
+    report.targets = decide(plan, &resolved, &blueprint, client, &options, reporter).await;
     report.tally();
     report
 }
@@ -55,6 +68,7 @@ async fn decide(
     resolved: &Resolved,
     blueprint: &Blueprint,
     client: &Client,
+    options: &PreviewOptions,
     reporter: &Arc<dyn Reporter>,
 ) -> Vec<TargetReport> {
     let existing = ExistingCopies::new(&resolved.connections);
@@ -97,7 +111,17 @@ async fn decide(
         match built {
             Ok(copy) => {
                 row.warnings = copy.warnings;
-                row.body = Some(copy.body);
+                if let Some(ready) = &options.ready {
+                    // The receiver only goes away when the run is over.
+                    let _ = ready.send(Create {
+                        row: i,
+                        workspace: resolved.template.workspace_id,
+                        body: copy.body.clone(),
+                    });
+                }
+                if options.keep_bodies {
+                    row.body = Some(copy.body);
+                }
             }
             Err(problems) => {
                 row.action = Action::Error;

@@ -39,8 +39,10 @@ pub trait Reporter: Send + Sync {
     fn step_advanced(&self, _step: Step, _n: u64) {}
     /// A resolve step is done; `summary` says what it found ("7 sources").
     fn step_finished(&self, _step: Step, _summary: &str) {}
-    /// The writes begin: `total` targets.
+    /// The writes begin, with `total` targets known so far.
     fn writes_started(&self, _total: u64) {}
+    /// `n` more targets are queued for writing (the preview found them while writes ran).
+    fn writes_queued(&self, _n: u64) {}
     /// One target's write finished.
     fn write_finished(&self, _result: WriteResult) {}
     /// The writes are done.

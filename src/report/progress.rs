@@ -71,6 +71,10 @@ impl Progress {
 
 impl Reporter for Progress {
     fn step_started(&self, step: Step) {
+        // Hidden bars would still tick and format on a timer thread: make none at all.
+        if !self.visible {
+            return;
+        }
         let bar = self.multi.add(ProgressBar::new_spinner());
         bar.set_style(
             ProgressStyle::with_template("{spinner:.cyan} {prefix:<12} {pos} {msg}")
@@ -100,6 +104,9 @@ impl Reporter for Progress {
     }
 
     fn writes_started(&self, total: u64) {
+        if !self.visible {
+            return;
+        }
         let bar = self.multi.add(ProgressBar::new(total));
         bar.set_style(
             ProgressStyle::with_template(
@@ -112,6 +119,14 @@ impl Reporter for Progress {
             *writes = Some(bar);
         }
         self.update_writes_message();
+    }
+
+    fn writes_queued(&self, n: u64) {
+        if let Ok(writes) = self.writes.lock() {
+            if let Some(bar) = writes.as_ref() {
+                bar.inc_length(n);
+            }
+        }
     }
 
     fn write_finished(&self, result: WriteResult) {
