@@ -331,7 +331,7 @@ impl Client {
 
     /// All pages of a list endpoint. Keeps its own offset and stops at the first short or empty
     /// page: `next` is set even on the last page (DIGEST §3.5). After a first full page, the
-    /// following pages are fetched several at once (their offsets are known), 2, then 4, up to
+    /// following pages are fetched several at once (their offsets are known), 4, then
     /// `LIST_FANOUT`; the requests wasted past the end are fewer than the pages read.
     async fn list<T: DeserializeOwned>(
         &self,
@@ -350,6 +350,7 @@ impl Client {
             query
         };
         let mut all = Vec::new();
+        // The first page alone: most lists fit in it.
         let mut batch = 1;
         loop {
             let start = all.len();
@@ -376,9 +377,9 @@ impl Client {
                     )),
                 ));
             }
-            // Grow the fan-out while the list goes on: few wasted requests on short lists, few
-            // round trips on long ones.
-            batch = (batch * 2)
+            // A long list: fetch 4 pages at once, then 8, so that 1,000 items take 2 more round
+            // trips, not 4, for at most 3 wasted requests on a list of 2 pages.
+            batch = (batch * 4)
                 .min(LIST_FANOUT.min(self.inner.concurrency))
                 .max(1);
         }
