@@ -246,7 +246,10 @@ mod tests {
     #[test]
     fn hostile_bytes_are_errors_not_panics() {
         assert_eq!(error(""), "p.yaml: the file is empty");
-        assert_eq!(error("# only a comment\n\n  # another\n"), "p.yaml: the file is empty");
+        assert_eq!(
+            error("# only a comment\n\n  # another\n"),
+            "p.yaml: the file is empty"
+        );
         let long = format!("version: \"{}\"\n", "9".repeat(10_000));
         assert_eq!(
             error(&long),

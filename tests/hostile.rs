@@ -14,6 +14,9 @@
 // Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
+use replicate::plan::{Names, Template};
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -535,7 +538,10 @@ fn a_huge_value_is_quoted_not_dumped() {
         format!("version: \"{long}\"\n"),
         format!("{VALID_PLAN}existing: {long}\n"),
         format!("{VALID_PLAN}defaults: {{prefix: \"{long}{{\"}}\n"),
-        format!("version: 1\ntemplate: t\ntargets: [{{match: \"[{}\"}}]\n", &long[..1000]),
+        format!(
+            "version: 1\ntemplate: t\ntargets: [{{match: \"[{}\"}}]\n",
+            &long[..1000]
+        ),
     ];
     for text in cases {
         let messages = load_plan("a huge value", text.as_bytes()).unwrap_err();
@@ -670,5 +676,254 @@ fn a_seed_with_huge_catalogs_loads_or_fails_quickly() {
             replicate::sandbox::Seed::from_yaml(Path::new(SEED_FILE), text.as_bytes()).map(|_| ())
         })
         .ok();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property tests: plans, seeds and placeholders.
+
+/// A fixed seed and a modest number of cases, unless `PROPTEST_CASES` or `PROPTEST_RNG_SEED`
+/// ask for more (or another) search.
+fn proptest_config(cases: u32) -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = cases;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = RngSeed::Fixed(0x5EED_1E55);
+    }
+    config.failure_persistence = None;
+    config
+}
+
+const PLANS: [&str; 3] = [
+    include_str!("../plans/example.yaml"),
+    include_str!("../plans/per-shop-overrides.yaml"),
+    include_str!("../plans/with-legacy.yaml"),
+];
+
+const DEFAULT_SEED: &str = include_str!("../src/sandbox/default_seed.yaml");
+
+/// Pieces of YAML and of plans: indicators, keys, values, placeholders, globs, odd bytes.
+const TOKENS: &[&str] = &[
+    "version",
+    "template",
+    "targets",
+    "match",
+    "source",
+    "exclude",
+    "type",
+    "defaults",
+    "name",
+    "prefix",
+    "status",
+    "schedule",
+    "scheduleType",
+    "cronExpression",
+    "existing",
+    "concurrency",
+    "airbyte",
+    "url",
+    "token",
+    "workspaces",
+    "sources",
+    "catalogs",
+    "fields",
+    ": ",
+    ":",
+    "- ",
+    "-",
+    "\n",
+    "\n  ",
+    "\n    ",
+    "\t",
+    " ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "&a ",
+    "*a",
+    "<<: ",
+    "!!binary ",
+    "!tag ",
+    "? ",
+    "|\n",
+    ">-\n",
+    "\"",
+    "'",
+    "#",
+    "---\n",
+    "...\n",
+    "%YAML 1.2\n",
+    "~",
+    "null",
+    "1",
+    "-1",
+    "0x1F",
+    "1e400",
+    ".inf",
+    "99999999999999999999",
+    "shop-*",
+    "[",
+    "{a,",
+    "**/[",
+    "{source.name}",
+    "{source.name|slug}",
+    "{source.name|",
+    "{{",
+    "}}",
+    "${X}",
+    "é",
+    "\u{feff}",
+    "\u{0}",
+    "\r\n",
+    "\\",
+    "\\u0041",
+    "\\x",
+    "0 0 3 * * ?",
+    "https://x",
+    "c0000000-0000-4000-8000-000000000001",
+];
+
+fn yamlish() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            4 => prop::sample::select(TOKENS).prop_map(str::to_string),
+            1 => "[a-z0-9 ]{1,8}",
+            1 => any::<char>().prop_map(String::from),
+        ],
+        0..64,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+/// One edit of a document: where (a fraction of its length), what, and how much.
+#[derive(Debug, Clone)]
+enum Edit {
+    Delete(f64, usize),
+    Insert(f64, &'static str),
+    Byte(f64, u8),
+    DuplicateLine(f64),
+    Truncate(f64),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let at = 0.0..1.0f64;
+    prop_oneof![
+        (at.clone(), 1..16usize).prop_map(|(at, n)| Edit::Delete(at, n)),
+        (at.clone(), prop::sample::select(TOKENS)).prop_map(|(at, t)| Edit::Insert(at, t)),
+        (at.clone(), any::<u8>()).prop_map(|(at, b)| Edit::Byte(at, b)),
+        at.clone().prop_map(Edit::DuplicateLine),
+        at.prop_map(Edit::Truncate),
+    ]
+}
+
+fn apply(text: &str, edits: &[Edit]) -> Vec<u8> {
+    let mut bytes = text.as_bytes().to_vec();
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let index = |len: usize, at: f64| ((len as f64) * at) as usize;
+    for edit in edits {
+        let len = bytes.len();
+        match *edit {
+            Edit::Delete(at, n) => {
+                let i = index(len, at);
+                bytes.drain(i..(i + n).min(len));
+            }
+            Edit::Insert(at, token) => {
+                let i = index(len, at);
+                bytes.splice(i..i, token.bytes());
+            }
+            Edit::Byte(at, b) => {
+                if let Some(slot) = bytes.get_mut(index(len, at)) {
+                    *slot = b;
+                }
+            }
+            Edit::DuplicateLine(at) => {
+                let i = index(len, at);
+                let start = bytes[..i]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+                let end = bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(len, |p| i + p + 1);
+                let line = bytes[start..end].to_vec();
+                bytes.splice(end..end, line);
+            }
+            Edit::Truncate(at) => bytes.truncate(index(len, at)),
+        }
+    }
+    bytes
+}
+
+/// Loads `bytes` as a plan and as a seed; neither may panic, and every error names the file.
+fn check_both_loaders(bytes: &[u8]) {
+    if let Err(messages) = load_plan("generated", bytes) {
+        check_messages("generated plan", PLAN_FILE, &messages);
+    }
+    if let Err(message) = load_seed("generated", bytes) {
+        check_messages("generated seed", SEED_FILE, &[message]);
+    }
+}
+
+proptest! {
+    #![proptest_config(proptest_config(256))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        check_both_loaders(&bytes);
+    }
+
+    #[test]
+    fn yamlish_text_never_panics(text in yamlish()) {
+        check_both_loaders(text.as_bytes());
+    }
+
+    #[test]
+    fn mutated_plans_never_panic(
+        plan in prop::sample::select(PLANS.as_slice()),
+        edits in prop::collection::vec(edit(), 1..6),
+    ) {
+        check_both_loaders(&apply(plan, &edits));
+    }
+
+    #[test]
+    fn mutated_seeds_never_panic(edits in prop::collection::vec(edit(), 1..6)) {
+        let bytes = apply(DEFAULT_SEED, &edits);
+        if let Err(message) = load_seed("mutated seed", &bytes) {
+            check_messages("mutated seed", SEED_FILE, &[message]);
+        }
+    }
+
+    #[test]
+    fn templates_never_panic(
+        text in prop_oneof!["[{}|a-z. $_]{0,40}", ".{0,40}", yamlish()],
+        source_name in ".{0,20}",
+    ) {
+        match no_panic(&text, || Template::parse(&text)) {
+            Ok(template) => {
+                let names = Names {
+                    source_name: &source_name,
+                    source_id: uuid::Uuid::nil(),
+                    source_type: "postgres",
+                    destination_name: "Warehouse",
+                    destination_id: uuid::Uuid::nil(),
+                    template_name: &text,
+                };
+                no_panic(&text, || template.render(&names));
+            }
+            Err(message) => {
+                let known = ["unclosed `{`", "unmatched `}`", "unknown placeholder", "unknown filter"];
+                prop_assert!(known.iter().any(|k| message.starts_with(k)), "{}", message);
+                prop_assert!(message.len() <= MAX_MESSAGE);
+            }
+        }
     }
 }
