@@ -17,10 +17,16 @@
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use replicate::plan::{Names, Template};
+use replicate::sandbox::{Sandbox, SandboxConfig, Seed};
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 const PLAN_FILE: &str = "hostile-plan.yaml";
 const SEED_FILE: &str = "hostile-seed.yaml";
@@ -926,4 +932,538 @@ proptest! {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A hostile server: a proxy in front of a sandbox that answers some requests itself, badly.
+
+const TEMPLATE_ID: &str = "c0000000-0000-4000-8000-000000000001";
+const WORKSPACE_ID: &str = "5a4d0000-0000-4000-8000-000000000001";
+const TEMPLATE_ROUTE: &str = "GET /connections/c0000000-0000-4000-8000-000000000001";
+
+/// The plan every end-to-end case runs: the template by id, so the first request is
+/// `GET /connections/{id}`.
+const E2E_PLAN: &str = "version: 1\ntemplate: c0000000-0000-4000-8000-000000000001\n\
+                        targets:\n  - match: \"shop-*\"\n    exclude: [shop-legacy]\n";
+
+/// What the hostile server sends instead of the sandbox's answer.
+#[derive(Debug, Clone)]
+enum Answer {
+    /// A status, a content type and a body, with a correct `Content-Length`.
+    Body {
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
+    /// 200 and its headers, then silence.
+    HangAfterHeaders,
+    /// 200, then a chunked body that never ends (throttled, so a client that keeps it all
+    /// grows by tens of MB a second, not GBs).
+    Endless,
+}
+
+fn json(status: u16, body: impl Into<Vec<u8>>) -> Answer {
+    Answer::Body {
+        status,
+        content_type: "application/json",
+        body: body.into(),
+    }
+}
+
+/// Decides, from the method and the target (`/v1/sources?limit=100&offset=0…`), whether to
+/// answer a request itself; `None` passes it to the sandbox.
+type Rule = Arc<dyn Fn(&str, &str) -> Option<Answer> + Send + Sync>;
+
+struct Hostile {
+    rt: tokio::runtime::Runtime,
+    sandbox: Option<Sandbox>,
+    url: String,
+    dir: tempfile::TempDir,
+    /// Bytes of endless bodies written so far.
+    endless_bytes: Arc<AtomicU64>,
+}
+
+impl Hostile {
+    fn new(rule: impl Fn(&str, &str) -> Option<Answer> + Send + Sync + 'static) -> Hostile {
+        Hostile::with_sandbox(SandboxConfig::default_on_free_port(), rule)
+    }
+
+    fn with_sandbox(
+        config: SandboxConfig,
+        rule: impl Fn(&str, &str) -> Option<Answer> + Send + Sync + 'static,
+    ) -> Hostile {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let rule: Rule = Arc::new(rule);
+        let endless_bytes = Arc::new(AtomicU64::new(0));
+        let (sandbox, addr) = rt.block_on(async {
+            let sandbox = Sandbox::start(config).await.unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let upstream = sandbox.addr();
+            let http = reqwest::Client::new();
+            let counter = endless_bytes.clone();
+            tokio::spawn(async move {
+                while let Ok((socket, _)) = listener.accept().await {
+                    let (rule, http, counter) = (rule.clone(), http.clone(), counter.clone());
+                    tokio::spawn(async move {
+                        // A client that hangs up early is no concern of the server's.
+                        let _ = serve(socket, upstream, &rule, &http, &counter).await;
+                    });
+                }
+            });
+            (sandbox, addr)
+        });
+        Hostile {
+            rt,
+            sandbox: Some(sandbox),
+            url: format!("http://{addr}/v1"),
+            dir: tempfile::tempdir().unwrap(),
+            endless_bytes,
+        }
+    }
+
+    /// `replicate plan` on [`E2E_PLAN`], against this server, with a short request timeout.
+    fn plan(&self) -> assert_cmd::Command {
+        self.plan_with_timeout("2s")
+    }
+
+    fn plan_with_timeout(&self, request_timeout: &str) -> assert_cmd::Command {
+        let path = self.dir.path().join("plan.yaml");
+        std::fs::write(&path, E2E_PLAN).unwrap();
+        let mut cmd = assert_cmd::Command::cargo_bin("replicate").unwrap();
+        cmd.env_remove("AIRBYTE_CLIENT_ID")
+            .env_remove("AIRBYTE_CLIENT_SECRET")
+            .env("AIRBYTE_TOKEN", "sandbox-token")
+            .env("AIRBYTE_URL", &self.url)
+            .env("NO_COLOR", "1")
+            .args(["plan", "--quiet", "--request-timeout", request_timeout])
+            .arg(&path)
+            .current_dir(self.dir.path())
+            .timeout(Duration::from_secs(60));
+        cmd
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        if let Some(sandbox) = self.sandbox.take() {
+            self.rt.block_on(sandbox.shutdown());
+        }
+    }
+}
+
+/// One request on one connection (answers say `Connection: close`).
+async fn serve(
+    mut socket: TcpStream,
+    upstream: std::net::SocketAddr,
+    rule: &Rule,
+    http: &reqwest::Client,
+    endless_bytes: &AtomicU64,
+) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await? == 0 || head.len() > 64 * 1024 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = head.lines();
+    let mut request_line = lines.next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_string();
+    let target = request_line.next().unwrap_or_default().to_string();
+    let mut authorization = None;
+    let mut length = 0;
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            match name.to_ascii_lowercase().as_str() {
+                "authorization" => authorization = Some(value.trim().to_string()),
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    socket.read_exact(&mut body).await?;
+
+    let answer = match rule(&method, &target) {
+        Some(answer) => answer,
+        None => {
+            let mut request = http.request(
+                method.parse().unwrap(),
+                format!("http://{upstream}{target}"),
+            );
+            if let Some(authorization) = authorization {
+                request = request.header("authorization", authorization);
+            }
+            if !body.is_empty() {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(body);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            json(status, response.bytes().await.unwrap().to_vec())
+        }
+    };
+    match answer {
+        Answer::Body {
+            status,
+            content_type,
+            body,
+        } => {
+            let head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).await?;
+            socket.write_all(&body).await?;
+        }
+        Answer::HangAfterHeaders => {
+            socket
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\
+                      connection: close\r\n\r\n{\"connectionId\":",
+                )
+                .await?;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Answer::Endless => {
+            socket
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                      transfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+                      12\r\n{\"connectionId\": \"\r\n",
+                )
+                .await?;
+            let chunk = [
+                format!("{:x}\r\n", 1 << 20).into_bytes(),
+                vec![b'x'; 1 << 20],
+                b"\r\n".to_vec(),
+            ]
+            .concat();
+            loop {
+                socket.write_all(&chunk).await?;
+                endless_bytes.fetch_add(1 << 20, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+    }
+    socket.shutdown().await
+}
+
+/// The run failed as a user should see it: exit 1, the request named, no panic, and a message
+/// short enough to read.
+fn assert_fails_naming(case: &str, output: &std::process::Output, route: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let head: String = stderr.chars().take(600).collect();
+    assert!(!stderr.contains("panicked"), "{case}: panicked: {head}");
+    assert_eq!(output.status.code(), Some(1), "{case}: {head}");
+    // A run-wide failure is on stderr; a failed target is a row of the preview, on stdout.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stderr.contains(route) || stdout.contains(route),
+        "{case}: does not name {route}: {head}{stdout}"
+    );
+    assert!(
+        stderr.len() < 4096,
+        "{case}: {} bytes on stderr: {head}…",
+        stderr.len()
+    );
+}
+
+fn garbage_bodies() -> Vec<(&'static str, Answer)> {
+    let html = Answer::Body {
+        status: 200,
+        content_type: "text/html",
+        body: b"<!DOCTYPE html>\n<html><body>Welcome to nginx!</body></html>".to_vec(),
+    };
+    vec![
+        ("an empty 200", json(200, "")),
+        (
+            "truncated JSON",
+            json(
+                200,
+                format!("{{\"connectionId\": \"{TEMPLATE_ID}\", \"name\": \"shop"),
+            ),
+        ),
+        ("null", json(200, "null")),
+        ("an array", json(200, "[{\"connectionId\": 1}]")),
+        ("an empty object", json(200, "{}")),
+        ("a number", json(200, "1e999999")),
+        (
+            "wrong field types",
+            json(
+                200,
+                format!(
+                    "{{\"connectionId\": \"{TEMPLATE_ID}\", \"name\": 12, \"sourceId\": [], \"destinationId\": {{}}, \"workspaceId\": true, \"status\": 1, \"schedule\": \"daily\"}}"
+                ),
+            ),
+        ),
+        ("an unknown enum value", {
+            let mut body = json_template();
+            body["status"] = "paused".into();
+            json(200, body.to_string())
+        }),
+        ("invalid UTF-8 in a string", {
+            let mut body = json_template().to_string().into_bytes();
+            let at = body.windows(6).position(|w| w == b"\"name\"").unwrap() + 9;
+            body[at] = 0xFF;
+            json(200, body)
+        }),
+        ("HTML with a 200", html),
+        ("10,000 nested arrays", json(200, "[".repeat(10_000))),
+    ]
+}
+
+/// Answers that quote a huge value back: the error must quote it, not dump it.
+fn huge_bodies() -> Vec<(&'static str, Answer)> {
+    vec![
+        ("a 10 MB string where an enum goes", {
+            let mut body = json_template();
+            body["status"] = "x".repeat(TEN_MB).into();
+            json(200, body.to_string())
+        }),
+        (
+            "a 10 MB error body",
+            json(400, format!("{{\"message\": \"{}\"}}", "x".repeat(TEN_MB))),
+        ),
+        (
+            "a 400 of invalid UTF-8",
+            json(400, b"\xFF\xFE\xFD".to_vec()),
+        ),
+        (
+            "a 404 problem with a huge detail",
+            json(
+                404,
+                format!(
+                    "{{\"status\": 404, \"type\": \"t\", \"title\": \"x\", \"detail\": \"{}\"}}",
+                    "d".repeat(1 << 20)
+                ),
+            ),
+        ),
+    ]
+}
+
+/// The template connection as the default seed's sandbox returns it.
+fn json_template() -> serde_json::Value {
+    serde_json::json!({
+        "connectionId": TEMPLATE_ID,
+        "name": "shop-template → Warehouse",
+        "sourceId": "50c00000-0000-4000-8000-000000000001",
+        "destinationId": "de570000-0000-4000-8000-000000000001",
+        "workspaceId": WORKSPACE_ID,
+        "status": "active",
+        "schedule": { "scheduleType": "manual" },
+        "configurations": { "streams": [] },
+        "createdAt": 0,
+    })
+}
+
+#[test]
+fn garbage_for_the_template_fails_naming_the_request() {
+    for (case, answer) in garbage_bodies() {
+        let server = Hostile::new(move |method, target| {
+            (method == "GET" && target == format!("/v1/connections/{TEMPLATE_ID}"))
+                .then(|| answer.clone())
+        });
+        let output = server.plan().output().unwrap();
+        assert_fails_naming(case, &output, TEMPLATE_ROUTE);
+    }
+}
+
+#[test]
+#[ignore = "client bug: decode and server_message put the whole value (10 MB) in the error; \
+            see the report"]
+fn huge_values_in_answers_are_quoted_not_dumped() {
+    for (case, answer) in huge_bodies() {
+        let server = Hostile::new(move |method, target| {
+            (method == "GET" && target == format!("/v1/connections/{TEMPLATE_ID}"))
+                .then(|| answer.clone())
+        });
+        let output = server.plan().output().unwrap();
+        assert_fails_naming(case, &output, TEMPLATE_ROUTE);
+    }
+}
+
+#[test]
+fn garbage_for_a_list_or_a_catalog_fails_naming_the_request() {
+    let cases: [(&str, &str, &str, Answer); 6] = [
+        (
+            "sources: data null",
+            "/v1/sources?",
+            "GET /sources?limit=100&offset=0",
+            json(200, "{\"data\": null}"),
+        ),
+        (
+            "sources: data an object",
+            "/v1/sources?",
+            "GET /sources?limit=100&offset=0",
+            json(200, "{\"data\": {}}"),
+        ),
+        (
+            "sources: items of the wrong type",
+            "/v1/sources?",
+            "GET /sources?limit=100&offset=0",
+            json(200, "{\"data\": [1, \"two\", null]}"),
+        ),
+        (
+            "connections: a bare array",
+            "/v1/connections?",
+            "GET /connections?limit=100&offset=0",
+            json(200, "[]"),
+        ),
+        (
+            "destination: truncated",
+            "/v1/destinations/",
+            "GET /destinations/de570000-0000-4000-8000-000000000001",
+            json(200, "{\"destinationId\""),
+        ),
+        (
+            "streams: an object",
+            "/v1/streams?",
+            "GET /streams?sourceId=",
+            json(200, "{\"streams\": []}"),
+        ),
+    ];
+    for (case, prefix, route, answer) in cases {
+        let server = Hostile::new(move |method, target| {
+            (method == "GET" && target.starts_with(prefix)).then(|| answer.clone())
+        });
+        let output = server.plan().output().unwrap();
+        assert_fails_naming(case, &output, route);
+    }
+}
+
+#[test]
+fn a_request_that_hangs_after_its_headers_times_out_and_is_tried_again() {
+    let calls = AtomicU64::new(0);
+    let server = Hostile::new(move |method, target| {
+        let first = method == "GET"
+            && target == format!("/v1/connections/{TEMPLATE_ID}")
+            && calls.fetch_add(1, Ordering::Relaxed) == 0;
+        first.then_some(Answer::HangAfterHeaders)
+    });
+    let output = server.plan().arg("-v").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{TEMPLATE_ROUTE}: timed out")),
+        "the timeout is not reported: {stderr}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Plan: 4 to create"));
+}
+
+#[test]
+#[ignore = "slow, not a bug: every GET is tried 10 times with backoff, so a server that always \
+            hangs takes about a minute to give up on with --request-timeout 2s (~20 min with the \
+            default 120s)"]
+fn a_server_that_always_hangs_is_given_up_on() {
+    let server = Hostile::new(|method, target| {
+        (method == "GET" && target == format!("/v1/connections/{TEMPLATE_ID}"))
+            .then_some(Answer::HangAfterHeaders)
+    });
+    let output = server
+        .plan()
+        .timeout(Duration::from_secs(150))
+        .output()
+        .unwrap();
+    assert_fails_naming("always hangs", &output, TEMPLATE_ROUTE);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("timed out"));
+}
+
+#[test]
+#[ignore = "client bug: Client::send reads the whole body with response.bytes(), with no size \
+            limit; see the report"]
+fn an_endless_body_is_cut_off() {
+    let server = Hostile::new(|method, target| {
+        (method == "GET" && target == format!("/v1/connections/{TEMPLATE_ID}"))
+            .then_some(Answer::Endless)
+    });
+    // A long request timeout, so only a size limit can end the read in time.
+    let output = server
+        .plan_with_timeout("10m")
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert_fails_naming("endless body", &output, TEMPLATE_ROUTE);
+    let sent = server.endless_bytes.load(Ordering::Relaxed);
+    assert!(sent < 200 << 20, "the client read {} MB", sent >> 20);
+}
+
+/// A page of `n` sources of the default workspace, numbered from `first`.
+fn source_page(first: u64, n: u64) -> String {
+    let data: Vec<serde_json::Value> = (first..first + n)
+        .map(|i| {
+            serde_json::json!({
+                "sourceId": format!("b0000000-0000-4000-8000-{i:012}"),
+                "name": format!("bulk-{i}"),
+                "sourceType": "postgres",
+                "workspaceId": WORKSPACE_ID,
+                "configuration": {},
+                "createdAt": 0,
+                "definitionId": "decd338e-5647-4c0b-adf4-da0e75f5a750",
+            })
+        })
+        .collect();
+    serde_json::json!({ "data": data, "next": "", "previous": "" }).to_string()
+}
+
+fn offset(target: &str) -> u64 {
+    target
+        .split(['?', '&'])
+        .find_map(|pair| pair.strip_prefix("offset="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+#[ignore = "client bug: Client::list pages until a short page, with no end; a server that \
+            always returns a full page is followed forever; see the report"]
+fn endless_full_pages_end() {
+    let server = Hostile::new(|method, target| {
+        (method == "GET" && target.starts_with("/v1/sources?"))
+            .then(|| json(200, source_page(offset(target), 100)))
+    });
+    let output = server
+        .plan()
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_fails_naming("endless pages", &output, "GET /sources?limit=100");
+}
+
+#[test]
+fn a_page_with_50_000_items_is_read_whole() {
+    // The server ignores `limit`: the first page holds the seed's sources and 50,000 more; the
+    // next offset is past the sandbox's seven sources, so it answers an empty page.
+    let mut page: serde_json::Value = serde_json::from_str(&source_page(0, 50_000)).unwrap();
+    let data = page["data"].as_array_mut().unwrap();
+    for source in Seed::default_seed().sources {
+        data.push(serde_json::json!({
+            "sourceId": source.id.unwrap(),
+            "name": source.name,
+            "sourceType": source.source_type,
+            "workspaceId": WORKSPACE_ID,
+            "configuration": {},
+            "createdAt": 0,
+            "definitionId": "decd338e-5647-4c0b-adf4-da0e75f5a750",
+        }));
+    }
+    let page = page.to_string();
+    let server = Hostile::new(move |method, target| {
+        (method == "GET" && target.starts_with("/v1/sources?") && offset(target) == 0)
+            .then(|| json(200, page.clone()))
+    });
+    let output = server.plan().output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Plan: 4 to create"), "{stdout}");
 }

@@ -193,7 +193,9 @@ fn parse_failure(file: &Path, bytes: &[u8], error: YamlError) -> Vec<PlanError> 
             path: yaml::excerpt(&path).into_owned(),
         }));
     }
-    let about_secret = error.unknown_field().is_some_and(is_secret_key);
+    // The parser stops at the first unknown key; when the whole document does not parse, that
+    // key was not reported above, and the parser's error is all there is to say.
+    let about_secret = !errors.is_empty() && error.unknown_field().is_some_and(is_secret_key);
     if !about_secret {
         errors.push(PlanError::Yaml(error));
     }
@@ -846,6 +848,14 @@ mod tests {
                 "plan:\n{text}\ngot:  {got:#?}\nwant: {expected:#?}"
             );
         }
+    }
+
+    #[test]
+    fn a_secret_key_in_a_document_that_does_not_parse_is_still_an_error() {
+        // The parser stops at the unknown key `token|`; the rest is not YAML.
+        let got = errors("? token|\nversion");
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(got[0].starts_with("p.yaml:"), "{got:#?}");
     }
 
     #[test]
