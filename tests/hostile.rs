@@ -16,15 +16,18 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
+use proptest::test_runner::TestRunner;
+use replicate::client::{Client, ClientConfig, Credentials, RetryPolicy};
 use replicate::plan::{Names, Template};
+use replicate::report::events::Silent;
 use replicate::sandbox::{Sandbox, SandboxConfig, Seed};
+use replicate::secret::Secret;
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -427,7 +430,6 @@ fn load_plan(case: &str, bytes: &[u8]) -> Result<replicate::plan::Plan, Vec<Stri
 fn hostile_plans_are_errors_that_name_the_file() {
     let mut failures = Vec::new();
     for (case, bytes) in hostile_documents() {
-        let started = Instant::now();
         let r = catch_unwind(AssertUnwindSafe(|| match load_plan(case, &bytes) {
             Ok(_) => panic!("{case}: loaded"),
             Err(messages) => check_messages(case, PLAN_FILE, &messages),
@@ -435,8 +437,6 @@ fn hostile_plans_are_errors_that_name_the_file() {
         if r.is_err() {
             failures.push(case);
         }
-        // Debug build, two busy cores: each case well under a second.
-        eprintln!("{case}: {:?}", started.elapsed());
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
@@ -1091,25 +1091,22 @@ async fn serve(
     let mut body = vec![0; length];
     socket.read_exact(&mut body).await?;
 
-    let answer = match rule(&method, &target) {
-        Some(answer) => answer,
-        None => {
-            let mut request = http.request(
-                method.parse().unwrap(),
-                format!("http://{upstream}{target}"),
-            );
-            if let Some(authorization) = authorization {
-                request = request.header("authorization", authorization);
-            }
-            if !body.is_empty() {
-                request = request
-                    .header("content-type", "application/json")
-                    .body(body);
-            }
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            json(status, response.bytes().await.unwrap().to_vec())
+    let answer = if let Some(answer) = rule(&method, &target) {
+        answer
+    } else {
+        let url = format!("http://{upstream}{target}");
+        let mut request = http.request(method.parse().unwrap(), url);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
         }
+        if !body.is_empty() {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        json(status, response.bytes().await.unwrap().to_vec())
     };
     match answer {
         Answer::Body {
@@ -1466,4 +1463,399 @@ fn a_page_with_50_000_items_is_read_whole() {
     assert!(output.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("Plan: 4 to create"), "{stdout}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property tests: the library's client against arbitrary answers.
+
+#[test]
+fn arbitrary_answers_are_errors_naming_the_request() {
+    let answer = Arc::new(Mutex::new(json(200, "")));
+    let server = Hostile::new({
+        let answer = answer.clone();
+        move |method, target| {
+            let hostile =
+                target.starts_with("/v1/connections/") || target.starts_with("/v1/sources?");
+            (method == "GET" && hostile).then(|| answer.lock().unwrap().clone())
+        }
+    });
+    let config = ClientConfig {
+        base_url: server.url.clone(),
+        credentials: Credentials::Token(Secret::new("sandbox-token")),
+        concurrency: 2,
+        timeout: Duration::from_secs(10),
+        allow_insecure_http: false,
+        // One try: a retried 5xx would only repeat the same answer, slowly.
+        retry: RetryPolicy {
+            attempts: 1,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+        },
+    };
+    let client = Client::new(&config, Arc::new(Silent)).unwrap();
+    let template = uuid::Uuid::parse_str(TEMPLATE_ID).unwrap();
+    let workspace = uuid::Uuid::parse_str(WORKSPACE_ID).unwrap();
+    let template_json = serde_json::to_string_pretty(&json_template()).unwrap();
+    let page_json = source_page(0, 3);
+    // Statuses the client does not treat as a throttle, so the run is not slowed down.
+    let status = prop::sample::select(vec![200u16, 201, 204, 400, 401, 403, 404, 422, 500, 503]);
+    let body = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256),
+        prop::collection::vec(edit(), 1..6).prop_map(move |edits| apply(&template_json, &edits)),
+        prop::collection::vec(edit(), 1..6).prop_map(move |edits| apply(&page_json, &edits)),
+    ];
+    let mut runner = TestRunner::new(proptest_config(64));
+    runner
+        .run(&(status, body), |(status, body)| {
+            *answer.lock().unwrap() = json(status, body);
+            let (one, list) = server.rt.block_on(async {
+                (
+                    client.connection(template).await,
+                    client.sources(workspace, |_| {}).await,
+                )
+            });
+            for (result, route) in [
+                (one.map(|_| ()), TEMPLATE_ROUTE.to_string()),
+                (
+                    list.map(|_| ()),
+                    format!("GET /sources?limit=100&offset=0&workspaceIds={WORKSPACE_ID}"),
+                ),
+            ] {
+                if let Err(error) = result {
+                    let message = error.to_string();
+                    prop_assert!(message.starts_with(&route), "{}", message);
+                    prop_assert!(message.len() <= MAX_MESSAGE, "{}", message);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sandbox as a server, against hostile requests.
+
+/// The sandbox answered as Airbyte does: a 4xx with a problem body whose status matches.
+fn assert_airbyte_error(case: &str, status: u16, body: &[u8]) {
+    let text = String::from_utf8_lossy(body);
+    assert!((400..500).contains(&status), "{case}: {status} {text}");
+    let problem: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{case}: {status} with a body that is not JSON ({e}): {text}"));
+    assert_eq!(problem["status"], status, "{case}: {text}");
+    assert!(
+        problem["type"].is_string() && problem["title"].is_string(),
+        "{case}: {text}"
+    );
+}
+
+fn sandbox_request(
+    rt: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
+    rt.block_on(async {
+        let response = http
+            .request(method.parse().unwrap(), url)
+            .bearer_auth("sandbox-token")
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.bytes().await.unwrap().to_vec(),
+        )
+    })
+}
+
+#[test]
+#[allow(clippy::too_many_lines)] // a table
+fn the_sandbox_answers_hostile_requests_with_airbyte_errors() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = rt
+        .block_on(Sandbox::start(SandboxConfig::default_on_free_port()))
+        .unwrap();
+    let base = sandbox.url();
+    let http = reqwest::Client::new();
+    let long_id = "a".repeat(50_000);
+    let cases: Vec<(&str, &str, String, &str, Vec<u8>)> = vec![
+        (
+            "malformed JSON",
+            "POST",
+            "/connections".into(),
+            "application/json",
+            b"{\"name\": ".to_vec(),
+        ),
+        (
+            "JSON of the wrong shape",
+            "POST",
+            "/connections".into(),
+            "application/json",
+            b"[1, 2, 3]".to_vec(),
+        ),
+        (
+            "null",
+            "POST",
+            "/connections".into(),
+            "application/json",
+            b"null".to_vec(),
+        ),
+        (
+            "non-UTF-8",
+            "POST",
+            "/connections".into(),
+            "application/json",
+            b"{\"name\": \"\xFF\xFE\"}".to_vec(),
+        ),
+        (
+            "a NUL body",
+            "POST",
+            "/connections".into(),
+            "application/json",
+            vec![0; 64],
+        ),
+        (
+            "10,000 nested arrays",
+            "POST",
+            "/connections".into(),
+            "application/json",
+            "[".repeat(10_000).into_bytes(),
+        ),
+        (
+            "a huge number",
+            "POST",
+            "/connections".into(),
+            "application/json",
+            format!("{{\"sourceId\": {}}}", "9".repeat(10_000)).into_bytes(),
+        ),
+        (
+            "the wrong content type",
+            "POST",
+            "/connections".into(),
+            "text/plain",
+            b"name=x".to_vec(),
+        ),
+        (
+            "a form body",
+            "POST",
+            "/connections".into(),
+            "application/x-www-form-urlencoded",
+            b"name=x&sourceId=y".to_vec(),
+        ),
+        (
+            "a malformed patch",
+            "PATCH",
+            format!("/connections/{TEMPLATE_ID}"),
+            "application/json",
+            b"{\"status\": 12}".to_vec(),
+        ),
+        (
+            "limit past u64",
+            "GET",
+            "/connections?limit=99999999999999999999".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "a negative offset",
+            "GET",
+            "/sources?offset=-1".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "an offset past i64",
+            "GET",
+            "/sources?offset=99999999999999999999".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "a float limit",
+            "GET",
+            "/sources?limit=1.5".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "a non-UTF-8 limit",
+            "GET",
+            "/sources?limit=%FF".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "a bad workspace id",
+            "GET",
+            "/sources?workspaceIds=,,x,,".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "a bad tag id",
+            "GET",
+            "/connections?tagIds=%00".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "a bad includeDeleted",
+            "GET",
+            "/connections?includeDeleted=maybe".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "streams without a source",
+            "GET",
+            "/streams".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "streams with a bad source",
+            "GET",
+            "/streams?sourceId=%FF%FE".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "a path id that is not a UUID",
+            "GET",
+            "/connections/not-a-uuid".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "a 100 KB path id",
+            "GET",
+            format!("/destinations/{long_id}"),
+            "",
+            Vec::new(),
+        ),
+        (
+            "a dot-dot path id",
+            "DELETE",
+            "/connections/..%2F..%2Fetc".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "an unknown route",
+            "GET",
+            "/connections/x/y/z".into(),
+            "",
+            Vec::new(),
+        ),
+        (
+            "an unknown method",
+            "PUT",
+            "/connections".into(),
+            "application/json",
+            b"{}".to_vec(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (case, method, path, content_type, body) in cases {
+        let (status, answer) = sandbox_request(
+            &rt,
+            &http,
+            method,
+            &format!("{base}{path}"),
+            content_type,
+            body,
+        );
+        if catch_unwind(|| assert_airbyte_error(case, status, &answer)).is_err() {
+            failures.push(case);
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    // Still serving.
+    let (status, _) = sandbox_request(
+        &rt,
+        &http,
+        "GET",
+        &format!("{base}/sources"),
+        "",
+        Vec::new(),
+    );
+    assert_eq!(status, 200);
+    rt.block_on(sandbox.shutdown());
+}
+
+#[test]
+fn the_sandbox_survives_broken_http() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = rt
+        .block_on(Sandbox::start(SandboxConfig::default_on_free_port()))
+        .unwrap();
+    let addr = sandbox.addr();
+    let garbage: [&[u8]; 5] = [
+        b"\xFF\xFE garbage\r\n\r\n",
+        b"GET /v1/sources HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xFF\r\n\r\n",
+        b"GET /v1/sources?limit=\xFF HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sandbox-token\r\n\r\n",
+        b"POST /v1/connections HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"trunc",
+        b"POST /v1/connections HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+    ];
+    rt.block_on(async {
+        for request in garbage {
+            let mut socket = TcpStream::connect(addr).await.unwrap();
+            socket.write_all(request).await.unwrap();
+            let _ = socket.shutdown().await;
+            let mut answer = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer)).await;
+            assert!(
+                read.is_ok(),
+                "no answer and no close: {}",
+                String::from_utf8_lossy(request)
+            );
+        }
+    });
+    let http = reqwest::Client::new();
+    let (status, _) = sandbox_request(
+        &rt,
+        &http,
+        "GET",
+        &format!("{}/sources", sandbox.url()),
+        "",
+        Vec::new(),
+    );
+    assert_eq!(status, 200, "the sandbox stopped serving");
+    rt.block_on(sandbox.shutdown());
+}
+
+#[test]
+#[ignore = "sandbox bug: axum's own rejections (a body over its 2 MB default limit, a path id \
+            that is not UTF-8) are plain text, not Airbyte's problem body; see the report"]
+fn the_sandbox_answers_what_axum_rejects_with_airbyte_errors() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sandbox = rt
+        .block_on(Sandbox::start(SandboxConfig::default_on_free_port()))
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = sandbox.url();
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(TEN_MB)).into_bytes();
+    let cases = [
+        ("a 10 MB body", "POST", format!("{base}/connections"), huge),
+        (
+            "a path id that is not UTF-8",
+            "GET",
+            format!("{base}/sources/%FF%FE"),
+            Vec::new(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (case, method, url, body) in cases {
+        let (status, answer) = sandbox_request(&rt, &http, method, &url, "application/json", body);
+        if catch_unwind(|| assert_airbyte_error(case, status, &answer)).is_err() {
+            failures.push(case);
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    rt.block_on(sandbox.shutdown());
 }
