@@ -94,10 +94,7 @@ pub fn parse<T: DeserializeOwned>(file: &Path, bytes: &[u8]) -> Result<T, YamlEr
         err
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let blank = text
-        .lines()
-        .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'));
-    if blank {
+    if text.trim().is_empty() {
         return Err(YamlError::new(
             file,
             YamlErrorKind::Invalid("the file is empty".into()),
@@ -246,10 +243,6 @@ mod tests {
     #[test]
     fn hostile_bytes_are_errors_not_panics() {
         assert_eq!(error(""), "p.yaml: the file is empty");
-        assert_eq!(
-            error("# only a comment\n\n  # another\n"),
-            "p.yaml: the file is empty"
-        );
         let long = format!("version: \"{}\"\n", "9".repeat(10_000));
         assert_eq!(
             error(&long),

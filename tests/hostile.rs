@@ -575,6 +575,8 @@ fn load_seed(case: &str, bytes: &[u8]) -> Result<replicate::sandbox::Seed, Strin
 fn hostile_seeds_are_errors_that_name_the_file() {
     for (case, bytes) in hostile_documents() {
         match load_seed(case, &bytes) {
+            // A seed of only comments is the empty seed, as `{}` is.
+            Ok(seed) if case == "only a comment" => assert_eq!(seed, Seed::default()),
             Ok(_) => panic!("{case}: loaded as a seed"),
             Err(message) => check_messages(case, SEED_FILE, &[message]),
         }
@@ -1279,14 +1281,18 @@ fn garbage_for_the_template_fails_naming_the_request() {
 #[ignore = "client bug: decode and server_message put the whole value (10 MB) in the error; \
             see the report"]
 fn huge_values_in_answers_are_quoted_not_dumped() {
+    let mut failures = Vec::new();
     for (case, answer) in huge_bodies() {
         let server = Hostile::new(move |method, target| {
             (method == "GET" && target == format!("/v1/connections/{TEMPLATE_ID}"))
                 .then(|| answer.clone())
         });
         let output = server.plan().output().unwrap();
-        assert_fails_naming(case, &output, TEMPLATE_ROUTE);
+        if catch_unwind(|| assert_fails_naming(case, &output, TEMPLATE_ROUTE)).is_err() {
+            failures.push(case);
+        }
     }
+    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 #[test]
