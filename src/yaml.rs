@@ -3,10 +3,12 @@
 //! Errors carry the file, the line and column, the YAML path serde reached (`targets[2]`), and,
 //! for a misspelt key, the closest valid key. Input is bytes, so a non-UTF-8 file, a byte-order
 //! mark or an empty file get a clear error instead of a panic; `serde_yaml` itself bounds nesting
-//! depth and alias expansion ("billion laughs").
+//! depth and alias expansion ("billion laughs"). A value quoted in an error is cut to an
+//! [`excerpt`], so a 10 MB scalar gives a one-line message, not a 10 MB one.
 
 use crate::suggest;
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -59,13 +61,13 @@ impl fmt::Display for YamlError {
         }
         f.write_str(": ")?;
         if let Some(path) = &self.path {
-            write!(f, "{path}: ")?;
+            write!(f, "{}: ", excerpt(path))?;
         }
         match &self.kind {
             YamlErrorKind::Invalid(message) => f.write_str(message),
             YamlErrorKind::UnknownField { field, expected } => {
-                write!(f, "unknown key `{field}`")?;
-                match suggest::closest(field, expected.iter().map(String::as_str)) {
+                write!(f, "unknown key `{}`", excerpt(field))?;
+                match suggestion(field, expected.iter().map(String::as_str)) {
                     Some(best) => write!(f, " (did you mean `{best}`?)"),
                     None if expected.is_empty() => Ok(()),
                     None => write!(f, "; expected one of: {}", expected.join(", ")),
@@ -101,6 +103,54 @@ pub fn parse<T: DeserializeOwned>(file: &Path, bytes: &[u8]) -> Result<T, YamlEr
     serde_yaml::from_str(text).map_err(|e| convert(file, &e))
 }
 
+/// The most characters of a value an error quotes.
+const EXCERPT_CHARS: usize = 80;
+
+/// A value as an error quotes it: whole when short, else its first characters and `…`.
+pub(crate) fn excerpt(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((end, _)) => Cow::Owned(format!("{}…", &text[..end])),
+    }
+}
+
+/// [`suggest::closest`], for words short enough to be typos: the edit distance is quadratic,
+/// and nobody mistypes a key as a megabyte.
+pub(crate) fn suggestion<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    if word.len() > EXCERPT_CHARS {
+        return None;
+    }
+    suggest::closest(word, candidates)
+}
+
+/// Cuts every `"…"` or `` `…` `` quotation in a parser message to an [`excerpt`].
+fn shorten_quotes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(1024));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = &rest[open..=open];
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        // serde quotes strings with `{:?}`, so an escaped `\"` does not close the quotation.
+        let close = rest
+            .match_indices(quote)
+            .map(|(i, _)| i)
+            .find(|&i| rest[..i].bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 0);
+        let Some(close) = close else {
+            out.push_str(&excerpt(rest));
+            return out;
+        };
+        out.push_str(&excerpt(&rest[..close]));
+        out.push_str(quote);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn convert(file: &Path, err: &serde_yaml::Error) -> YamlError {
     let location = err.location().map(|l| (l.line(), l.column()));
     let mut message = err.to_string();
@@ -113,7 +163,8 @@ fn convert(file: &Path, err: &serde_yaml::Error) -> YamlError {
         Some((path, rest)) if looks_like_path(path) => (Some(path.to_string()), rest.to_string()),
         _ => (None, message),
     };
-    let kind = parse_unknown_field(&message).unwrap_or(YamlErrorKind::Invalid(message));
+    let kind = parse_unknown_field(&message)
+        .unwrap_or_else(|| YamlErrorKind::Invalid(shorten_quotes(&message)));
     YamlError {
         file: file.to_path_buf(),
         location,
@@ -192,6 +243,14 @@ mod tests {
     #[test]
     fn hostile_bytes_are_errors_not_panics() {
         assert_eq!(error(""), "p.yaml: the file is empty");
+        let long = format!("version: \"{}\"\n", "9".repeat(10_000));
+        assert_eq!(
+            error(&long),
+            format!(
+                "p.yaml:1:10: version: invalid type: string \"{}…\", expected u32",
+                "9".repeat(EXCERPT_CHARS)
+            )
+        );
         assert_eq!(
             parse::<Doc>(Path::new("p.yaml"), b"version: 1\n\xff\xfe")
                 .unwrap_err()

@@ -14,7 +14,6 @@ use super::{
     PlanErrors, Reference, Selector, Target, Template,
 };
 use crate::cron;
-use crate::suggest;
 use crate::wire::{
     ConnectionSchedule, ConnectionStatus, NamespaceDefinition, NonBreakingSchemaUpdatesBehavior,
     ScheduleType,
@@ -29,6 +28,10 @@ use uuid::Uuid;
 
 /// The plan versions this build reads.
 const SUPPORTED_VERSION: i64 = 1;
+
+/// The longest glob accepted: far beyond any real pattern over source names, and short enough
+/// that its matcher stays small.
+const MAX_GLOB_CHARS: usize = 1024;
 
 /// `concurrency` bounds, as for `--concurrency`.
 const CONCURRENCY: std::ops::RangeInclusive<i64> = 1..=256;
@@ -173,24 +176,55 @@ struct RawSelector {
 /// never shown), then the parser's own error unless it is only about one of those keys.
 fn parse_failure(file: &Path, bytes: &[u8], error: YamlError) -> Vec<PlanError> {
     let mut errors = Vec::new();
-    if let Ok(value) = yaml::parse::<serde_yaml::Value>(file, bytes) {
+    let parsed = might_name_a_secret(bytes)
+        .then(|| yaml::parse::<serde_yaml::Value>(file, bytes).ok())
+        .flatten();
+    if let Some(value) = parsed {
         let mut secrets = Vec::new();
         find_secret_keys(&value, &mut String::new(), &mut secrets);
         errors.extend(secrets.into_iter().map(|(path, key)| PlanError::Invalid {
             file: file.to_path_buf(),
             message: format!(
-                "`{key}` looks like a credential, and plan files must not hold credentials (the value \
+                "`{}` looks like a credential, and plan files must not hold credentials (the value \
                  is not shown); remove it and set AIRBYTE_TOKEN, or AIRBYTE_CLIENT_ID and \
-                 AIRBYTE_CLIENT_SECRET, in the environment"
+                 AIRBYTE_CLIENT_SECRET, in the environment",
+                yaml::excerpt(&key)
             ),
-            path,
+            path: yaml::excerpt(&path).into_owned(),
         }));
     }
-    let about_secret = error.unknown_field().is_some_and(is_secret_key);
+    // The parser stops at the first unknown key; when the whole document does not parse, that
+    // key was not reported above, and the parser's error is all there is to say.
+    let about_secret = !errors.is_empty() && error.unknown_field().is_some_and(is_secret_key);
     if !about_secret {
         errors.push(PlanError::Yaml(error));
     }
     errors
+}
+
+/// Whether the document could hold a key [`is_secret_key`] accepts: the whole text, squashed the
+/// same way (and with all whitespace gone, for keys folded over lines), holds one of its words,
+/// or an escape could spell one. Parsing a 10 MB document a second time, to look for keys that
+/// cannot be there, would double the time to reject it.
+fn might_name_a_secret(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    if text.contains('\\') {
+        return true;
+    }
+    // A plain loop with an ASCII fast path: this runs over every byte of a rejected file.
+    let mut squashed = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            if !matches!(c, '_' | '-' | '.') && !c.is_ascii_whitespace() {
+                squashed.push(c.to_ascii_lowercase());
+            }
+        } else if !c.is_whitespace() {
+            squashed.extend(c.to_lowercase());
+        }
+    }
+    SECRET_WORDS.iter().any(|word| squashed.contains(word))
 }
 
 /// Collects the YAML paths (and the keys) of mapping keys that name a secret, at any depth.
@@ -230,24 +264,26 @@ fn find_secret_keys(value: &serde_yaml::Value, path: &mut String, out: &mut Vec<
 /// `token`, `client_secret`, `clientSecret`, `API-Key`, `password`, …: compared without case
 /// and without `_`, `-`, `.` and spaces.
 fn is_secret_key(key: &str) -> bool {
-    const WORDS: [&str; 9] = [
-        "token",
-        "secret",
-        "password",
-        "passwd",
-        "apikey",
-        "authorization",
-        "bearer",
-        "credential",
-        "privatekey",
-    ];
     let squashed: String = key
         .chars()
         .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
         .flat_map(char::to_lowercase)
         .collect();
-    WORDS.iter().any(|word| squashed.contains(word))
+    SECRET_WORDS.iter().any(|word| squashed.contains(word))
 }
+
+/// What [`is_secret_key`] looks for, squashed.
+const SECRET_WORDS: [&str; 9] = [
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "apikey",
+    "authorization",
+    "bearer",
+    "credential",
+    "privatekey",
+];
 
 // ---------------------------------------------------------------------------------------------
 // Semantic checks.
@@ -397,8 +433,8 @@ impl Checker<'_> {
                     Entry::Occupied(first) => self.error(
                         format!("{path}.source"),
                         format!(
-                            "{reference} is already named by targets[{}].source; name each \
-                             source once",
+                            "{} is already named by targets[{}].source; name each source once",
+                            yaml::excerpt(&reference.to_string()),
                             first.get()
                         ),
                     ),
@@ -680,11 +716,12 @@ const NON_BREAKING_BEHAVIORS: [(&str, NonBreakingSchemaUpdatesBehavior); 4] = [
 
 /// "unknown value `x` (did you mean `y`?); expected one of: a, b".
 fn unknown_value(text: &str, valid: &[&str]) -> String {
-    let hint = suggest::closest(text, valid.iter().copied())
+    let hint = yaml::suggestion(text, valid.iter().copied())
         .map(|best| format!(" (did you mean `{best}`?)"))
         .unwrap_or_default();
     format!(
-        "unknown value `{text}`{hint}; expected one of: {}",
+        "unknown value `{}`{hint}; expected one of: {}",
+        yaml::excerpt(text),
         valid.join(", ")
     )
 }
@@ -695,28 +732,47 @@ fn compile_glob(text: &str) -> Result<Glob, String> {
     if text.is_empty() {
         return Err("is empty; give a glob over source names, such as \"shop-*\"".into());
     }
-    globset::GlobBuilder::new(text)
+    let chars = text.chars().count();
+    if chars > MAX_GLOB_CHARS {
+        return Err(format!(
+            "is {chars} characters long; a glob over source names may have at most \
+             {MAX_GLOB_CHARS}"
+        ));
+    }
+    let glob = globset::GlobBuilder::new(text)
         .case_insensitive(false)
         .literal_separator(false)
         .backslash_escape(true)
         .build()
-        .map(|glob| Glob {
-            text: text.to_string(),
-            matcher: glob.compile_matcher(),
-        })
-        .map_err(|e| format!("invalid glob \"{text}\": {}", e.kind()))
+        .map_err(|e| format!("invalid glob \"{}\": {}", yaml::excerpt(text), e.kind()))?;
+    // `compile_matcher` panics when the regex it builds does not compile (alternations nested
+    // past the regex parser's limit); a set reports the same failure as an error.
+    globset::GlobSetBuilder::new()
+        .add(glob.clone())
+        .build()
+        .map_err(|_| {
+            format!(
+                "invalid glob \"{}\": too complex (alternations `{{…}}` nested too deeply)",
+                yaml::excerpt(text)
+            )
+        })?;
+    Ok(Glob {
+        text: text.to_string(),
+        matcher: glob.compile_matcher(),
+    })
 }
 
 /// A basic shape check: `http(s)://host[:port][/path]`. Credentials in the URL are refused
 /// without echoing it.
 fn check_url(url: &str) -> Result<(), String> {
+    let shown = yaml::excerpt(url);
     let lower = url.to_ascii_lowercase();
     let Some(rest) = ["https://", "http://"]
         .iter()
         .find_map(|scheme| lower.starts_with(scheme).then(|| &url[scheme.len()..]))
     else {
         return Err(format!(
-            "\"{url}\" is not an http(s) URL: it must start with `https://` (or `http://` for a \
+            "\"{shown}\" is not an http(s) URL: it must start with `https://` (or `http://` for a \
              local Airbyte), e.g. https://api.airbyte.com/v1"
         ));
     };
@@ -730,7 +786,7 @@ fn check_url(url: &str) -> Result<(), String> {
         );
     }
     if url.chars().any(char::is_whitespace) {
-        return Err(format!("\"{url}\" is not a URL: it contains whitespace"));
+        return Err(format!("\"{shown}\" is not a URL: it contains whitespace"));
     }
     let (host, port) = match authority.rsplit_once(':') {
         // `[::1]` without a port: the colon belongs to the address.
@@ -739,13 +795,14 @@ fn check_url(url: &str) -> Result<(), String> {
     };
     if host.is_empty() {
         return Err(format!(
-            "\"{url}\" has no host, e.g. https://api.airbyte.com/v1"
+            "\"{shown}\" has no host, e.g. https://api.airbyte.com/v1"
         ));
     }
     if let Some(port) = port {
         if port.parse::<u16>().map_or(true, |p| p == 0) {
             return Err(format!(
-                "\"{url}\" has an invalid port `{port}` (expected 1-65535)"
+                "\"{shown}\" has an invalid port `{}` (expected 1-65535)",
+                yaml::excerpt(port)
             ));
         }
     }
@@ -791,6 +848,14 @@ mod tests {
                 "plan:\n{text}\ngot:  {got:#?}\nwant: {expected:#?}"
             );
         }
+    }
+
+    #[test]
+    fn a_secret_key_in_a_document_that_does_not_parse_is_still_an_error() {
+        // The parser stops at the unknown key `token|`; the rest is not YAML.
+        let got = errors("? token|\nversion");
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(got[0].starts_with("p.yaml:"), "{got:#?}");
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! `_`, trimming `_` at both ends. Non-ASCII characters (`ü`, `é`, `日`) are "other than
 //! a-z0-9" and so become separators: `Zürich` renders `z_rich`. A slug may be empty.
 
-use crate::suggest;
+use crate::yaml::{excerpt, suggestion};
+use std::borrow::Cow;
 use std::fmt;
 use uuid::Uuid;
 
@@ -105,8 +106,9 @@ impl Template {
                         .filter(|&i| rest[i..].starts_with('}'))
                     else {
                         return Err(format!(
-                            "unclosed `{{` at character {} of \"{text}\" (write `{{{{` for a literal `{{`)",
-                            position(text, at)
+                            "unclosed `{{` at character {} of \"{}\" (write `{{{{` for a literal `{{`)",
+                            position(text, at),
+                            around(text, at)
                         ));
                     };
                     let inner = &rest[..end];
@@ -129,8 +131,9 @@ impl Template {
                 }
                 '}' => {
                     return Err(format!(
-                        "unmatched `}}` at character {} of \"{text}\" (write `}}}}` for a literal `}}`)",
-                        position(text, at)
+                        "unmatched `}}` at character {} of \"{}\" (write `}}}}` for a literal `}}`)",
+                        position(text, at),
+                        around(text, at)
                     ));
                 }
                 _ => literal.push(c),
@@ -222,7 +225,8 @@ fn parse_placeholder(inner: &str) -> Result<Piece, String> {
     };
     let Some(field) = Field::from_name(name) else {
         let valid = PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ");
-        return Err(match suggest::closest(name, PLACEHOLDERS) {
+        let inner = excerpt(inner);
+        return Err(match suggestion(name, PLACEHOLDERS) {
             Some(best) => format!(
                 "unknown placeholder `{{{inner}}}` (did you mean `{{{best}}}`?); valid placeholders: {valid} (write `{{{{` and `}}}}` for literal braces)"
             ),
@@ -235,11 +239,13 @@ fn parse_placeholder(inner: &str) -> Result<Piece, String> {
         None => false,
         Some("slug") => true,
         Some(other) => {
-            let hint = suggest::closest(other, FILTERS)
+            let hint = suggestion(other, FILTERS)
                 .map(|best| format!(" (did you mean `|{best}`?)"))
                 .unwrap_or_default();
             return Err(format!(
-                "unknown filter `|{other}` in `{{{inner}}}`{hint}; the only filter is `|slug`"
+                "unknown filter `|{}` in `{{{}}}`{hint}; the only filter is `|slug`",
+                excerpt(other),
+                excerpt(inner)
             ));
         }
     };
@@ -252,6 +258,27 @@ fn is_airbyte_variable(inner: &str) -> bool {
         && inner
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The text around byte offset `at`, as an error quotes it: whole when short, else a window of
+/// characters either side, cut with `…`.
+fn around(text: &str, at: usize) -> Cow<'_, str> {
+    const SIDE: usize = 40;
+    if text.chars().nth(2 * SIDE).is_none() {
+        return Cow::Borrowed(text);
+    }
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .nth(SIDE - 1)
+        .map_or(0, |(i, _)| i);
+    let end = text[at..]
+        .char_indices()
+        .nth(SIDE)
+        .map_or(text.len(), |(i, _)| at + i);
+    let before = if start > 0 { "…" } else { "" };
+    let after = if end < text.len() { "…" } else { "" };
+    Cow::Owned(format!("{before}{}{after}", &text[start..end]))
 }
 
 /// The 1-based character position of byte offset `at`.
