@@ -130,8 +130,9 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     if status.is_success() {
         // A 204 has no body; `()` and `Option` decode from `null`.
         let bytes = if bytes.is_empty() { b"null" } else { bytes };
-        return serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::new(method, route, ApiErrorKind::Decode(e.to_string())));
+        return serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::new(method, route, ApiErrorKind::Decode(shorten(&e.to_string())))
+        });
     }
     let (message, problem_type) = server_message(bytes);
     Err(ApiError::new(
@@ -151,11 +152,14 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
 /// whatever text came back.
 pub(crate) fn server_message(bytes: &[u8]) -> (String, Option<String>) {
     if let Ok(problem) = serde_json::from_slice::<Problem>(bytes) {
-        return (problem.message().to_string(), Some(problem.problem_type));
+        return (
+            shorten(problem.message()),
+            Some(shorten(&problem.problem_type)),
+        );
     }
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(bytes) {
         if let Some(message) = map.get("message").and_then(|m| m.as_str()) {
-            return (message.to_string(), None);
+            return (shorten(message), None);
         }
     }
     let text = String::from_utf8_lossy(bytes);
@@ -163,9 +167,20 @@ pub(crate) fn server_message(bytes: &[u8]) -> (String, Option<String>) {
     let message = if line.is_empty() {
         "(no message)".to_string()
     } else {
-        line.chars().take(300).collect()
+        shorten(line)
     };
     (message, None)
+}
+
+/// The most characters of a server's text an error shows.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// A server's text, cut to a readable length: a hostile answer cannot flood the terminal.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 /// A transport error with its causes, without the URL reqwest puts in front (the route is

@@ -38,10 +38,13 @@ const LIST_FANOUT: usize = 8;
 
 /// The most items a list may have before the server is deemed broken (an endless series of
 /// full pages would otherwise fill memory).
-const MAX_LIST_ITEMS: usize = 2_000_000;
+const MAX_LIST_ITEMS: usize = 200_000;
+
+/// Tries of one request that may end in a timeout.
+const MAX_TIMEOUTS: usize = 3;
 
 /// The largest response body read; a larger one is an error, not an out-of-memory.
-const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// The default per-request timeout: a create runs a schema discover and can take minutes.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -397,6 +400,7 @@ impl Client {
     ) -> Result<T, ApiError> {
         let route = route(path, query);
         let mut delays = self.inner.retry.delays();
+        let mut timeouts = 0;
         loop {
             let error = match self.attempt(&method, path, &route, query, body).await {
                 Ok(value) => return Ok(value),
@@ -404,6 +408,13 @@ impl Client {
             };
             if !retry_if(&error) {
                 return Err(error);
+            }
+            // Each timeout already waited a whole request timeout: do not wait ten of them.
+            if matches!(error.kind, ApiErrorKind::Transport { timeout: true, .. }) {
+                timeouts += 1;
+                if timeouts >= MAX_TIMEOUTS {
+                    return Err(error);
+                }
             }
             let Some(delay) = delays.next() else {
                 return Err(error);

@@ -140,6 +140,29 @@ impl ApiError {
         )
     }
 
+    /// The problem body for a 4xx that the HTTP framework answered on its own (a path that is
+    /// not UTF-8, a body over the size limit, …), so that every client error has Airbyte's shape.
+    pub fn client_error(status: StatusCode, message: impl Into<String>) -> Self {
+        let message = message.into();
+        match status.as_u16() {
+            413 => problem(
+                413,
+                "https://reference.airbyte.com/reference/errors#payload-too-large",
+                "payload-too-large",
+                "The request body is larger than the server accepts.",
+                json!({ "message": message }),
+            ),
+            400 => Self::bad_request(message),
+            code => problem(
+                code,
+                "https://reference.airbyte.com/reference/errors#bad-request",
+                "bad-request",
+                "The request could not be understood by the server due to malformed syntax.",
+                json!({ "message": message }),
+            ),
+        }
+    }
+
     /// The status this error is sent with.
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

@@ -89,8 +89,30 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/api/public/v1", api)
         .route("/_sandbox/stats", get(sandbox_stats))
         .fallback(route_not_found)
+        .layer(from_fn(problem_bodies))
         .layer(from_fn_with_state(app.clone(), stats::observe))
         .with_state(app)
+}
+
+/// Client errors that axum answers by itself (a path id that is not UTF-8, a body over the size
+/// limit, a bad query string) come as plain text; Airbyte answers every one with its problem
+/// body. 5xx answers are left alone: the fault knobs' gateway 504 is plain text on purpose.
+async fn problem_bodies(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    ApiError::client_error(status, text).into_response()
 }
 
 /// Auth, then the per-token rate limit: a request with no valid token is refused before it

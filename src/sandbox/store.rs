@@ -805,6 +805,9 @@ fn seed_request(
 
 /// Builds a catalog from its seed form, adding the parents of nested fields and checking that
 /// cursor and key name fields the stream has.
+/// The deepest field path a seed may declare (real schemas rarely nest past a handful).
+const MAX_FIELD_DEPTH: usize = 32;
+
 fn catalog(name: &str, streams: &[super::seed::SeedStream]) -> Result<Catalog, SeedError> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(streams.len());
@@ -817,6 +820,7 @@ fn catalog(name: &str, streams: &[super::seed::SeedStream]) -> Result<Catalog, S
             ));
         }
         let mut fields: Vec<Vec<String>> = Vec::new();
+        let mut known: HashSet<Vec<String>> = HashSet::new();
         for field in &s.fields {
             let full = match field {
                 FieldPath::Top(f) => vec![f.clone()],
@@ -828,10 +832,18 @@ fn catalog(name: &str, streams: &[super::seed::SeedStream]) -> Result<Catalog, S
                     "a field path must have non-empty parts",
                 ));
             }
+            if full.len() > MAX_FIELD_DEPTH {
+                return Err(SeedError::invalid(
+                    format!("{path}.fields"),
+                    format!("a field path may have at most {MAX_FIELD_DEPTH} parts"),
+                ));
+            }
+            // Every prefix of a nested path is a field too; a set keeps this linear.
             for depth in 1..=full.len() {
-                let prefix = full[..depth].to_vec();
-                if !fields.contains(&prefix) {
-                    fields.push(prefix);
+                let prefix = &full[..depth];
+                if !known.contains(prefix) {
+                    known.insert(prefix.to_vec());
+                    fields.push(prefix.to_vec());
                 }
             }
         }
