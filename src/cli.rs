@@ -205,10 +205,14 @@ fn credentials_from_env() -> anyhow::Result<Credentials> {
 /// Parses the command line and runs it; returns the process exit code.
 pub fn run() -> u8 {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The client waits on the network and does little between answers: one thread, no
+    // cross-thread wake-ups. The sandbox serves many clients at once: every core.
+    let mut builder = if matches!(cli.command, Command::Sandbox(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
