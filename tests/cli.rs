@@ -5,7 +5,7 @@ mod support;
 
 use predicates::prelude::*;
 use replicate::wire::{ScheduleTypeWithBasic, SyncMode};
-use support::{World, redact};
+use support::{BULK, World, redact};
 
 const EXAMPLE: &str = r#"
 version: 1
@@ -263,15 +263,7 @@ fn the_concurrency_cap_holds_at_the_server() {
             c.extra_sources = 40;
             c.latency = std::time::Duration::from_millis(30);
         });
-        let plan = world.plan(
-            "bulk.yaml",
-            r#"
-version: 1
-template: "shop-template → Warehouse"
-targets:
-  - match: "bulk-*"
-"#,
-        );
+        let plan = world.plan("bulk.yaml", BULK);
         world
             .replicate()
             .args(["apply", "--yes", "--concurrency", &cap.to_string()])

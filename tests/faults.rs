@@ -8,18 +8,9 @@ mod support;
 
 use replicate::sandbox::SandboxConfig;
 use std::time::Duration;
-use support::World;
+use support::{BULK, World};
 
 const TARGETS: usize = 120;
-
-const BULK: &str = r#"
-version: 1
-template: "shop-template → Warehouse"
-targets:
-  - match: "bulk-*"
-defaults:
-  prefix: "{source.name|slug}_"
-"#;
 
 /// Applies the bulk plan with application credentials (so tokens expire and are refreshed)
 /// and checks the outcome against the sandbox.

@@ -5,16 +5,7 @@ mod support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::World;
-
-const BULK: &str = r#"
-version: 1
-template: "shop-template → Warehouse"
-targets:
-  - match: "bulk-*"
-defaults:
-  prefix: "{source.name|slug}_"
-"#;
+use support::{BULK, World};
 
 /// Waits until the sandbox has seen `n` creates, so a signal lands mid-run.
 fn wait_for_creates(world: &World, n: u64) {

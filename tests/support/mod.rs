@@ -9,6 +9,16 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A plan for every `bulk-…` source that `SandboxConfig::extra_sources` adds.
+pub const BULK: &str = r#"
+version: 1
+template: "shop-template → Warehouse"
+targets:
+  - match: "bulk-*"
+defaults:
+  prefix: "{source.name|slug}_"
+"#;
+
 /// One test's world: its own sandbox, its own directory.
 pub struct World {
     rt: tokio::runtime::Runtime,
