@@ -383,7 +383,8 @@ async fn run_loaded(
     let _stop_watching = AbortOnDrop(signals);
     let show_preview = |report: &Report| {
         if settings.output == Output::Human && report.error.is_none() {
-            print!("{}", human::preview(report, settings.style()));
+            // Through the reporter: the writes' bar may be on screen.
+            progress.print(&human::preview(report, settings.style()));
         }
     };
     let yes = apply.is_some_and(|a| a.yes) || !can_ask();

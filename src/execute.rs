@@ -117,7 +117,9 @@ pub async fn write(
     interrupt: &Interrupt,
     reporter: &Arc<dyn Reporter>,
 ) -> Vec<(usize, Written)> {
-    reporter.writes_started(0);
+    // The bar appears with the first create, below the resolve spinners.
+    let bar = std::sync::Once::new();
+    let bar = &bar;
     let finder = CopyFinder {
         client,
         latest: Mutex::new(None),
@@ -127,6 +129,7 @@ pub async fn write(
     let in_flight = &in_flight;
     let results = creates
         .map(|create| {
+            bar.call_once(|| reporter.writes_started(0));
             reporter.writes_queued(1);
             async move {
                 let i = create.row;

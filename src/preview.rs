@@ -9,7 +9,7 @@ use crate::copy::{self, Blueprint};
 use crate::execute::Create;
 use crate::existing::{Existing, ExistingCopies};
 use crate::plan::{ExistingPolicy, Names, Plan};
-use crate::report::events::{Reporter, Step};
+use crate::report::events::{Reporter, Step, count};
 use crate::report::{Action, Mode, Report, TargetReport};
 use crate::resolve::{self, Resolved, ResolvedTarget, SourceSummary};
 use futures::{StreamExt, stream};
@@ -129,7 +129,7 @@ async fn decide(
             }
         }
     }
-    reporter.step_finished(Step::Catalogs, &format!("{read} catalogs"));
+    reporter.step_finished(Step::Catalogs, &count(read, "catalog"));
     rows
 }
 

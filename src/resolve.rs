@@ -8,7 +8,7 @@
 
 use crate::client::{ApiError, Client};
 use crate::plan::{Overrides, Plan, Reference, Selector};
-use crate::report::events::{Reporter, Step};
+use crate::report::events::{Reporter, Step, count};
 use crate::wire::{ConnectionResponse, ConnectionStatus, DestinationResponse, SourceResponse};
 use futures::TryFutureExt;
 use std::collections::HashMap;
@@ -106,7 +106,7 @@ pub async fn resolve(
                 what: "sources",
                 source,
             })?;
-        reporter.step_finished(Step::Sources, &format!("{} sources", sources.len()));
+        reporter.step_finished(Step::Sources, &count(sources.len(), "source"));
         Ok(sources)
     };
     let connections = async {
@@ -130,7 +130,7 @@ pub async fn resolve(
             .into_iter()
             .filter(|c| c.workspace_id == workspace && c.status != ConnectionStatus::Deprecated)
             .collect();
-        reporter.step_finished(Step::Connections, &format!("{} connections", live.len()));
+        reporter.step_finished(Step::Connections, &count(live.len(), "connection"));
         Ok(live)
     };
     let (destination, sources, connections) =

@@ -49,6 +49,10 @@ pub trait Reporter: Send + Sync {
     fn writes_finished(&self) {}
     /// The server pushed back, and requests now start at most `rate` per second.
     fn pace(&self, _rate: f64) {}
+    /// Prints `text` on stdout, around whatever the reporter shows on the terminal.
+    fn print(&self, text: &str) {
+        print!("{text}");
+    }
     /// A diagnostic line for `-v` (level 1) or `-vv` (level 2). Never contains secrets.
     fn log(&self, _level: u8, _line: &str) {}
 }
@@ -58,3 +62,12 @@ pub trait Reporter: Send + Sync {
 pub struct Silent;
 
 impl Reporter for Silent {}
+
+/// `n` and the noun, singular or plural: "1 source", "7 sources".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

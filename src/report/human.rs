@@ -3,6 +3,7 @@
 //! Pure functions from the report to text, so they are snapshot-tested without a terminal.
 //! Colour is a parameter: the caller decides it (terminal, `NO_COLOR`).
 
+use super::events::count;
 use super::{Action, Outcome, Report, TargetReport};
 use std::fmt::Write;
 
@@ -69,12 +70,11 @@ pub fn preview(report: &Report, style: Style) -> String {
     let s = &report.summary;
     let _ = writeln!(
         out,
-        "Plan: {} to create, {} to update, {} unchanged, {} {}.",
+        "Plan: {} to create, {} to update, {} unchanged, {}.",
         s.create,
         s.update,
         s.unchanged,
-        s.error,
-        plural(s.error, "error", "errors")
+        count(s.error, "error")
     );
     out
 }
@@ -122,10 +122,6 @@ fn label(target: &TargetReport) -> &str {
 
 fn name(target: &TargetReport) -> &str {
     target.name.as_deref().unwrap_or("")
-}
-
-fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
-    if n == 1 { one } else { many }
 }
 
 #[cfg(test)]

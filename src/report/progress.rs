@@ -4,7 +4,7 @@
 //! rest of the code never asks whether it is talking to a terminal. `-v` lines go above the bars.
 
 use super::events::{Reporter, Step, WriteResult};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -110,9 +110,19 @@ impl Reporter for Progress {
         let bar = self.multi.add(ProgressBar::new(total));
         bar.set_style(
             ProgressStyle::with_template(
-                "{bar:30.green/dim} {pos}/{len} targets  {msg}  {per_sec}  ETA {eta}",
+                "{bar:30.green/dim} {pos}/{len} targets  {msg}  {rate}  ETA {eta}",
             )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            .map_or_else(
+                |_| ProgressStyle::default_bar(),
+                |style| {
+                    style.with_key(
+                        "rate",
+                        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.1}/s", state.per_sec());
+                        },
+                    )
+                },
+            ),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
         if let Ok(mut writes) = self.writes.lock() {
@@ -134,24 +144,32 @@ impl Reporter for Progress {
             WriteResult::Created => self.created.fetch_add(1, Ordering::Relaxed),
             WriteResult::Failed => self.failed.fetch_add(1, Ordering::Relaxed),
         };
-        self.update_writes_message();
         if let Ok(writes) = self.writes.lock() {
             if let Some(bar) = writes.as_ref() {
                 bar.inc(1);
             }
         }
+        self.update_writes_message();
     }
 
     fn writes_finished(&self) {
+        // The summary line says the same, on stdout; leave the terminal on a fresh line for it.
         if let Ok(writes) = self.writes.lock() {
             if let Some(bar) = writes.as_ref() {
-                bar.finish();
+                bar.finish_and_clear();
             }
         }
     }
 
     fn pace(&self, rate: f64) {
         self.pace.store(rate.to_bits(), Ordering::Relaxed);
+    }
+
+    fn print(&self, text: &str) {
+        self.multi.suspend(|| {
+            print!("{text}");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        });
     }
 
     fn log(&self, level: u8, line: &str) {
