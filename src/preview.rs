@@ -5,7 +5,7 @@
 //! Nothing here writes; `apply` executes the `create` rows of this report.
 
 use crate::client::Client;
-use crate::copy::{self, Blueprint};
+use crate::copy::{self, Blueprint, TemplateConnection};
 use crate::execute::Create;
 use crate::existing::{Existing, ExistingCopies};
 use crate::plan::{ExistingPolicy, Names, Plan};
@@ -48,6 +48,7 @@ pub async fn preview(
             return report;
         }
     };
+    report.template = Some(TemplateConnection::from(&resolved.template));
     let blueprint = match Blueprint::new(&resolved.template) {
         Ok(b) => b,
         Err(problems) => {
@@ -55,7 +56,6 @@ pub async fn preview(
             return report;
         }
     };
-    report.template = Some(blueprint.template().clone());
     report.targets = decide(plan, &resolved, &blueprint, client, &options, reporter).await;
     report.tally();
     report

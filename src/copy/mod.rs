@@ -34,6 +34,18 @@ pub struct TemplateConnection {
     pub workspace_id: Uuid,
 }
 
+impl From<&ConnectionResponse> for TemplateConnection {
+    fn from(c: &ConnectionResponse) -> Self {
+        TemplateConnection {
+            connection_id: c.connection_id,
+            name: c.name.clone(),
+            source_id: c.source_id,
+            destination_id: c.destination_id,
+            workspace_id: c.workspace_id,
+        }
+    }
+}
+
 /// The template connection, checked once, reduced to what a create body may carry.
 ///
 /// Problems the plan can fix (a `basic` schedule, a `locked` status) are kept, not raised: they
@@ -73,13 +85,7 @@ impl Blueprint {
             return Err(errors);
         }
         Ok(Blueprint {
-            template: TemplateConnection {
-                connection_id: template.connection_id,
-                name: name.clone(),
-                source_id: template.source_id,
-                destination_id: template.destination_id,
-                workspace_id: template.workspace_id,
-            },
+            template: TemplateConnection::from(template),
             schedule: template_schedule(template),
             status: template_status(template),
             namespace_definition: template.namespace_definition,
