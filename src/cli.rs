@@ -377,6 +377,13 @@ async fn run_loaded(
             &format!("sandbox listening on {}", built_in.sandbox.url()),
         );
     }
+    if matches!(settings.client.credentials, Credentials::None) {
+        progress.log(
+            0,
+            "note: no AIRBYTE_TOKEN, nor AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET: requests go \
+             without credentials (fine for a self-hosted Airbyte with auth off)",
+        );
+    }
     let client = Client::new(&settings.client, Arc::clone(&progress))?;
     let interrupt = Arc::new(Interrupt::default());
     let signals = tokio::spawn(watch_ctrl_c(Arc::clone(&interrupt), Arc::clone(&progress)));
