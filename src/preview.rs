@@ -2,7 +2,8 @@
 //!
 //! resolve → for each target, render its name and look for an existing copy → read the catalogs
 //! of the targets that need a create → build each create body → a [`Report`] in `plan` mode.
-//! Nothing here writes; `apply` executes the `create` rows of this report.
+//! Nothing here writes: `apply` executes the `create` rows of this report afterwards, or takes
+//! each body as soon as it is built (`PreviewOptions::ready`) and writes while this reads on.
 
 use crate::client::Client;
 use crate::copy::{self, Blueprint, TemplateConnection};
@@ -111,16 +112,16 @@ async fn decide(
         match built {
             Ok(copy) => {
                 row.warnings = copy.warnings;
+                if options.keep_bodies {
+                    row.body = Some(copy.body.clone());
+                }
                 if let Some(ready) = &options.ready {
                     // The receiver only goes away when the run is over.
                     let _ = ready.send(Create {
                         row: i,
                         workspace: resolved.template.workspace_id,
-                        body: copy.body.clone(),
+                        body: copy.body,
                     });
-                }
-                if options.keep_bodies {
-                    row.body = Some(copy.body);
                 }
             }
             Err(problems) => {
