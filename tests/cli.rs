@@ -408,3 +408,71 @@ fn a_ca_certificate_file_must_hold_certificates() {
         "nothing is sent without a working client"
     );
 }
+
+/// The default seed with one mapper on the template's `orders` stream.
+fn world_with_mapper(mapper: serde_json::Value) -> World {
+    World::with(|c| {
+        let mapper: replicate::wire::ConfiguredStreamMapper =
+            serde_json::from_value(mapper).unwrap();
+        let template = &mut c.seed.connections[0];
+        let orders = template
+            .streams
+            .iter_mut()
+            .find(|s| s.name == "orders")
+            .unwrap();
+        orders.mappers = Some(vec![mapper]);
+    })
+}
+
+#[test]
+fn a_template_whose_mapper_secret_comes_back_masked_is_refused_before_any_write() {
+    let world = world_with_mapper(serde_json::json!({
+        "type": "encryption",
+        "mapperConfiguration": {
+            "algorithm": "AES", "key": "0123456789abcdef0123456789abcdef", "mode": "CBC",
+            "padding": "PKCS5Padding", "targetField": "status", "fieldNameSuffix": "_enc"
+        }
+    }));
+    let plan = world.plan("example.yaml", EXAMPLE);
+    let output = world.replicate().arg("plan").arg(&plan).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("orders"), "{err}");
+    assert!(err.contains("masked"), "{err}");
+    assert!(
+        !err.contains("0123456789abcdef"),
+        "the secret is never shown: {err}"
+    );
+    assert_eq!(world.requests("POST /connections"), 0);
+}
+
+#[test]
+fn mappers_are_copied_with_new_ids() {
+    let world = world_with_mapper(serde_json::json!({
+        "type": "hashing",
+        "mapperConfiguration": {
+            "method": "SHA-256", "targetField": "customer_id", "fieldNameSuffix": "_hash"
+        }
+    }));
+    let plan = world.plan("example.yaml", EXAMPLE);
+    world
+        .replicate()
+        .args(["apply", "--yes"])
+        .arg(&plan)
+        .assert()
+        .success();
+    let mapper_of = |name: &str| {
+        let connection = world.connection_named(name).unwrap();
+        let orders = connection
+            .configurations
+            .streams
+            .into_iter()
+            .find(|s| s.name == "orders")
+            .unwrap();
+        orders.mappers.unwrap().remove(0)
+    };
+    let template = mapper_of("shop-template → Warehouse");
+    let copy = mapper_of("shop-eu → Warehouse");
+    assert_eq!(copy.mapper_configuration, template.mapper_configuration);
+    assert_ne!(copy.id, template.id, "the copy's mapper is its own");
+}
