@@ -410,6 +410,7 @@ fn a_ca_certificate_file_must_hold_certificates() {
 }
 
 /// The default seed with one mapper on the template's `orders` stream.
+#[allow(clippy::unwrap_used)] // a test fixture
 fn world_with_mapper(mapper: serde_json::Value) -> World {
     World::with(|c| {
         let mapper: replicate::wire::ConfiguredStreamMapper =
