@@ -164,10 +164,7 @@ fn classify(
     let destination = &resolved.destination;
     row.source_id = Some(source.id);
     row.source_name = Some(source.name.clone());
-    let name = target.overrides.name.as_ref().map_or_else(
-        || format!("{} → {}", source.name, destination.name),
-        |n| n.render(&names(source, resolved)),
-    );
+    let name = target.overrides.name_for(&names(source, resolved));
     match existing.find(source.id, destination.destination_id, &name) {
         Existing::One(copy) => {
             row.connection_id = Some(copy.connection_id);

@@ -146,10 +146,7 @@ pub fn build_copy(
         return Err(errors);
     }
 
-    let name = overrides.name.as_ref().map_or_else(
-        || format!("{} → {}", names.source_name, names.destination_name),
-        |t| t.render(names),
-    );
+    let name = overrides.name_for(names);
     let prefix = match &overrides.prefix {
         Some(t) => Some(t.render(names)),
         None => blueprint.prefix.clone(),

@@ -118,6 +118,15 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// The copy's name for one target: `name` rendered, else the default name
+    /// ([`DEFAULT_NAME`]), which the loader normally fills in already.
+    pub fn name_for(&self, names: &Names<'_>) -> String {
+        match &self.name {
+            Some(name) => name.render(names),
+            None => format!("{} → {}", names.source_name, names.destination_name),
+        }
+    }
+
     /// These keys, with `over`'s set keys winning.
     #[must_use]
     pub fn overlaid_with(&self, over: &Overrides) -> Overrides {
