@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod copy;
 pub mod cron;
+pub mod diff;
 pub mod duration;
 pub mod execute;
 pub mod existing;

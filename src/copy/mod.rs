@@ -13,6 +13,8 @@ mod streams;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use streams::SECRET_MASK;
+
 use crate::cron;
 use crate::plan::{MissingStreamsPolicy, Names, Overrides};
 use crate::wire::{
@@ -123,6 +125,32 @@ pub fn build_copy(
     catalog: &[StreamProperties],
     missing_streams: MissingStreamsPolicy,
 ) -> Result<CopyPlan, Vec<String>> {
+    build(
+        blueprint,
+        names,
+        overrides,
+        Some((catalog, missing_streams)),
+    )
+}
+
+/// The desired body of a target whose catalog has not been read: the template's streams as they
+/// are (cursors, keys and all), unchecked. It decides every field of an existing copy but its
+/// streams exactly; a stream difference found with it is settled with [`build_copy`] (the diff
+/// stage says when). Never posted as it is.
+pub fn build_desired(
+    blueprint: &Blueprint,
+    names: &Names<'_>,
+    overrides: &Overrides,
+) -> Result<CopyPlan, Vec<String>> {
+    build(blueprint, names, overrides, None)
+}
+
+fn build(
+    blueprint: &Blueprint,
+    names: &Names<'_>,
+    overrides: &Overrides,
+    catalog: Option<(&[StreamProperties], MissingStreamsPolicy)>,
+) -> Result<CopyPlan, Vec<String>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
@@ -134,14 +162,17 @@ pub fn build_copy(
         Some(status) => Some(status),
         None => blueprint.status.clone().map_err(|e| errors.push(e)).ok(),
     };
-    let streams = streams::copy_streams(
-        &blueprint.streams,
-        names.source_name,
-        catalog,
-        missing_streams,
-        &mut errors,
-        &mut warnings,
-    );
+    let streams = match catalog {
+        Some((catalog, missing_streams)) => streams::copy_streams(
+            &blueprint.streams,
+            names.source_name,
+            catalog,
+            missing_streams,
+            &mut errors,
+            &mut warnings,
+        ),
+        None => blueprint.streams.clone(),
+    };
     if !errors.is_empty() {
         return Err(errors);
     }

@@ -97,7 +97,7 @@ fn check_selection(
 /// What Airbyte puts in place of a secret it will not return (`MapperSecretHelper`). Matched
 /// exactly: a looser rule (any run of `*`) would refuse a row filter that compares with `"***"`,
 /// with no way around it, while a miss only costs a 400 at apply.
-const SECRET_MASK: &str = "**********";
+pub(crate) const SECRET_MASK: &str = "**********";
 
 /// Collects the paths of masked values in a mapper configuration.
 fn masked_secrets(config: &Map<String, Value>, prefix: &str, out: &mut Vec<String>) {
