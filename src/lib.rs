@@ -20,6 +20,7 @@ pub mod report;
 pub mod resolve;
 pub mod sandbox;
 pub mod secret;
+pub mod select;
 pub mod suggest;
 pub mod wire;
 pub mod yaml;

@@ -7,13 +7,13 @@
 //! targets that need a create.
 
 use crate::client::{ApiError, Client};
-use crate::plan::{Overrides, Plan, Reference, Selector};
+use crate::plan::{Plan, Reference};
 use crate::report::events::{Reporter, Step, count};
+pub use crate::select::{ResolvedTarget, SourceSummary};
+use crate::select::{SelectError, select_targets};
 use crate::wire::{ConnectionResponse, ConnectionStatus, DestinationResponse, SourceResponse};
 use futures::TryFutureExt;
-use std::collections::HashMap;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// A failure that stops the whole run before any target is considered.
 #[derive(Debug, thiserror::Error)]
@@ -36,34 +36,6 @@ pub enum ResolveError {
         what: &'static str,
         source: ApiError,
     },
-}
-
-/// The source a target resolved to: only what the later stages need.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceSummary {
-    pub id: Uuid,
-    pub name: String,
-    pub source_type: String,
-}
-
-impl From<&SourceResponse> for SourceSummary {
-    fn from(s: &SourceResponse) -> Self {
-        SourceSummary {
-            id: s.source_id,
-            name: s.name.clone(),
-            source_type: s.source_type.clone(),
-        }
-    }
-}
-
-/// One row of the plan: a source selected by a plan entry, or why the entry selected nothing.
-#[derive(Debug, Clone)]
-pub struct ResolvedTarget {
-    /// The YAML path of the entry (`targets[2]`).
-    pub entry: String,
-    pub source: Result<SourceSummary, String>,
-    /// `defaults` overlaid with the entry's own keys.
-    pub overrides: Overrides,
 }
 
 /// What the server holds that the plan refers to.
@@ -136,7 +108,7 @@ pub async fn resolve(
     let (destination, sources, connections) =
         futures::try_join!(destination, sources, connections)?;
 
-    let targets = select_targets(plan, &template, &sources, client).await;
+    let targets = select(plan, &template, &sources, client).await;
     Ok(Resolved {
         template,
         destination,
@@ -188,142 +160,32 @@ async fn template(
     }
 }
 
-/// Who selected a source: the entry's index, and whether it named the source explicitly.
-#[derive(Clone, Copy)]
-struct Selection {
-    entry: usize,
-    explicit: bool,
-}
-
-/// Applies the plan's entries to the workspace's sources. Explicit entries win over `match`
-/// entries (so "all shops, but shop-eu with its own name" works); a source that two explicit
-/// entries, or two `match` entries, select is an error naming both.
-async fn select_targets(
+/// Selects the targets, then asks the server about ids that are not in the workspace, so the
+/// error says whether the source exists elsewhere.
+async fn select(
     plan: &Plan,
     template: &ConnectionResponse,
     sources: &[SourceResponse],
     client: &Client,
 ) -> Vec<ResolvedTarget> {
-    let by_id: HashMap<Uuid, &SourceResponse> = sources.iter().map(|s| (s.source_id, s)).collect();
-    let mut by_name: HashMap<&str, Vec<&SourceResponse>> = HashMap::new();
-    for s in sources {
-        by_name.entry(s.name.as_str()).or_default().push(s);
-    }
-
-    let mut rows = Vec::new();
-    // Source id → (row index, who selected it).
-    let mut chosen: HashMap<Uuid, (usize, Selection)> = HashMap::new();
-    for (index, entry) in plan.targets.iter().enumerate() {
-        let overrides = plan.defaults.overlaid_with(&entry.overrides);
-        let row = |source| ResolvedTarget {
-            entry: entry.path.clone(),
-            source,
-            overrides: overrides.clone(),
+    let mut targets = select_targets(plan, template.source_id, sources);
+    for target in &mut targets {
+        let Err(SelectError::UnknownId(id)) = target.source else {
+            continue;
         };
-        let picked: Vec<&SourceResponse> = match &entry.selector {
-            Selector::Source(reference) => {
-                match explicit_source(reference, &by_id, &by_name, template, client).await {
-                    Ok(source) => vec![source],
-                    Err(message) => {
-                        rows.push(row(Err(message)));
-                        continue;
-                    }
-                }
-            }
-            Selector::Match {
-                pattern,
-                source_type,
-                exclude,
-            } => {
-                let mut picked: Vec<&SourceResponse> = sources
-                    .iter()
-                    .filter(|s| s.source_id != template.source_id)
-                    .filter(|s| pattern.is_match(&s.name))
-                    .filter(|s| source_type.as_ref().is_none_or(|t| &s.source_type == t))
-                    .filter(|s| !exclude.iter().any(|g| g.is_match(&s.name)))
-                    .collect();
-                picked.sort_by(|a, b| a.name.cmp(&b.name).then(a.source_id.cmp(&b.source_id)));
-                picked
-            }
-        };
-        let explicit = matches!(entry.selector, Selector::Source(_));
-        for source in picked {
-            let this = Selection {
-                entry: index,
-                explicit,
-            };
-            match chosen.get(&source.source_id).copied() {
-                None => {
-                    chosen.insert(source.source_id, (rows.len(), this));
-                    rows.push(row(Ok(SourceSummary::from(source))));
-                }
-                Some((at, earlier)) if earlier.explicit == explicit => {
-                    rows[at].source = Err(format!(
-                        "source \"{}\" is selected by both {} and {}; a source may have one copy only",
-                        source.name, plan.targets[earlier.entry].path, entry.path
-                    ));
-                }
-                // An explicit entry wins over a match, whichever comes first.
-                Some((at, _)) if explicit => {
-                    rows[at] = row(Ok(SourceSummary::from(source)));
-                    chosen.insert(source.source_id, (at, this));
-                }
-                Some(_) => {}
-            }
-        }
+        target.source = Err(match client.source(id).await {
+            Ok(s) => SelectError::OtherWorkspace {
+                id,
+                name: s.name,
+                workspace: s.workspace_id,
+                expected: template.workspace_id,
+            },
+            Err(e) if e.status() == Some(404) => SelectError::NoSuchId(id),
+            Err(e) => SelectError::Lookup {
+                id,
+                message: e.to_string(),
+            },
+        });
     }
-    rows
-}
-
-/// The source an explicit entry names, or why it names none.
-async fn explicit_source<'a>(
-    reference: &Reference,
-    by_id: &HashMap<Uuid, &'a SourceResponse>,
-    by_name: &HashMap<&str, Vec<&'a SourceResponse>>,
-    template: &ConnectionResponse,
-    client: &Client,
-) -> Result<&'a SourceResponse, String> {
-    let source = match reference {
-        Reference::Id(id) => match by_id.get(id) {
-            Some(s) => *s,
-            None => {
-                // Not in the workspace: say whether it exists at all.
-                return Err(match client.source(*id).await {
-                    Ok(s) => format!(
-                        "source {id} (\"{}\") is in workspace {}, not in the template's workspace {}",
-                        s.name, s.workspace_id, template.workspace_id
-                    ),
-                    Err(e) if e.status() == Some(404) => format!("no source with id {id}"),
-                    Err(e) => format!("source {id}: {e}"),
-                });
-            }
-        },
-        Reference::Name(name) => match by_name.get(name.as_str()).map(Vec::as_slice) {
-            None | Some([]) => {
-                let known = by_name.keys().copied();
-                let hint = crate::suggest::closest(name, known)
-                    .map(|c| format!(" (did you mean \"{c}\"?)"))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "no source named \"{name}\" in the template's workspace{hint}"
-                ));
-            }
-            Some([one]) => *one,
-            Some(many) => {
-                let ids: Vec<String> = many.iter().map(|s| s.source_id.to_string()).collect();
-                return Err(format!(
-                    "{} sources are named \"{name}\"; name it by id instead: {}",
-                    many.len(),
-                    ids.join(", ")
-                ));
-            }
-        },
-    };
-    if source.source_id == template.source_id {
-        return Err(format!(
-            "source \"{}\" is the template's own source; it cannot be a target",
-            source.name
-        ));
-    }
-    Ok(source)
+    targets
 }

@@ -1,0 +1,332 @@
+//! Target selection (SPEC §2): pure, from the plan's entries and the workspace's sources to one
+//! row per target.
+//!
+//! Part of resolve: `resolve` fetches the sources, this decides which of them the plan means.
+//! Explicit `source:` entries win over `match` entries (so "all shops, but shop-eu with its own
+//! name" works); a source that two explicit entries, or two `match` entries, select is an error
+//! naming both; the template's own source is an error when named and left out when matched.
+
+use crate::plan::{Overrides, Plan, Reference, Selector};
+use crate::wire::SourceResponse;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The source a target resolved to: only what the later stages need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub source_type: String,
+}
+
+impl From<&SourceResponse> for SourceSummary {
+    fn from(s: &SourceResponse) -> Self {
+        SourceSummary {
+            id: s.source_id,
+            name: s.name.clone(),
+            source_type: s.source_type.clone(),
+        }
+    }
+}
+
+/// Why a plan entry selected no source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// Not among the workspace's sources; `resolve` asks the server whether it exists elsewhere.
+    #[error("no source with id {0} in the template's workspace")]
+    UnknownId(Uuid),
+    #[error(
+        "source {id} (\"{name}\") is in workspace {workspace}, not in the template's workspace {expected}"
+    )]
+    OtherWorkspace {
+        id: Uuid,
+        name: String,
+        workspace: Uuid,
+        expected: Uuid,
+    },
+    #[error("no source with id {0}")]
+    NoSuchId(Uuid),
+    #[error("source {id}: {message}")]
+    Lookup { id: Uuid, message: String },
+    #[error("no source named \"{name}\" in the template's workspace{}", hint.as_ref().map(|h| format!(" (did you mean \"{h}\"?)")).unwrap_or_default())]
+    UnknownName { name: String, hint: Option<String> },
+    #[error("{} sources are named \"{name}\"; name it by id instead: {}", ids.len(), join(ids))]
+    AmbiguousName { name: String, ids: Vec<Uuid> },
+    #[error("source \"{0}\" is the template's own source; it cannot be a target")]
+    TemplateSource(String),
+    #[error(
+        "source \"{name}\" is selected by both {first} and {second}; a source may have one copy only"
+    )]
+    SelectedTwice {
+        name: String,
+        first: String,
+        second: String,
+    },
+}
+
+fn join(ids: &[Uuid]) -> String {
+    ids.iter()
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One row of the plan: a source selected by a plan entry, or why the entry selected nothing.
+#[derive(Debug, Clone)]
+pub struct ResolvedTarget {
+    /// The YAML path of the entry (`targets[2]`).
+    pub entry: String,
+    pub source: Result<SourceSummary, SelectError>,
+    /// `defaults` overlaid with the entry's own keys.
+    pub overrides: Overrides,
+}
+
+/// Who selected a source: the entry's index, and whether it named the source explicitly.
+#[derive(Clone, Copy)]
+struct Selection {
+    entry: usize,
+    explicit: bool,
+}
+
+/// Applies the plan's entries to the workspace's `sources`, in entry order (a `match` entry's
+/// sources by name). `template_source` is the template's own source.
+pub fn select_targets(
+    plan: &Plan,
+    template_source: Uuid,
+    sources: &[SourceResponse],
+) -> Vec<ResolvedTarget> {
+    let by_id: HashMap<Uuid, &SourceResponse> = sources.iter().map(|s| (s.source_id, s)).collect();
+    let mut by_name: HashMap<&str, Vec<&SourceResponse>> = HashMap::new();
+    for s in sources {
+        by_name.entry(s.name.as_str()).or_default().push(s);
+    }
+
+    let mut rows = Vec::new();
+    // Source id → (row index, who selected it).
+    let mut chosen: HashMap<Uuid, (usize, Selection)> = HashMap::new();
+    for (index, entry) in plan.targets.iter().enumerate() {
+        let overrides = plan.defaults.overlaid_with(&entry.overrides);
+        let row = |source| ResolvedTarget {
+            entry: entry.path.clone(),
+            source,
+            overrides: overrides.clone(),
+        };
+        let picked: Vec<&SourceResponse> = match &entry.selector {
+            Selector::Source(reference) => {
+                match explicit_source(reference, &by_id, &by_name, template_source) {
+                    Ok(source) => vec![source],
+                    Err(error) => {
+                        rows.push(row(Err(error)));
+                        continue;
+                    }
+                }
+            }
+            Selector::Match {
+                pattern,
+                source_type,
+                exclude,
+            } => {
+                let mut picked: Vec<&SourceResponse> = sources
+                    .iter()
+                    .filter(|s| s.source_id != template_source)
+                    .filter(|s| pattern.is_match(&s.name))
+                    .filter(|s| source_type.as_ref().is_none_or(|t| &s.source_type == t))
+                    .filter(|s| !exclude.iter().any(|g| g.is_match(&s.name)))
+                    .collect();
+                picked.sort_by(|a, b| a.name.cmp(&b.name).then(a.source_id.cmp(&b.source_id)));
+                picked
+            }
+        };
+        let explicit = matches!(entry.selector, Selector::Source(_));
+        for source in picked {
+            let this = Selection {
+                entry: index,
+                explicit,
+            };
+            match chosen.get(&source.source_id).copied() {
+                None => {
+                    chosen.insert(source.source_id, (rows.len(), this));
+                    rows.push(row(Ok(SourceSummary::from(source))));
+                }
+                Some((at, earlier)) if earlier.explicit == explicit => {
+                    rows[at].source = Err(SelectError::SelectedTwice {
+                        name: source.name.clone(),
+                        first: plan.targets[earlier.entry].path.clone(),
+                        second: entry.path.clone(),
+                    });
+                }
+                // An explicit entry wins over a match, whichever comes first.
+                Some((at, _)) if explicit => {
+                    rows[at] = row(Ok(SourceSummary::from(source)));
+                    chosen.insert(source.source_id, (at, this));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    rows
+}
+
+/// The source an explicit entry names, or why it names none.
+fn explicit_source<'a>(
+    reference: &Reference,
+    by_id: &HashMap<Uuid, &'a SourceResponse>,
+    by_name: &HashMap<&str, Vec<&'a SourceResponse>>,
+    template_source: Uuid,
+) -> Result<&'a SourceResponse, SelectError> {
+    let source = match reference {
+        Reference::Id(id) => *by_id.get(id).ok_or(SelectError::UnknownId(*id))?,
+        Reference::Name(name) => match by_name.get(name.as_str()).map(Vec::as_slice) {
+            None | Some([]) => {
+                return Err(SelectError::UnknownName {
+                    name: name.clone(),
+                    hint: crate::suggest::closest(name, by_name.keys().copied())
+                        .map(str::to_string),
+                });
+            }
+            Some([one]) => *one,
+            Some(many) => {
+                return Err(SelectError::AmbiguousName {
+                    name: name.clone(),
+                    ids: many.iter().map(|s| s.source_id).collect(),
+                });
+            }
+        },
+    };
+    if source.source_id == template_source {
+        return Err(SelectError::TemplateSource(source.name.clone()));
+    }
+    Ok(source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TEMPLATE_SOURCE: u128 = 1;
+
+    fn source(id: u128, name: &str, source_type: &str) -> SourceResponse {
+        serde_json::from_value(json!({
+            "sourceId": Uuid::from_u128(id), "name": name, "sourceType": source_type,
+            "definitionId": Uuid::from_u128(500), "workspaceId": Uuid::from_u128(900),
+            "configuration": {}, "createdAt": 0
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The default seed's sources, plus a second `dup` to make a name ambiguous.
+    fn sources() -> Vec<SourceResponse> {
+        vec![
+            source(TEMPLATE_SOURCE, "shop-template", "postgres"),
+            source(2, "shop-eu", "postgres"),
+            source(3, "shop-us", "postgres"),
+            source(4, "shop-legacy", "postgres"),
+            source(5, "crm", "hubspot"),
+            source(6, "dup", "postgres"),
+            source(7, "dup", "postgres"),
+        ]
+    }
+
+    fn plan(targets: &str) -> Plan {
+        let yaml = format!(
+            "version: 1\ntemplate: \"shop-template → Warehouse\"\ntargets:\n{targets}\n\
+             defaults:\n  prefix: \"{{source.name|slug}}_\"\n"
+        );
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("plan.yaml");
+        std::fs::write(&file, yaml).unwrap_or_else(|e| panic!("{e}"));
+        crate::plan::load(&file).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Each row as `entry: name` or `entry: error`.
+    fn rows(targets: &str) -> Vec<String> {
+        select_targets(&plan(targets), Uuid::from_u128(TEMPLATE_SOURCE), &sources())
+            .into_iter()
+            .map(|row| match row.source {
+                Ok(s) => format!("{}: {}", row.entry, s.name),
+                Err(e) => format!("{}: ! {e}", row.entry),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn selection_table() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "a match leaves out the template's own source, sorted by name",
+                "  - match: \"shop-*\"",
+                &[
+                    "targets[0]: shop-eu",
+                    "targets[0]: shop-legacy",
+                    "targets[0]: shop-us",
+                ],
+            ),
+            (
+                "type and exclude narrow a match",
+                "  - match: \"*\"\n    type: postgres\n    exclude: [\"shop-l*\", \"dup\"]",
+                &["targets[0]: shop-eu", "targets[0]: shop-us"],
+            ),
+            (
+                "the template's own source, named",
+                "  - source: shop-template",
+                &[
+                    "targets[0]: ! source \"shop-template\" is the template's own source; it cannot be a target",
+                ],
+            ),
+            (
+                "an explicit entry beats a match, after it",
+                "  - match: \"shop-e*\"\n  - source: shop-eu\n    name: special",
+                &["targets[1]: shop-eu"],
+            ),
+            (
+                "an explicit entry beats a match, before it",
+                "  - source: shop-eu\n  - match: \"shop-e*\"",
+                &["targets[0]: shop-eu"],
+            ),
+            (
+                "two explicit entries, one source (by name and by id)",
+                "  - source: shop-eu\n  - source: 00000000-0000-0000-0000-000000000002",
+                &[
+                    "targets[0]: ! source \"shop-eu\" is selected by both targets[0] and targets[1]; a source may have one copy only",
+                ],
+            ),
+            (
+                "two matches, one source",
+                "  - match: \"shop-u*\"\n  - match: \"*-us\"",
+                &[
+                    "targets[0]: ! source \"shop-us\" is selected by both targets[0] and targets[1]; a source may have one copy only",
+                ],
+            ),
+            (
+                "a source from another workspace (not in the list)",
+                "  - source: 00000000-0000-0000-0000-0000000000ff",
+                &[
+                    "targets[0]: ! no source with id 00000000-0000-0000-0000-0000000000ff in the template's workspace",
+                ],
+            ),
+            (
+                "a typo gets the closest name",
+                "  - source: shop-e",
+                &[
+                    "targets[0]: ! no source named \"shop-e\" in the template's workspace (did you mean \"shop-eu\"?)",
+                ],
+            ),
+            (
+                "an ambiguous name asks for the id",
+                "  - source: dup",
+                &[
+                    "targets[0]: ! 2 sources are named \"dup\"; name it by id instead: 00000000-0000-0000-0000-000000000006, 00000000-0000-0000-0000-000000000007",
+                ],
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (what, targets, want) in cases {
+            let got = rows(targets);
+            if got != *want {
+                failures.push(format!("{what}:\n  got  {got:?}\n  want {want:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}
