@@ -4,6 +4,7 @@
 //! (`human`) and the JSON document (`json`, SPEC §5) are pure functions of it; the terminal
 //! progress (`progress`) listens to [`events::Reporter`] while the run works.
 
+pub mod changes;
 pub mod events;
 pub mod human;
 pub mod progress;
