@@ -170,7 +170,7 @@ fn classify(
             row.connection_id = Some(copy.connection_id);
             row.name = Some(copy.name.clone());
             match plan.existing {
-                ExistingPolicy::Skip => row.action = Action::Unchanged,
+                ExistingPolicy::Skip | ExistingPolicy::Update => row.action = Action::Unchanged,
                 ExistingPolicy::Fail => {
                     row.error = Some(format!(
                         "a copy already exists: \"{}\" ({}), and the plan says existing: fail",

@@ -15,8 +15,11 @@
 //! `PATCH /connections/{id}` body: only the top-level fields that differ, the streams whole, the
 //! tags as the copy's plus the missing desired ones.
 
+mod target;
 #[cfg(test)]
 mod tests;
+
+pub use target::{Decision, TargetError, TargetPlan, decide_existing};
 
 use crate::copy::SECRET_MASK;
 use crate::cron;
@@ -149,7 +152,12 @@ pub fn diff(desired: &ConnectionCreateRequest, actual: &ConnectionResponse) -> D
     if let Some(schedule) = &desired.schedule {
         schedule_change(schedule, actual, changes);
     }
-    if let Some(status) = desired.status {
+    // `locked` is Airbyte's doing (billing, say), not the plan's: not drift, and a patch could
+    // not undo it. Whatever else differs on a locked copy is an error for its target.
+    if let Some(status) = desired
+        .status
+        .filter(|_| actual.status != ConnectionStatus::Locked)
+    {
         if status != actual.status {
             changes.push(field("status", json!(actual.status), json!(status)));
         }
@@ -478,9 +486,4 @@ fn same_config(want: &Value, have: &Value, path: &str, masked: &mut Vec<String>)
         }
         _ => want == have,
     }
-}
-
-/// Whether a copy may be patched: a `locked` one cannot (Airbyte answers 409).
-pub fn locked(actual: &ConnectionResponse) -> bool {
-    actual.status == ConnectionStatus::Locked
 }

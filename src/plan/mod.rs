@@ -150,7 +150,9 @@ impl Overrides {
 /// `existing:` what to do when a target's copy already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExistingPolicy {
-    /// Leave it; the target is `unchanged`.
+    /// Bring it in line with the plan (SPEC §8).
+    Update,
+    /// Leave it; the target is `unchanged` (its drift is still shown).
     #[default]
     Skip,
     /// An error for that target.
