@@ -11,14 +11,13 @@
 //!   the handler runs, and if it succeeded (the write took effect) the answer is replaced by
 //!   either a dropped connection (no status line at all) or a proxy's 504 (an even pick).
 //!
-//! The rate limit ([`RateLimiter`]) runs after auth, in the router's auth layer, because it is
+//! The layer's state is the [`Faults`] alone. The rate limit ([`RateLimiter`]) runs after auth, in the router's auth layer, because it is
 //! keyed on the bearer token; the create delay runs in the create handler. Dice come from one
 //! seeded RNG behind a mutex held only for the draw, so a run's faults repeat for the same seed
 //! and the same order of requests.
 
 use super::problem::ApiError;
-use super::routes::App;
-use super::stats;
+use super::stats::{self, Dropped};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
@@ -62,11 +61,6 @@ enum Loss {
     /// A gateway in front of the server gives up waiting.
     GatewayTimeout,
 }
-
-/// Marks a response whose connection is to be dropped, so the accounting counts it as
-/// `"dropped"` rather than under the status it will never send.
-#[derive(Debug, Clone, Copy)]
-pub struct Dropped;
 
 impl Faults {
     /// `rate_limit` is requests per second per token; `seed` is the RNG seed, already chosen.
@@ -137,8 +131,7 @@ impl Faults {
 }
 
 /// The route layer that fails requests and loses the answers of writes.
-pub async fn inject(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let faults = &app.faults;
+pub async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {
     let losable = faults.lost_response_rate > 0.0
         && matches!(
             stats::matched_route(&request).as_deref(),

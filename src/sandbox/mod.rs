@@ -2,19 +2,24 @@
 //!
 //! It accepts what real Airbyte accepts and refuses what it refuses, with the same error bodies,
 //! so plans can be tried and the tool tested with no Airbyte at hand. The pieces:
-//! [`seed`] (the starting state, YAML or code) → [`store`] (state and indices) ←
-//! [`routes`] (HTTP handlers) using [`validate`] (create and patch rules), [`auth`] (tokens),
+//! [`seed`] (the starting state, YAML or code) → [`seeding`] (builds the store from it) →
+//! [`store`] (state and indices, paged through [`positions`]) ← [`routes`] (HTTP handlers)
+//! using [`request`] (parsing), [`validate`] (create and patch rules), [`auth`] (tokens),
 //! [`stats`] (the accounting layer and `/_sandbox/stats`), [`faults`] (the fault knobs, for
-//! reliability tests) and [`problem`] (error bodies).
+//! reliability tests) and [`problem`] (error bodies). Each layer holds its own state, so no
+//! module below [`routes`] imports it.
 //! It shares only [`crate::wire`], [`crate::cron`], [`crate::yaml`] and [`crate::secret`] with the
 //! rest of the crate, never the planner.
 
 mod auth;
 mod catalog;
 mod faults;
+mod positions;
 mod problem;
+mod request;
 mod routes;
 pub mod seed;
+mod seeding;
 mod stats;
 mod store;
 mod validate;
@@ -243,7 +248,7 @@ impl Sandbox {
     /// accepted as soon as this returns.
     pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         config.validate()?;
-        let store = store::Store::from_seed(&config.seed, config.extra_sources)?;
+        let store = seeding::build(&config.seed, config.extra_sources)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| SandboxError::Bind {
@@ -257,16 +262,15 @@ impl Sandbox {
         let fault_seed = config.fault_seed.unwrap_or_else(|| fastrand::u64(..));
         let app = Arc::new(routes::App {
             store: RwLock::new(store),
-            auth: auth::Auth::new(&config.seed, config.token_ttl),
-            stats: stats::Stats::default(),
-            latency: config.latency,
-            faults: faults::Faults::new(
+            auth: Arc::new(auth::Auth::new(&config.seed, config.token_ttl)),
+            stats: Arc::new(stats::Stats::new(config.latency)),
+            faults: Arc::new(faults::Faults::new(
                 config.fail_rate,
                 config.lost_response_rate,
                 config.rate_limit,
                 config.create_delay,
                 fault_seed,
-            ),
+            )),
             addr,
         });
         let (stop, stopped) = oneshot::channel::<()>();

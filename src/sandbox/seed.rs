@@ -5,7 +5,8 @@
 //! the object's kind and name, so the same seed always yields the same ids. Keys that mirror an
 //! Airbyte API field are spelled as the API spells them (`syncMode`, `sourceDefinedPrimaryKey`).
 //! Parsing goes through [`crate::yaml`]; references are checked when the store is built
-//! ([`Seed::from_yaml`] does both), and a bad reference is reported with its YAML path.
+//! (`Seed::from_yaml`, in [`super::seeding`], does both), and a bad reference is reported with its
+//! YAML path. This module is only the document: it knows nothing of the store.
 
 use super::catalog::{DestinationSyncMode, SourceSyncMode};
 use crate::wire::{
@@ -268,7 +269,7 @@ impl SeedError {
         }
     }
 
-    fn in_file(self, path: &Path) -> Self {
+    pub(crate) fn in_file(self, path: &Path) -> Self {
         match self {
             SeedError::Invalid {
                 path: p, message, ..
@@ -290,13 +291,6 @@ impl Seed {
         #[allow(clippy::expect_used)] // a start-up invariant, checked by a unit test
         yaml::parse(Path::new("default_seed.yaml"), DEFAULT_SEED.as_bytes())
             .expect("the built-in default seed parses")
-    }
-
-    /// Parses a seed file and checks every reference in it. `path` only names the file in errors.
-    pub fn from_yaml(path: &Path, bytes: &[u8]) -> Result<Seed, SeedError> {
-        let seed: Seed = yaml::parse(path, bytes)?;
-        super::store::Store::from_seed(&seed, 0).map_err(|e| e.in_file(path))?;
-        Ok(seed)
     }
 
     /// The source whose catalog and type `--sources N` copies: the first connection's source,
@@ -331,7 +325,7 @@ mod tests {
         let seed = Seed::default_seed();
         assert_eq!(seed.sources.len(), 7);
         assert_eq!(seed.template_source().unwrap().name, "shop-template");
-        crate::sandbox::store::Store::from_seed(&seed, 3).unwrap();
+        crate::sandbox::seeding::build(&seed, 3).unwrap();
     }
 
     #[test]
