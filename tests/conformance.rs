@@ -390,6 +390,33 @@ fn calls(base: &str) -> Vec<Call> {
             ),
             json!({"name": "renamed", "schedule": {"scheduleType": "manual"}, "configurations": {"streams": [{"name": "orders"}]}}),
         ),
+        with_body(
+            call(
+                "PATCH",
+                "/connections/{connectionId}",
+                format!("{base}/connections/{TEMPLATE}"),
+                200,
+            ),
+            json!({"status": "locked"}),
+        ),
+        with_body(
+            call(
+                "PATCH",
+                "/connections/{connectionId}",
+                format!("{base}/connections/{TEMPLATE}"),
+                409,
+            ),
+            json!({"name": "thawed"}),
+        ),
+        with_body(
+            call(
+                "PATCH",
+                "/connections/{connectionId}",
+                format!("{base}/connections/{MISSING}"),
+                404,
+            ),
+            json!({"name": "x"}),
+        ),
         call(
             "DELETE",
             "/connections/{connectionId}",

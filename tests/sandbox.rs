@@ -1023,6 +1023,133 @@ async fn a_locked_connection_refuses_patches() {
 }
 
 #[tokio::test]
+async fn patched_streams_follow_the_create_rules_and_a_refusal_changes_nothing() {
+    let api = Api::start().await;
+    let path = format!("/connections/{TEMPLATE}");
+    for (streams, needle) in [
+        (
+            json!([{"name": "nope"}]),
+            "No streams found with name [nope]",
+        ),
+        (
+            json!([{"name": "orders"}, {"name": "orders"}]),
+            "Duplicate stream found",
+        ),
+        (
+            json!([{"name": "products", "syncMode": "incremental_append", "cursorField": ["id"]}]),
+            "is already defined by source for stream: products",
+        ),
+        (
+            json!([{"name": "customers", "syncMode": "incremental_deduped_history", "primaryKey": [["name"]]}]),
+            "Primary key for stream: customers is already pre-defined",
+        ),
+        (
+            json!([{"name": "orders", "syncMode": "full_refresh_update"}]),
+            "Cannot set sync mode to full_refresh_update for stream orders",
+        ),
+        (
+            json!([{"name": "orders", "selectedFields": [{"fieldPath": ["nope"]}]}]),
+            "Invalid fields selected for stream orders",
+        ),
+    ] {
+        let body = json!({"name": "changed", "configurations": {"streams": streams}});
+        let (status, answer) = api.patch(&path, &body).await;
+        let message = bad_request(status, &answer);
+        assert!(message.contains(needle), "{streams}: {message}");
+    }
+    let (_, after) = api.get(&path).await;
+    assert_eq!(
+        after["name"], "shop-template → Warehouse",
+        "nothing changed"
+    );
+    assert_eq!(
+        after["configurations"]["streams"].as_array().unwrap().len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_seeded_locked_connection_answers_airbyte_409_to_every_patch() {
+    let api = Api::seeded(
+        "workspaces: [{name: W}]\ndestinations: [{name: D, type: bigquery}]\n\
+         catalogs: {c: [{name: s, fields: [id]}]}\nsources: [{name: S, type: pg, catalog: c}]\n\
+         connections: [{source: S, destination: D, name: frozen, status: locked}]\n\
+         tokens: [sandbox-token]\n",
+    )
+    .await;
+    let (_, page) = api.get("/connections").await;
+    let connection = &page["data"][0];
+    assert_eq!(connection["status"], "locked");
+    let id = connection["connectionId"].as_str().unwrap();
+    let path = format!("/connections/{id}");
+    for body in [
+        json!({"name": "thawed"}),
+        json!({"status": "active"}),
+        json!({"configurations": {"streams": [{"name": "s"}]}}),
+    ] {
+        let (status, answer) = api.patch(&path, &body).await;
+        assert_eq!(status, 409, "{answer}");
+        assert_eq!(answer["status"], 409);
+        assert_eq!(answer["type"], "error:connection/locked");
+        assert_eq!(answer["title"], "Connection is locked");
+        assert_eq!(
+            answer["detail"],
+            "The connection is locked and cannot be modified."
+        );
+        assert_eq!(answer["documentationUrl"], Value::Null);
+        assert!(
+            answer["data"]["message"].as_str().unwrap().contains(id),
+            "{answer}"
+        );
+    }
+    let (_, after) = api.get(&path).await;
+    assert_eq!(
+        (after["name"].as_str(), after["status"].as_str()),
+        (Some("frozen"), Some("locked"))
+    );
+}
+
+#[tokio::test]
+async fn a_seed_holds_copies_in_states_the_api_cannot_create() {
+    let api = Api::seeded(
+        "workspaces: [{name: W}]\ndestinations: [{name: D, type: bigquery}]\n\
+         catalogs: {c: [{name: s, fields: [id, updated_at]}]}\n\
+         sources: [{name: A, type: pg, catalog: c}, {name: B, type: pg, catalog: c}]\n\
+         tags: [{name: team, color: 00FF00}]\n\
+         connections:\n\
+         - {source: A, destination: D, name: ui-made, schedule: {scheduleType: basic, basicTiming: Every 6 HOURS}, tags: [team]}\n\
+         - {source: B, destination: D, name: gone, status: deprecated, prefix: old_, schedule: {scheduleType: cron, cronExpression: 0 0 1 * * ?}}\n\
+         tokens: [sandbox-token]\n",
+    )
+    .await;
+    let (_, live) = api.get("/connections").await;
+    let live = live["data"].as_array().unwrap();
+    assert_eq!(live.len(), 1, "a deprecated copy is deleted: {live:?}");
+    assert_eq!(
+        live[0]["schedule"],
+        json!({"scheduleType": "basic", "basicTiming": "Every 6 HOURS"})
+    );
+    assert_eq!(live[0]["tags"][0]["name"], "team");
+    let (_, all) = api.get("/connections?includeDeleted=true").await;
+    let gone = &all["data"][1];
+    assert_eq!(gone["status"], "deprecated");
+    assert_eq!(gone["prefix"], "old_");
+    assert_eq!(gone["schedule"]["cronExpression"], "0 0 1 * * ? UTC");
+    let id = live[0]["connectionId"].as_str().unwrap();
+    let (status, patched) = api
+        .patch(
+            &format!("/connections/{id}"),
+            &json!({"prefix": "behind_the_plans_back_"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        patched["schedule"]["scheduleType"], "basic",
+        "a patch without a schedule keeps the basic one"
+    );
+}
+
+#[tokio::test]
 async fn unknown_connections_are_404_everywhere() {
     let api = Api::start().await;
     let path = format!("/connections/{MISSING}");
@@ -1306,6 +1433,24 @@ fn seed_reference_errors_name_the_yaml_path() {
             "{base}sources: [{{name: S, type: pg, catalog: c}}, {{name: S, type: pg, catalog: c}}]\n"
         )),
         "invalid seed: seed.yaml: sources[1].name: another source is already named `S`; names are how the seed refers to objects"
+    );
+}
+
+#[test]
+fn seed_schedules_may_be_basic_but_stay_consistent() {
+    let base = "workspaces: [{name: W}]\ndestinations: [{name: D, type: bigquery}]\n\
+                catalogs: {c: [{name: s, fields: [id]}]}\nsources: [{name: S, type: pg, catalog: c}]\n";
+    assert_eq!(
+        seed_error(&format!(
+            "{base}connections: [{{source: S, destination: D, schedule: {{scheduleType: basic, cronExpression: 0 0 1 * * ?}}}}]\n"
+        )),
+        "invalid seed: seed.yaml: connections[0].schedule.cronExpression: a basic schedule has a basicTiming, not a cron expression"
+    );
+    assert_eq!(
+        seed_error(&format!(
+            "{base}connections: [{{source: S, destination: D, schedule: {{scheduleType: manual, basicTiming: Every 1 HOURS}}}}]\n"
+        )),
+        "invalid seed: seed.yaml: connections[0].schedule.basicTiming: only a basic schedule has a basicTiming"
     );
 }
 

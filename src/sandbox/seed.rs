@@ -11,7 +11,7 @@
 use super::catalog::{DestinationSyncMode, SourceSyncMode};
 use crate::wire::{
     ConfiguredStreamMapper, ConnectionSchedule, ConnectionStatus, NamespaceDefinition,
-    NonBreakingSchemaUpdatesBehavior, SyncMode,
+    NonBreakingSchemaUpdatesBehavior, ScheduleType, ScheduleTypeWithBasic, SyncMode,
 };
 use crate::yaml::{self, YamlError};
 use serde::{Deserialize, Serialize};
@@ -181,8 +181,9 @@ pub struct SeedConnection {
     pub id: Option<Uuid>,
     #[serde(default)]
     pub status: Option<ConnectionStatus>,
+    /// Unlike a create, a seed may give a `basic` schedule: connections made in the UI have one.
     #[serde(default)]
-    pub schedule: Option<ConnectionSchedule>,
+    pub schedule: Option<SeedSchedule>,
     #[serde(default)]
     pub namespace_definition: Option<NamespaceDefinition>,
     #[serde(default)]
@@ -199,6 +200,33 @@ pub struct SeedConnection {
     pub tags: Vec<String>,
     #[serde(default)]
     pub created_at: Option<i64>,
+}
+
+/// A seeded connection's schedule: a create's (`manual`, `cron`), or `basic` with its
+/// `basicTiming` (default `Every 24 HOURS`), which only the UI can make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeedSchedule {
+    pub schedule_type: ScheduleTypeWithBasic,
+    #[serde(default)]
+    pub cron_expression: Option<String>,
+    #[serde(default)]
+    pub basic_timing: Option<String>,
+}
+
+impl SeedSchedule {
+    /// The schedule a create body carries (`basic` is created `manual`, then stored as `basic`).
+    pub fn create_schedule(&self) -> ConnectionSchedule {
+        ConnectionSchedule {
+            schedule_type: match self.schedule_type {
+                ScheduleTypeWithBasic::Cron => ScheduleType::Cron,
+                ScheduleTypeWithBasic::Manual | ScheduleTypeWithBasic::Basic => {
+                    ScheduleType::Manual
+                }
+            },
+            cron_expression: self.cron_expression.clone(),
+        }
+    }
 }
 
 /// A stream of a seeded connection (`StreamConfiguration`, with plain field names in

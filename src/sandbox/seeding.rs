@@ -6,11 +6,14 @@
 //! The seed document itself ([`super::seed`]) knows nothing of the store.
 
 use super::catalog::{Catalog, CatalogStream};
-use super::seed::{FieldPath, Seed, SeedConnection, SeedError, SeedStream, derived_id};
+use super::seed::{
+    FieldPath, Seed, SeedConnection, SeedError, SeedSchedule, SeedStream, derived_id,
+};
 use super::store::{Destination, Source, Store};
 use crate::wire::{
-    ConnectionCreateRequest, DestinationResponse, SelectedFieldInfo, SourceResponse,
-    StreamConfiguration, StreamConfigurations, Tag, WorkspaceResponse,
+    ConnectionCreateRequest, ConnectionScheduleResponse, DestinationResponse,
+    ScheduleTypeWithBasic, SelectedFieldInfo, SourceResponse, StreamConfiguration,
+    StreamConfigurations, Tag, WorkspaceResponse,
 };
 use crate::yaml;
 use serde_json::Map;
@@ -246,15 +249,48 @@ impl Builder {
             derived_id("mapper", &format!("{id}/{mapper}"))
         };
         let created_at = c.created_at.unwrap_or(SEED_CREATED_AT);
-        let connection = self
+        let mut connection = self
             .store
             .prepare_create(request, id, created_at, &mut new_id)
             .map_err(|e| SeedError::invalid(path, e.0.message()))?;
+        if let Some(schedule) = &c.schedule {
+            basic_schedule(schedule, &mut connection.schedule, path)?;
+        }
         if self.store.connection(id).is_some() {
             return Err(duplicate_id(path, id));
         }
         self.store.insert_connection(connection);
         Ok(())
+    }
+}
+
+/// A `basic` seed schedule, stored as Airbyte keeps one made in the UI; other types were
+/// already stored by the create rules.
+fn basic_schedule(
+    schedule: &SeedSchedule,
+    stored: &mut ConnectionScheduleResponse,
+    path: &str,
+) -> Result<(), SeedError> {
+    match (schedule.schedule_type, &schedule.basic_timing) {
+        (ScheduleTypeWithBasic::Basic, timing) => {
+            if schedule.cron_expression.is_some() {
+                return Err(SeedError::invalid(
+                    format!("{path}.schedule.cronExpression"),
+                    "a basic schedule has a basicTiming, not a cron expression",
+                ));
+            }
+            *stored = ConnectionScheduleResponse {
+                schedule_type: ScheduleTypeWithBasic::Basic,
+                cron_expression: None,
+                basic_timing: Some(timing.clone().unwrap_or_else(|| "Every 24 HOURS".into())),
+            };
+            Ok(())
+        }
+        (_, Some(_)) => Err(SeedError::invalid(
+            format!("{path}.schedule.basicTiming"),
+            "only a basic schedule has a basicTiming",
+        )),
+        (_, None) => Ok(()),
     }
 }
 
@@ -291,7 +327,7 @@ fn seed_request(
         source_id,
         destination_id,
         configurations: Some(StreamConfigurations { streams }),
-        schedule: c.schedule.clone(),
+        schedule: c.schedule.as_ref().map(SeedSchedule::create_schedule),
         data_residency: None,
         namespace_definition: c.namespace_definition,
         namespace_format: c.namespace_format.clone(),
