@@ -288,6 +288,81 @@ async fn lost_creates_and_patches_take_effect_all_the_same() {
 }
 
 #[tokio::test]
+async fn lost_tag_writes_take_effect_and_a_retried_create_meets_409() {
+    let api = Api::with(|c| {
+        c.lost_response_rate = 1.0;
+        c.fault_seed = Some(5);
+    })
+    .await;
+    let tag = json!({"name": "replicate:shops", "color": "4F46E5",
+                     "workspaceId": "5a4d0000-0000-4000-8000-000000000001"});
+    let first = api.post("/tags", &tag).await;
+    assert!(
+        matches!(first.label().as_str(), "none" | "504"),
+        "{first:?}"
+    );
+    let retried = api.post("/tags", &tag).await;
+    assert_eq!(
+        retried.label(),
+        "409",
+        "the lost create took effect: {retried:?}"
+    );
+    assert_eq!(retried.json()["type"], "error:tag-already-exists");
+    let listed = api.get("/tags").await.json();
+    let tags = listed["data"].as_array().unwrap();
+    assert_eq!(tags.len(), 1, "{listed}");
+    let path = format!("/tags/{}", tags[0]["tagId"].as_str().unwrap());
+    let patched = api
+        .patch(&path, &json!({"name": "owner", "color": "000000"}))
+        .await;
+    assert!(
+        matches!(patched.label().as_str(), "none" | "504"),
+        "{patched:?}"
+    );
+    assert_eq!(api.get(&path).await.json()["name"], "owner");
+    let deleted = api
+        .send(api.http.delete(api.url(&path)).bearer_auth("sandbox-token"))
+        .await;
+    assert!(
+        matches!(deleted.label().as_str(), "none" | "504"),
+        "{deleted:?}"
+    );
+    assert_eq!(
+        api.get(&path).await.label(),
+        "404",
+        "the lost delete took effect"
+    );
+    let stats = api.stats().await;
+    assert_eq!(stats["faults"]["lost"], 3, "{stats}");
+    assert_eq!(stats["requests"]["POST /tags"], 2, "{stats}");
+}
+
+#[tokio::test]
+async fn tag_routes_fail_and_are_rate_limited_like_the_others() {
+    let failing = Api::with(|c| {
+        c.fail_rate = 1.0;
+        c.fault_seed = Some(2);
+    })
+    .await;
+    let tag = json!({"name": "t", "color": "000000",
+                     "workspaceId": "5a4d0000-0000-4000-8000-000000000001"});
+    assert_injected_failure(&failing.post("/tags", &tag).await);
+    assert_injected_failure(&failing.get("/tags").await);
+    assert_eq!(failing.stats().await["faults"]["failed"], 2);
+
+    // A bucket of one, refilled once a second: the second request comes well within that.
+    let limited = Api::with(|c| c.rate_limit = Some(1)).await;
+    let labels: Vec<String> = [
+        limited.post("/tags", &tag).await,
+        limited.get("/tags").await,
+    ]
+    .iter()
+    .map(Seen::label)
+    .collect();
+    assert_eq!(labels, ["200", "429"]);
+}
+
+#[tokio::test]
 async fn a_dropped_answer_is_a_closed_connection_with_no_status() {
     // With seed 3, one of the first creates is dropped: check the transport error a client gets.
     let api = Api::with(|c| {

@@ -7,9 +7,10 @@
 //! - `--fail-rate`: 500 `unexpected-problem` or 503 `service-unavailable` (an even pick), and the
 //!   handler never runs. It applies to `/health` and `/applications/token` too, before auth, as a
 //!   failing server or proxy would.
-//! - `--lost-response-rate`, on `POST /connections` and `PATCH /connections/{connectionId}` only:
-//!   the handler runs, and if it succeeded (the write took effect) the answer is replaced by
-//!   either a dropped connection (no status line at all) or a proxy's 504 (an even pick).
+//! - `--lost-response-rate`, on the writes a client must recover from (`POST /connections`,
+//!   `PATCH /connections/{connectionId}`, `POST /tags`, `PATCH` and `DELETE /tags/{tagId}`): the
+//!   handler runs, and if it succeeded (the write took effect) the answer is replaced by either
+//!   a dropped connection (no status line at all) or a proxy's 504 (an even pick).
 //!
 //! The layer's state is the [`Faults`] alone. The rate limit ([`RateLimiter`]) runs after auth, in the router's auth layer, because it is
 //! keyed on the bearer token; the create delay runs in the create handler. Dice come from one
@@ -135,7 +136,13 @@ pub async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: N
     let losable = faults.lost_response_rate > 0.0
         && matches!(
             stats::matched_route(&request).as_deref(),
-            Some("POST /connections" | "PATCH /connections/{connectionId}")
+            Some(
+                "POST /connections"
+                    | "PATCH /connections/{connectionId}"
+                    | "POST /tags"
+                    | "PATCH /tags/{tagId}"
+                    | "DELETE /tags/{tagId}"
+            )
         );
     match faults.roll(losable) {
         Roll::Pass => next.run(request).await,

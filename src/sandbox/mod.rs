@@ -4,7 +4,8 @@
 //! so plans can be tried and the tool tested with no Airbyte at hand. The pieces:
 //! [`seed`] (the starting state, YAML or code) → [`seeding`] (builds the store from it) →
 //! [`store`] (state and indices, paged through [`positions`]) ← [`routes`] (HTTP handlers)
-//! using [`request`] (parsing), [`validate`] (create and patch rules), [`auth`] (tokens),
+//! using [`request`] (parsing), [`validate`] (create and patch rules), [`tags`] (tag rules),
+//! [`auth`] (tokens),
 //! [`stats`] (the accounting layer and `/_sandbox/stats`), [`faults`] (the fault knobs, for
 //! reliability tests) and [`problem`] (error bodies). Each layer holds its own state, so no
 //! module below [`routes`] imports it.
@@ -22,6 +23,7 @@ pub mod seed;
 mod seeding;
 mod stats;
 mod store;
+mod tags;
 mod validate;
 
 pub use catalog::{DestinationSyncMode, SourceSyncMode};
@@ -54,8 +56,9 @@ pub struct SandboxArgs {
     /// Fault: answer this share of API requests (0 to 1) with 500 or 503, without effect.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
     pub fail_rate: f64,
-    /// Fault: lose the answer to this share (0 to 1) of successful creates and patches of
-    /// connections, after they took effect: the connection is closed, or 504 is answered.
+    /// Fault: lose the answer to this share (0 to 1) of successful writes of connections
+    /// (create, patch) and tags (create, patch, delete), after they took effect: the connection
+    /// is closed, or 504 is answered.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
     pub lost_response_rate: f64,
     /// Fault: at most N requests per second per bearer token (bursts of N); above it, 429.
@@ -103,8 +106,8 @@ pub struct SandboxConfig {
     pub token_ttl: Duration,
     /// `--fail-rate`: share of API requests answered 500 or 503 without effect, 0 to 1.
     pub fail_rate: f64,
-    /// `--lost-response-rate`: share of successful connection creates and patches whose answer
-    /// is lost after they took effect, 0 to 1.
+    /// `--lost-response-rate`: share of successful connection creates and patches, and tag
+    /// creates, patches and deletes, whose answer is lost after they took effect, 0 to 1.
     pub lost_response_rate: f64,
     /// `--rate-limit`: requests per second per bearer token (a bucket of this many, refilled at
     /// this rate); `None` for no limit. At least 1.

@@ -17,7 +17,8 @@ use super::stats::{self, Stats};
 use super::store::{Store, rendered};
 use crate::wire::{
     ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse, DestinationResponse, Page,
-    SourceResponse, StreamProperties, TagsResponse, TokenResponse, WorkspaceResponse,
+    SourceResponse, StreamProperties, Tag, TagCreateRequest, TagPatchRequest, TagsResponse,
+    TokenResponse, WorkspaceResponse,
 };
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, RawQuery, Request, State};
@@ -80,7 +81,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/streams", get(streams))
         .route("/workspaces", get(list_workspaces))
         .route("/workspaces/{workspaceId}", get(get_workspace))
-        .route("/tags", get(list_tags))
+        .route("/tags", get(list_tags).post(create_tag))
+        .route(
+            "/tags/{tagId}",
+            get(get_tag).patch(patch_tag).delete(delete_tag),
+        )
         .route_layer(from_fn_with_state(app.clone(), require_auth));
     let api = open
         .merge(secured)
@@ -357,6 +362,43 @@ async fn list_tags(
     Ok(Json(TagsResponse {
         data: store.list_tags(&workspaces),
     }))
+}
+
+/// `POST /tags`: the workspace must exist, then the tag rules of [`super::tags`] apply.
+async fn create_tag(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<Tag>, ApiError> {
+    let request: TagCreateRequest = parse_json(&body)?;
+    app.write().create_tag(request, Uuid::new_v4()).map(Json)
+}
+
+async fn get_tag(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<Tag>, ApiError> {
+    let id = path_uuid("tagId", &id)?;
+    app.read()
+        .tag(id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("tag", id.to_string()))
+}
+
+async fn patch_tag(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Tag>, ApiError> {
+    let id = path_uuid("tagId", &id)?;
+    let request: TagPatchRequest = parse_json(&body)?;
+    app.write().update_tag(id, request).map(Json)
+}
+
+async fn delete_tag(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_uuid("tagId", &id)?;
+    app.write().delete_tag(id)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /streams?sourceId=…[&destinationId=…][&ignoreCache=…]`: a bare array; `syncModes` only

@@ -17,12 +17,14 @@
 use super::catalog::{Catalog, DestinationSyncMode};
 use super::positions::{Positions, page};
 use super::problem::{ApiError, MASK};
+use super::tags::Tags;
 use super::validate;
 use crate::wire::{
     ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse,
     ConnectionScheduleResponse, ConnectionStatus, DestinationResponse, NamespaceDefinition,
     NonBreakingSchemaUpdatesBehavior, ScheduleType, ScheduleTypeWithBasic, SourceResponse,
-    StreamConfigurations, StreamMapperType, Tag, WorkspaceResponse,
+    StreamConfigurations, StreamMapperType, Tag, TagCreateRequest, TagPatchRequest,
+    WorkspaceResponse,
 };
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -54,8 +56,7 @@ pub struct Store {
     sources: Vec<Source>,
     source_ids: HashMap<Uuid, usize>,
     source_positions: Positions,
-    tags: Vec<Tag>,
-    tag_ids: HashMap<Uuid, usize>,
+    tags: Tags,
     connections: Vec<ConnectionResponse>,
     connection_ids: HashMap<Uuid, usize>,
     connection_positions: Positions,
@@ -110,12 +111,7 @@ impl Store {
 
     /// Adds a tag; `false` when its id is taken.
     pub fn add_tag(&mut self, tag: Tag) -> bool {
-        if self.tag_ids.contains_key(&tag.tag_id) {
-            return false;
-        }
-        self.tag_ids.insert(tag.tag_id, self.tags.len());
-        self.tags.push(tag);
-        true
+        self.tags.add(tag)
     }
 
     pub fn workspace(&self, id: Uuid) -> Option<&WorkspaceResponse> {
@@ -133,7 +129,7 @@ impl Store {
     }
 
     pub fn tag(&self, id: Uuid) -> Option<&Tag> {
-        self.tag_ids.get(&id).map(|&i| &self.tags[i])
+        self.tags.get(id)
     }
 
     /// A connection as stored (see [`rendered`] for what a read returns).
@@ -226,12 +222,38 @@ impl Store {
     }
 
     pub fn list_tags(&self, workspaces: &[Uuid]) -> Vec<Tag> {
-        let wanted: HashSet<&Uuid> = workspaces.iter().collect();
-        self.tags
-            .iter()
-            .filter(|t| wanted.is_empty() || wanted.contains(&t.workspace_id))
-            .cloned()
-            .collect()
+        self.tags.list(workspaces)
+    }
+
+    /// `POST /tags`: the workspace must exist (404), then the tag rules apply.
+    pub fn create_tag(&mut self, request: TagCreateRequest, id: Uuid) -> Result<Tag, ApiError> {
+        if self.workspace(request.workspace_id).is_none() {
+            return Err(ApiError::not_found(
+                "workspace",
+                request.workspace_id.to_string(),
+            ));
+        }
+        self.tags.create(request, id)
+    }
+
+    /// `PATCH /tags/{tagId}`; the connections that carry the tag show its new name and colour.
+    pub fn update_tag(&mut self, id: Uuid, request: TagPatchRequest) -> Result<Tag, ApiError> {
+        let tag = self.tags.update(id, request)?;
+        for connection in &mut self.connections {
+            for carried in connection.tags.iter_mut().filter(|t| t.tag_id == id) {
+                carried.clone_from(&tag);
+            }
+        }
+        Ok(tag)
+    }
+
+    /// `DELETE /tags/{tagId}`; the tag leaves every connection that carried it.
+    pub fn delete_tag(&mut self, id: Uuid) -> Result<(), ApiError> {
+        self.tags.delete(id)?;
+        for connection in &mut self.connections {
+            connection.tags.retain(|t| t.tag_id != id);
+        }
+        Ok(())
     }
 
     /// Runs the create rules and returns the connection to insert, in the order the real
@@ -419,9 +441,12 @@ impl Store {
     }
 
     /// Tags travel as full objects; each must exist and belong to the connection's workspace.
-    /// The stored tag wins over whatever name or colour the request carried.
+    /// The stored tag wins over whatever name or colour the request carried; a tag sent twice
+    /// is carried once.
     fn resolve_tags(&self, tags: &[Tag], workspace: Uuid) -> Result<Vec<Tag>, ApiError> {
+        let mut seen = HashSet::new();
         tags.iter()
+            .filter(|t| seen.insert(t.tag_id))
             .map(|t| {
                 let tag = self
                     .tag(t.tag_id)
