@@ -1599,6 +1599,7 @@ async fn extra_sources_copy_the_template_source() {
         rate_limit: None,
         token_ttl: Duration::from_secs(900),
         create_delay: Duration::ZERO,
+        churn_rate: 0.0,
         fault_seed: None,
     };
     let api = Api::with(SandboxConfig::from_args(&args).unwrap()).await;
@@ -1654,6 +1655,7 @@ fn seed_error(yaml: &str) -> String {
         rate_limit: None,
         token_ttl: Duration::from_secs(900),
         create_delay: Duration::ZERO,
+        churn_rate: 0.0,
         fault_seed: None,
     };
     SandboxConfig::from_args(&args)

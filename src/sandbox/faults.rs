@@ -12,11 +12,15 @@
 //!   handler runs, and if it succeeded (the write took effect) the answer is replaced by either
 //!   a dropped connection (no status line at all) or a proxy's 504 (an even pick).
 //!
+//! `--churn-rate` only rolls its dice here ([`Faults::roll_churn`]); the connection list handler
+//! applies it to the store ([`super::churn`]).
+//!
 //! The layer's state is the [`Faults`] alone. The rate limit ([`RateLimiter`]) runs after auth, in the router's auth layer, because it is
 //! keyed on the bearer token; the create delay runs in the create handler. Dice come from one
 //! seeded RNG behind a mutex held only for the draw, so a run's faults repeat for the same seed
 //! and the same order of requests.
 
+use super::churn::Churn;
 use super::problem::ApiError;
 use super::stats::{self, Dropped};
 use axum::body::{Body, Bytes};
@@ -41,7 +45,9 @@ pub struct Faults {
     seed: u64,
     rng: Mutex<fastrand::Rng>,
     limiter: Option<RateLimiter>,
+    churn_rate: f64,
     failed: AtomicU64,
+    churned: AtomicU64,
     lost: AtomicU64,
     rate_limited: AtomicU64,
 }
@@ -79,10 +85,39 @@ impl Faults {
             seed,
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             limiter: rate_limit.map(RateLimiter::new),
+            churn_rate: 0.0,
             failed: AtomicU64::new(0),
+            churned: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
         }
+    }
+
+    /// `--churn-rate`: the share of connection list pages on which unrelated connections change.
+    #[must_use]
+    pub fn with_churn(mut self, churn_rate: f64) -> Self {
+        self.churn_rate = churn_rate;
+        self
+    }
+
+    /// Rolls for one `GET /connections` page: no churn, or a delete or a create (an even pick).
+    pub fn roll_churn(&self) -> Option<Churn> {
+        if self.churn_rate <= 0.0 {
+            return None;
+        }
+        let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        (rng.f64() < self.churn_rate).then(|| {
+            if rng.bool() {
+                Churn::Delete
+            } else {
+                Churn::Create
+            }
+        })
+    }
+
+    /// Counts a churn that took place.
+    pub fn churned(&self) {
+        self.churned.fetch_add(1, Ordering::Relaxed);
     }
 
     fn roll(&self, losable: bool) -> Roll {
@@ -127,6 +162,7 @@ impl Faults {
             "failed": self.failed.load(Ordering::Relaxed),
             "lost": self.lost.load(Ordering::Relaxed),
             "rate_limited": self.rate_limited.load(Ordering::Relaxed),
+            "churned": self.churned.load(Ordering::Relaxed),
         })
     }
 }

@@ -7,13 +7,15 @@
 //! using [`request`] (parsing), [`validate`] (create and patch rules), [`tags`] (tag rules),
 //! [`auth`] (tokens),
 //! [`stats`] (the accounting layer and `/_sandbox/stats`), [`faults`] (the fault knobs, for
-//! reliability tests) and [`problem`] (error bodies). Each layer holds its own state, so no
+//! reliability tests; [`churn`] applies `--churn-rate` to the store) and [`problem`] (error
+//! bodies). Each layer holds its own state, so no
 //! module below [`routes`] imports it.
 //! It shares only [`crate::wire`], [`crate::cron`], [`crate::yaml`] and [`crate::secret`] with the
 //! rest of the crate, never the planner.
 
 mod auth;
 mod catalog;
+mod churn;
 mod faults;
 mod positions;
 mod problem;
@@ -70,6 +72,10 @@ pub struct SandboxArgs {
     /// Fault: every `POST /connections` takes this much longer, and writes at the end.
     #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = crate::duration::parse)]
     pub create_delay: Duration,
+    /// Fault: on this share (0 to 1) of `GET /connections` pages, delete an unrelated connection
+    /// the listing already passed, or create one, so that offset paging shifts.
+    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
+    pub churn_rate: f64,
     /// Seed of the fault dice, to repeat a run's faults; without it, a random seed (printed).
     #[arg(long, value_name = "N")]
     pub fault_seed: Option<u64>,
@@ -114,6 +120,9 @@ pub struct SandboxConfig {
     pub rate_limit: Option<u32>,
     /// `--create-delay`: added to every `POST /connections`, before its write.
     pub create_delay: Duration,
+    /// `--churn-rate`: share of `GET /connections` pages on which an unrelated connection is
+    /// deleted or created (see the README's fault knobs), 0 to 1.
+    pub churn_rate: f64,
     /// `--fault-seed`: seed of the fault dice; `None` draws one (see [`Sandbox::fault_seed`]).
     pub fault_seed: Option<u64>,
 }
@@ -143,6 +152,7 @@ impl SandboxConfig {
             lost_response_rate: args.lost_response_rate,
             rate_limit: args.rate_limit,
             create_delay: args.create_delay,
+            churn_rate: args.churn_rate,
             fault_seed: args.fault_seed,
         };
         config.validate()?;
@@ -157,6 +167,7 @@ impl SandboxConfig {
         for (flag, rate) in [
             ("--fail-rate", self.fail_rate),
             ("--lost-response-rate", self.lost_response_rate),
+            ("--churn-rate", self.churn_rate),
         ] {
             if !rate_is_valid(rate) {
                 return Err(SandboxError::Rate { flag, rate });
@@ -189,6 +200,9 @@ impl SandboxConfig {
         if !self.create_delay.is_zero() {
             on.push(format!("--create-delay {:?}", self.create_delay));
         }
+        if self.churn_rate > 0.0 {
+            on.push(format!("--churn-rate {}", self.churn_rate));
+        }
         on
     }
 
@@ -204,6 +218,7 @@ impl SandboxConfig {
             lost_response_rate: 0.0,
             rate_limit: None,
             create_delay: Duration::ZERO,
+            churn_rate: 0.0,
             fault_seed: None,
         }
     }
@@ -251,7 +266,10 @@ impl Sandbox {
     /// accepted as soon as this returns.
     pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         config.validate()?;
-        let store = seeding::build(&config.seed, config.extra_sources)?;
+        let mut store = seeding::build(&config.seed, config.extra_sources)?;
+        if config.churn_rate > 0.0 {
+            churn::prepare(&mut store);
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| SandboxError::Bind {
@@ -267,13 +285,16 @@ impl Sandbox {
             store: RwLock::new(store),
             auth: Arc::new(auth::Auth::new(&config.seed, config.token_ttl)),
             stats: Arc::new(stats::Stats::new(config.latency)),
-            faults: Arc::new(faults::Faults::new(
-                config.fail_rate,
-                config.lost_response_rate,
-                config.rate_limit,
-                config.create_delay,
-                fault_seed,
-            )),
+            faults: Arc::new(
+                faults::Faults::new(
+                    config.fail_rate,
+                    config.lost_response_rate,
+                    config.rate_limit,
+                    config.create_delay,
+                    fault_seed,
+                )
+                .with_churn(config.churn_rate),
+            ),
             addr,
         });
         let (stop, stopped) = oneshot::channel::<()>();
@@ -336,7 +357,8 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     let config = SandboxConfig::from_args(&args)?;
     let seed = config.seed.clone();
     let faults = config.active_faults();
-    let rolls_dice = config.fail_rate > 0.0 || config.lost_response_rate > 0.0;
+    let rolls_dice =
+        config.fail_rate > 0.0 || config.lost_response_rate > 0.0 || config.churn_rate > 0.0;
     let sandbox = Sandbox::start(config).await?;
     {
         let mut out = std::io::stdout().lock();

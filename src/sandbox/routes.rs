@@ -8,6 +8,7 @@
 //! the auth check and rate limit.
 
 use super::auth::Auth;
+use super::churn;
 use super::faults::{self, Faults};
 use super::problem::ApiError;
 use super::request::{
@@ -177,9 +178,21 @@ async fn list_connections(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Page<ConnectionResponse>>, ApiError> {
     let params = ListParams::parse(query.as_deref())?;
+    known_workspaces(&app.read(), &params.workspace_ids)?;
+    if let Some(churn) = app.faults.roll_churn() {
+        let done = churn::apply(
+            &mut app.write(),
+            churn,
+            &params.workspace_ids,
+            params.offset,
+            now(),
+        );
+        if done.is_some() {
+            app.faults.churned();
+        }
+    }
     let data = {
         let store = app.read();
-        known_workspaces(&store, &params.workspace_ids)?;
         store.list_connections(
             &params.workspace_ids,
             &params.tag_ids,
@@ -219,15 +232,19 @@ async fn create_connection(
 }
 
 fn create_now(app: &App, request: ConnectionCreateRequest) -> Result<ConnectionResponse, ApiError> {
-    let created_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let connection =
         app.read()
-            .prepare_create(request, Uuid::new_v4(), created_at, &mut Uuid::new_v4)?;
+            .prepare_create(request, Uuid::new_v4(), now(), &mut Uuid::new_v4)?;
     let response = rendered(&connection);
     app.write().insert_connection(connection);
     Ok(response)
+}
+
+/// Seconds since the epoch: a new connection's `createdAt`.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 async fn get_connection(
