@@ -229,6 +229,24 @@ pub struct Tag {
     pub color: String,
 }
 
+/// `TagCreateRequest` (L3861): every field is required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagCreateRequest {
+    pub name: String,
+    /// Six hex digits, without `#` (e.g. `FF5733`).
+    pub color: String,
+    pub workspace_id: Uuid,
+}
+
+/// `TagPatchRequest` (L3876): both fields are required; the tag is replaced, not merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagPatchRequest {
+    pub name: String,
+    pub color: String,
+}
+
 /// `ConnectionResponse` (L3976).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -387,7 +405,8 @@ pub struct Page<T> {
     pub data: Vec<T>,
 }
 
-/// `TagsResponse` (L5039): tags are not paged.
+/// `TagsResponse` (L5039): tags are not paged. Its items are `TagResponse` (L4228), which has
+/// exactly the fields of [`Tag`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TagsResponse {
     pub data: Vec<Tag>,

@@ -9,6 +9,7 @@
 // Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use replicate::sandbox::seed::SeedTag;
 use replicate::sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
@@ -17,6 +18,8 @@ const WAREHOUSE: &str = "de570000-0000-4000-8000-000000000001";
 const SHOP_EU: &str = "50c00000-0000-4000-8000-000000000002";
 const TEMPLATE: &str = "c0000000-0000-4000-8000-000000000001";
 const MISSING: &str = "00000000-0000-4000-8000-0000000000ff";
+/// A tag added to the default seed, so the tag routes have a known id to work on.
+const TAG: &str = "7a900000-0000-4000-8000-000000000001";
 
 /// A small `OpenAPI` 3.0/3.1 schema validator: `type` (also as a list), `nullable`, `required`,
 /// `properties`, `additionalProperties`, `items`, `enum`, `$ref` to `#/components/schemas`,
@@ -390,6 +393,33 @@ fn calls(base: &str) -> Vec<Call> {
             ),
             json!({"name": "renamed", "schedule": {"scheduleType": "manual"}, "configurations": {"streams": [{"name": "orders"}]}}),
         ),
+        with_body(
+            call(
+                "PATCH",
+                "/connections/{connectionId}",
+                format!("{base}/connections/{TEMPLATE}"),
+                200,
+            ),
+            json!({"status": "locked"}),
+        ),
+        with_body(
+            call(
+                "PATCH",
+                "/connections/{connectionId}",
+                format!("{base}/connections/{TEMPLATE}"),
+                409,
+            ),
+            json!({"name": "thawed"}),
+        ),
+        with_body(
+            call(
+                "PATCH",
+                "/connections/{connectionId}",
+                format!("{base}/connections/{MISSING}"),
+                404,
+            ),
+            json!({"name": "x"}),
+        ),
         call(
             "DELETE",
             "/connections/{connectionId}",
@@ -448,6 +478,60 @@ fn calls(base: &str) -> Vec<Call> {
             format!("{base}/tags?workspaceIds={WORKSPACE}"),
             200,
         ),
+        call("GET", "/tags", format!("{base}/tags"), 200),
+        call("GET", "/tags/{tagId}", format!("{base}/tags/{TAG}"), 200),
+        call(
+            "GET",
+            "/tags/{tagId}",
+            format!("{base}/tags/{MISSING}"),
+            404,
+        ),
+        with_body(
+            call("POST", "/tags", format!("{base}/tags"), 200),
+            json!({"name": "replicate:shops", "color": "4F46E5", "workspaceId": WORKSPACE}),
+        ),
+        with_body(
+            call("POST", "/tags", format!("{base}/tags"), 409),
+            json!({"name": "replicate:shops", "color": "4F46E5", "workspaceId": WORKSPACE}),
+        ),
+        with_body(
+            call("POST", "/tags", format!("{base}/tags"), 400),
+            json!({"name": "x".repeat(31), "color": "4F46E5", "workspaceId": WORKSPACE}),
+        ),
+        with_body(
+            call("POST", "/tags", format!("{base}/tags"), 400),
+            json!({"name": "red", "color": "#FF0000", "workspaceId": WORKSPACE}),
+        ),
+        with_body(
+            call("PATCH", "/tags/{tagId}", format!("{base}/tags/{TAG}"), 200),
+            json!({"name": "tenant-eu", "color": "00FF00"}),
+        ),
+        with_body(
+            call("PATCH", "/tags/{tagId}", format!("{base}/tags/{TAG}"), 400),
+            json!({"name": "tenant-eu", "color": "green"}),
+        ),
+        with_body(
+            call(
+                "PATCH",
+                "/tags/{tagId}",
+                format!("{base}/tags/{MISSING}"),
+                404,
+            ),
+            json!({"name": "tenant-eu", "color": "00FF00"}),
+        ),
+        with_body(
+            call("POST", "/connections", format!("{base}/connections"), 200),
+            json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "tags": [
+                {"tagId": TAG, "workspaceId": WORKSPACE, "name": "tenant-eu", "color": "00FF00"}]}),
+        ),
+        call(
+            "GET",
+            "/connections",
+            format!("{base}/connections?tagIds={TAG}&limit=5"),
+            200,
+        ),
+        call("DELETE", "/tags/{tagId}", format!("{base}/tags/{TAG}"), 204),
+        call("DELETE", "/tags/{tagId}", format!("{base}/tags/{TAG}"), 404),
     ]
 }
 
@@ -521,9 +605,14 @@ async fn responses_and_requests_match_the_official_spec() {
         eprintln!("skipped: REPLICATE_OPENAPI_SPEC is not set");
         return;
     };
-    let sandbox = Sandbox::start(SandboxConfig::default_on_free_port())
-        .await
-        .unwrap();
+    let mut config = SandboxConfig::default_on_free_port();
+    config.seed.tags.push(SeedTag {
+        name: "tenant".into(),
+        color: "4F46E5".into(),
+        workspace: None,
+        id: Some(TAG.parse().unwrap()),
+    });
+    let sandbox = Sandbox::start(config).await.unwrap();
     let base = sandbox.url();
     let http = reqwest::Client::new();
 

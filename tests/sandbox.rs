@@ -1023,6 +1023,133 @@ async fn a_locked_connection_refuses_patches() {
 }
 
 #[tokio::test]
+async fn patched_streams_follow_the_create_rules_and_a_refusal_changes_nothing() {
+    let api = Api::start().await;
+    let path = format!("/connections/{TEMPLATE}");
+    for (streams, needle) in [
+        (
+            json!([{"name": "nope"}]),
+            "No streams found with name [nope]",
+        ),
+        (
+            json!([{"name": "orders"}, {"name": "orders"}]),
+            "Duplicate stream found",
+        ),
+        (
+            json!([{"name": "products", "syncMode": "incremental_append", "cursorField": ["id"]}]),
+            "is already defined by source for stream: products",
+        ),
+        (
+            json!([{"name": "customers", "syncMode": "incremental_deduped_history", "primaryKey": [["name"]]}]),
+            "Primary key for stream: customers is already pre-defined",
+        ),
+        (
+            json!([{"name": "orders", "syncMode": "full_refresh_update"}]),
+            "Cannot set sync mode to full_refresh_update for stream orders",
+        ),
+        (
+            json!([{"name": "orders", "selectedFields": [{"fieldPath": ["nope"]}]}]),
+            "Invalid fields selected for stream orders",
+        ),
+    ] {
+        let body = json!({"name": "changed", "configurations": {"streams": streams}});
+        let (status, answer) = api.patch(&path, &body).await;
+        let message = bad_request(status, &answer);
+        assert!(message.contains(needle), "{streams}: {message}");
+    }
+    let (_, after) = api.get(&path).await;
+    assert_eq!(
+        after["name"], "shop-template → Warehouse",
+        "nothing changed"
+    );
+    assert_eq!(
+        after["configurations"]["streams"].as_array().unwrap().len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_seeded_locked_connection_answers_airbyte_409_to_every_patch() {
+    let api = Api::seeded(
+        "workspaces: [{name: W}]\ndestinations: [{name: D, type: bigquery}]\n\
+         catalogs: {c: [{name: s, fields: [id]}]}\nsources: [{name: S, type: pg, catalog: c}]\n\
+         connections: [{source: S, destination: D, name: frozen, status: locked}]\n\
+         tokens: [sandbox-token]\n",
+    )
+    .await;
+    let (_, page) = api.get("/connections").await;
+    let connection = &page["data"][0];
+    assert_eq!(connection["status"], "locked");
+    let id = connection["connectionId"].as_str().unwrap();
+    let path = format!("/connections/{id}");
+    for body in [
+        json!({"name": "thawed"}),
+        json!({"status": "active"}),
+        json!({"configurations": {"streams": [{"name": "s"}]}}),
+    ] {
+        let (status, answer) = api.patch(&path, &body).await;
+        assert_eq!(status, 409, "{answer}");
+        assert_eq!(answer["status"], 409);
+        assert_eq!(answer["type"], "error:connection/locked");
+        assert_eq!(answer["title"], "Connection is locked");
+        assert_eq!(
+            answer["detail"],
+            "The connection is locked and cannot be modified."
+        );
+        assert_eq!(answer["documentationUrl"], Value::Null);
+        assert!(
+            answer["data"]["message"].as_str().unwrap().contains(id),
+            "{answer}"
+        );
+    }
+    let (_, after) = api.get(&path).await;
+    assert_eq!(
+        (after["name"].as_str(), after["status"].as_str()),
+        (Some("frozen"), Some("locked"))
+    );
+}
+
+#[tokio::test]
+async fn a_seed_holds_copies_in_states_the_api_cannot_create() {
+    let api = Api::seeded(
+        "workspaces: [{name: W}]\ndestinations: [{name: D, type: bigquery}]\n\
+         catalogs: {c: [{name: s, fields: [id, updated_at]}]}\n\
+         sources: [{name: A, type: pg, catalog: c}, {name: B, type: pg, catalog: c}]\n\
+         tags: [{name: team, color: 00FF00}]\n\
+         connections:\n\
+         - {source: A, destination: D, name: ui-made, schedule: {scheduleType: basic, basicTiming: Every 6 HOURS}, tags: [team]}\n\
+         - {source: B, destination: D, name: gone, status: deprecated, prefix: old_, schedule: {scheduleType: cron, cronExpression: 0 0 1 * * ?}}\n\
+         tokens: [sandbox-token]\n",
+    )
+    .await;
+    let (_, live) = api.get("/connections").await;
+    let live = live["data"].as_array().unwrap();
+    assert_eq!(live.len(), 1, "a deprecated copy is deleted: {live:?}");
+    assert_eq!(
+        live[0]["schedule"],
+        json!({"scheduleType": "basic", "basicTiming": "Every 6 HOURS"})
+    );
+    assert_eq!(live[0]["tags"][0]["name"], "team");
+    let (_, all) = api.get("/connections?includeDeleted=true").await;
+    let gone = &all["data"][1];
+    assert_eq!(gone["status"], "deprecated");
+    assert_eq!(gone["prefix"], "old_");
+    assert_eq!(gone["schedule"]["cronExpression"], "0 0 1 * * ? UTC");
+    let id = live[0]["connectionId"].as_str().unwrap();
+    let (status, patched) = api
+        .patch(
+            &format!("/connections/{id}"),
+            &json!({"prefix": "behind_the_plans_back_"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        patched["schedule"]["scheduleType"], "basic",
+        "a patch without a schedule keeps the basic one"
+    );
+}
+
+#[tokio::test]
 async fn unknown_connections_are_404_everywhere() {
     let api = Api::start().await;
     let path = format!("/connections/{MISSING}");
@@ -1059,6 +1186,270 @@ async fn delete_is_a_soft_delete() {
     assert_eq!(all["data"][0]["connectionId"], TEMPLATE);
     assert_eq!(api.stats().await["connections"], 0);
     assert_eq!(api.delete(&path).await.0, 204, "deleting twice is fine");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tags
+
+/// Asserts one of Airbyte's tag problems: its status and type, and no `data` (the server throws
+/// them without arguments).
+fn tag_problem(status: StatusCode, body: &Value, code: u16, kind: &str) {
+    assert_eq!(status, code, "{body}");
+    assert_eq!(body["status"], code);
+    assert_eq!(body["type"], kind, "{body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    assert_eq!(body.get("data"), None, "{body}");
+}
+
+fn tag_body(name: &str, color: &str) -> Value {
+    json!({"name": name, "color": color, "workspaceId": WORKSPACE})
+}
+
+#[tokio::test]
+async fn tags_are_created_read_and_refused_by_airbytes_rules() {
+    let api = Api::start().await;
+    let (status, tag) = api
+        .post("/tags", &tag_body("replicate:shops", "4f46E5"))
+        .await;
+    assert_eq!(status, 200, "{tag}");
+    assert_eq!(tag["name"], "replicate:shops");
+    assert_eq!(tag["color"], "4f46E5");
+    assert_eq!(tag["workspaceId"], WORKSPACE);
+    let id = tag["tagId"].as_str().unwrap();
+    assert_eq!(
+        api.get(&format!("/tags/{id}")).await,
+        (StatusCode::OK, tag.clone())
+    );
+
+    let (status, body) = api
+        .post("/tags", &tag_body("replicate:shops", "000000"))
+        .await;
+    tag_problem(status, &body, 409, "error:tag-already-exists");
+    assert_eq!(
+        body["detail"],
+        "A tag with this name already exists in this workspace."
+    );
+    let (status, body) = api
+        .post("/tags", &tag_body(&"n".repeat(31), "000000"))
+        .await;
+    tag_problem(status, &body, 400, "error:tag-name-too-long");
+    assert_eq!(body["detail"], "The tag name can be maximum 30 characters.");
+    assert_eq!(
+        api.post("/tags", &tag_body(&"n".repeat(30), "000000"))
+            .await
+            .0,
+        200
+    );
+    for color in ["#4F46E5", "4F46E", "4F46E5F", "blue!!"] {
+        let (status, body) = api.post("/tags", &tag_body("colourful", color)).await;
+        tag_problem(status, &body, 400, "error:tag-invalid-hex-color");
+    }
+    let (status, body) = api
+        .post(
+            "/tags",
+            &json!({"name": "x", "color": "000000", "workspaceId": MISSING}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["data"]["resourceType"], "workspace");
+    let (status, body) = api
+        .post("/tags", &json!({"name": "x", "workspaceId": WORKSPACE}))
+        .await;
+    assert!(bad_request(status, &body).contains("color"), "{body}");
+    let (status, body) = api.get(&format!("/tags/{MISSING}")).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body["data"],
+        json!({"resourceType": "tag", "resourceId": MISSING})
+    );
+
+    let (_, listed) = api.get(&format!("/tags?workspaceIds={WORKSPACE}")).await;
+    let names: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["replicate:shops", "n".repeat(30).as_str()]);
+}
+
+#[tokio::test]
+async fn a_workspace_holds_at_most_100_tags() {
+    let api = Api::start().await;
+    for n in 0..100 {
+        let (status, body) = api
+            .post("/tags", &tag_body(&format!("t{n}"), "000000"))
+            .await;
+        assert_eq!(status, 200, "{n}: {body}");
+    }
+    let (status, body) = api.post("/tags", &tag_body("t100", "000000")).await;
+    tag_problem(status, &body, 400, "error:tag-limit-for-workspace-reached");
+    let (_, listed) = api.get("/tags").await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 100);
+}
+
+#[tokio::test]
+async fn tags_on_connections_are_full_objects_of_the_same_workspace() {
+    let api = Api::seeded(
+        "workspaces: [{name: A}, {name: B}]\n\
+         destinations: [{name: D, type: bigquery, workspace: A}]\n\
+         catalogs: {c: [{name: s, fields: [id]}]}\n\
+         sources: [{name: S, type: pg, catalog: c, workspace: A}, {name: T, type: pg, catalog: c, workspace: A}]\n\
+         tags: [{name: mine, color: 111111, workspace: A}, {name: theirs, color: 222222, workspace: B}]\n\
+         tokens: [sandbox-token]\n",
+    )
+    .await;
+    let (_, tags) = api.get("/tags").await;
+    let mine = tags["data"][0].clone();
+    let theirs = tags["data"][1].clone();
+    let (_, sources) = api.get("/sources").await;
+    let (_, destinations) = api.get("/destinations").await;
+    let body = |tags: Value| {
+        json!({"sourceId": sources["data"][0]["sourceId"],
+               "destinationId": destinations["data"][0]["destinationId"], "tags": tags})
+    };
+    let mut stale = mine.clone();
+    stale["name"] = json!("renamed by the client");
+    let created = api.create(&body(json!([stale, mine]))).await;
+    assert_eq!(created["tags"], json!([mine]), "the stored tag wins, once");
+    let mut unknown = mine.clone();
+    unknown["tagId"] = json!(MISSING);
+    let (status, answer) = api.post("/connections", &body(json!([unknown]))).await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(
+        answer["data"],
+        json!({"resourceType": "tag", "resourceId": MISSING})
+    );
+    let (status, answer) = api.post("/connections", &body(json!([theirs]))).await;
+    assert!(bad_request(status, &answer).contains("belongs to workspace"));
+    let path = format!("/connections/{}", created["connectionId"].as_str().unwrap());
+    let (status, answer) = api.patch(&path, &json!({"tags": [theirs]})).await;
+    assert!(bad_request(status, &answer).contains("belongs to workspace"));
+    let (status, patched) = api.patch(&path, &json!({"tags": []})).await;
+    assert_eq!((status, &patched["tags"]), (StatusCode::OK, &json!([])));
+}
+
+#[tokio::test]
+async fn renamed_and_deleted_tags_follow_on_their_connections() {
+    let api = Api::start().await;
+    let (_, tag) = api.post("/tags", &tag_body("owner", "000000")).await;
+    let (_, other) = api.post("/tags", &tag_body("other", "000000")).await;
+    let id = tag["tagId"].as_str().unwrap().to_string();
+    let path = format!("/connections/{TEMPLATE}");
+    api.patch(&path, &json!({"tags": [tag]})).await;
+    let (status, renamed) = api
+        .patch(
+            &format!("/tags/{id}"),
+            &json!({"name": "owner:shops", "color": "ABCDEF"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(api.get(&path).await.1["tags"], json!([renamed]));
+    let (status, body) = api
+        .patch(
+            &format!("/tags/{id}"),
+            &json!({"name": "other", "color": "ABCDEF"}),
+        )
+        .await;
+    tag_problem(status, &body, 409, "error:tag-already-exists");
+    let (status, body) = api
+        .patch(
+            &format!("/tags/{id}"),
+            &json!({"name": "x".repeat(31), "color": "ABCDEF"}),
+        )
+        .await;
+    tag_problem(status, &body, 400, "error:tag-name-too-long");
+    let (status, body) = api
+        .patch(&format!("/tags/{id}"), &json!({"name": "x"}))
+        .await;
+    assert!(bad_request(status, &body).contains("color"));
+    let (status, body) = api
+        .patch(
+            &format!("/tags/{MISSING}"),
+            &json!({"name": "x", "color": "000000"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["data"]["resourceType"]),
+        (StatusCode::NOT_FOUND, &json!("tag"))
+    );
+
+    assert_eq!(api.delete(&format!("/tags/{id}")).await.0, 204);
+    assert_eq!(api.get(&format!("/tags/{id}")).await.0, 404);
+    assert_eq!(api.delete(&format!("/tags/{id}")).await.0, 404);
+    assert_eq!(
+        api.get(&path).await.1["tags"],
+        json!([]),
+        "the tag left the connection"
+    );
+    let (_, listed) = api.get("/tags").await;
+    assert_eq!(listed["data"], json!([other]));
+    let (status, _) = api.post("/tags", &tag_body("owner:shops", "000000")).await;
+    assert_eq!(status, 200, "a deleted tag's name is free again");
+}
+
+#[tokio::test]
+async fn connections_filter_by_any_of_their_tags_and_links_drop_the_filter() {
+    let api = Api::start().await;
+    let (_, red) = api.post("/tags", &tag_body("red", "FF0000")).await;
+    let (_, blue) = api.post("/tags", &tag_body("blue", "0000FF")).await;
+    let (_, green) = api.post("/tags", &tag_body("green", "00FF00")).await;
+    let tagged =
+        |tags: Value| json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "tags": tags});
+    let a = api.create(&tagged(json!([red]))).await;
+    let b = api.create(&tagged(json!([blue, red]))).await;
+    api.create(&tagged(json!([green]))).await;
+    let c = api.create(&tagged(json!([blue]))).await;
+    let ids = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["connectionId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let id = |c: &Value| c["connectionId"].as_str().unwrap().to_string();
+    let query = format!(
+        "tagIds={},{}",
+        red["tagId"].as_str().unwrap(),
+        blue["tagId"].as_str().unwrap()
+    );
+    let (_, page) = api.get(&format!("/connections?{query}")).await;
+    assert_eq!(ids(&page), [id(&a), id(&b), id(&c)]);
+    let (_, second) = api
+        .get(&format!("/connections?{query}&limit=2&offset=2"))
+        .await;
+    assert_eq!(ids(&second), [id(&c)], "offsets count filtered connections");
+    let next = second["next"].as_str().unwrap();
+    assert!(!next.contains("tagIds"), "{next}");
+    assert!(
+        next.ends_with("includeDeleted=false&limit=2&offset=4"),
+        "{next}"
+    );
+    let (status, body) = api.get("/connections?tagIds=red").await;
+    assert!(bad_request(status, &body).contains("[tagIds]"));
+}
+
+#[tokio::test]
+async fn stats_count_the_tag_routes_by_template() {
+    let api = Api::start().await;
+    let (_, tag) = api.post("/tags", &tag_body("a", "000000")).await;
+    let path = format!("/tags/{}", tag["tagId"].as_str().unwrap());
+    api.get(&path).await;
+    api.get(&path).await;
+    api.patch(&path, &json!({"name": "b", "color": "000000"}))
+        .await;
+    api.delete(&path).await;
+    api.get("/tags").await;
+    let stats = api.stats().await;
+    assert_eq!(
+        stats["requests"],
+        json!({"POST /tags": 1, "GET /tags/{tagId}": 2, "PATCH /tags/{tagId}": 1,
+               "DELETE /tags/{tagId}": 1, "GET /tags": 1})
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1208,6 +1599,7 @@ async fn extra_sources_copy_the_template_source() {
         rate_limit: None,
         token_ttl: Duration::from_secs(900),
         create_delay: Duration::ZERO,
+        churn_rate: 0.0,
         fault_seed: None,
     };
     let api = Api::with(SandboxConfig::from_args(&args).unwrap()).await;
@@ -1263,6 +1655,7 @@ fn seed_error(yaml: &str) -> String {
         rate_limit: None,
         token_ttl: Duration::from_secs(900),
         create_delay: Duration::ZERO,
+        churn_rate: 0.0,
         fault_seed: None,
     };
     SandboxConfig::from_args(&args)
@@ -1306,6 +1699,24 @@ fn seed_reference_errors_name_the_yaml_path() {
             "{base}sources: [{{name: S, type: pg, catalog: c}}, {{name: S, type: pg, catalog: c}}]\n"
         )),
         "invalid seed: seed.yaml: sources[1].name: another source is already named `S`; names are how the seed refers to objects"
+    );
+}
+
+#[test]
+fn seed_schedules_may_be_basic_but_stay_consistent() {
+    let base = "workspaces: [{name: W}]\ndestinations: [{name: D, type: bigquery}]\n\
+                catalogs: {c: [{name: s, fields: [id]}]}\nsources: [{name: S, type: pg, catalog: c}]\n";
+    assert_eq!(
+        seed_error(&format!(
+            "{base}connections: [{{source: S, destination: D, schedule: {{scheduleType: basic, cronExpression: 0 0 1 * * ?}}}}]\n"
+        )),
+        "invalid seed: seed.yaml: connections[0].schedule.cronExpression: a basic schedule has a basicTiming, not a cron expression"
+    );
+    assert_eq!(
+        seed_error(&format!(
+            "{base}connections: [{{source: S, destination: D, schedule: {{scheduleType: manual, basicTiming: Every 1 HOURS}}}}]\n"
+        )),
+        "invalid seed: seed.yaml: connections[0].schedule.basicTiming: only a basic schedule has a basicTiming"
     );
 }
 

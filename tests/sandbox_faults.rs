@@ -288,6 +288,81 @@ async fn lost_creates_and_patches_take_effect_all_the_same() {
 }
 
 #[tokio::test]
+async fn lost_tag_writes_take_effect_and_a_retried_create_meets_409() {
+    let api = Api::with(|c| {
+        c.lost_response_rate = 1.0;
+        c.fault_seed = Some(5);
+    })
+    .await;
+    let tag = json!({"name": "replicate:shops", "color": "4F46E5",
+                     "workspaceId": "5a4d0000-0000-4000-8000-000000000001"});
+    let first = api.post("/tags", &tag).await;
+    assert!(
+        matches!(first.label().as_str(), "none" | "504"),
+        "{first:?}"
+    );
+    let retried = api.post("/tags", &tag).await;
+    assert_eq!(
+        retried.label(),
+        "409",
+        "the lost create took effect: {retried:?}"
+    );
+    assert_eq!(retried.json()["type"], "error:tag-already-exists");
+    let listed = api.get("/tags").await.json();
+    let tags = listed["data"].as_array().unwrap();
+    assert_eq!(tags.len(), 1, "{listed}");
+    let path = format!("/tags/{}", tags[0]["tagId"].as_str().unwrap());
+    let patched = api
+        .patch(&path, &json!({"name": "owner", "color": "000000"}))
+        .await;
+    assert!(
+        matches!(patched.label().as_str(), "none" | "504"),
+        "{patched:?}"
+    );
+    assert_eq!(api.get(&path).await.json()["name"], "owner");
+    let deleted = api
+        .send(api.http.delete(api.url(&path)).bearer_auth("sandbox-token"))
+        .await;
+    assert!(
+        matches!(deleted.label().as_str(), "none" | "504"),
+        "{deleted:?}"
+    );
+    assert_eq!(
+        api.get(&path).await.label(),
+        "404",
+        "the lost delete took effect"
+    );
+    let stats = api.stats().await;
+    assert_eq!(stats["faults"]["lost"], 3, "{stats}");
+    assert_eq!(stats["requests"]["POST /tags"], 2, "{stats}");
+}
+
+#[tokio::test]
+async fn tag_routes_fail_and_are_rate_limited_like_the_others() {
+    let failing = Api::with(|c| {
+        c.fail_rate = 1.0;
+        c.fault_seed = Some(2);
+    })
+    .await;
+    let tag = json!({"name": "t", "color": "000000",
+                     "workspaceId": "5a4d0000-0000-4000-8000-000000000001"});
+    assert_injected_failure(&failing.post("/tags", &tag).await);
+    assert_injected_failure(&failing.get("/tags").await);
+    assert_eq!(failing.stats().await["faults"]["failed"], 2);
+
+    // A bucket of one, refilled once a second: the second request comes well within that.
+    let limited = Api::with(|c| c.rate_limit = Some(1)).await;
+    let labels: Vec<String> = [
+        limited.post("/tags", &tag).await,
+        limited.get("/tags").await,
+    ]
+    .iter()
+    .map(Seen::label)
+    .collect();
+    assert_eq!(labels, ["200", "429"]);
+}
+
+#[tokio::test]
 async fn a_dropped_answer_is_a_closed_connection_with_no_status() {
     // With seed 3, one of the first creates is dropped: check the transport error a client gets.
     let api = Api::with(|c| {
@@ -435,6 +510,99 @@ async fn a_delayed_create_completes_after_the_client_gives_up() {
     );
 }
 
+/// What a naive client sees paging `GET /connections` by offset: the ids of every page, until a
+/// short one.
+async fn page_by_offset(api: &Api, limit: usize) -> (Vec<String>, usize) {
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    for offset in (0..).step_by(limit) {
+        let page = api
+            .get(&format!("/connections?limit={limit}&offset={offset}"))
+            .await
+            .json();
+        pages += 1;
+        let data = page["data"].as_array().unwrap();
+        seen.extend(
+            data.iter()
+                .map(|c| c["connectionId"].as_str().unwrap().to_string()),
+        );
+        if data.len() < limit {
+            return (seen, pages);
+        }
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn churn_shifts_offset_pages_under_a_listing_without_touching_copies() {
+    let api = Api::with(|c| {
+        c.churn_rate = 1.0;
+        c.fault_seed = Some(11);
+    })
+    .await;
+    let mut copies = vec![TEMPLATE.to_string()];
+    for _ in 0..6 {
+        for source in SOURCES {
+            let created = api.post("/connections", &create_body(source)).await.json();
+            copies.push(created["connectionId"].as_str().unwrap().to_string());
+        }
+    }
+    let before = api.stats().await["connections"].as_u64().unwrap();
+    assert_eq!(before, 25 + 10, "ten unrelated connections to begin with");
+
+    let (seen, pages) = page_by_offset(&api, 5).await;
+    let missed: Vec<&String> = copies.iter().filter(|c| !seen.contains(c)).collect();
+    assert!(
+        !missed.is_empty(),
+        "a delete before the offset made the pager skip a copy"
+    );
+    for id in &copies {
+        let copy = api.get(&format!("/connections/{id}")).await.json();
+        assert_ne!(
+            copy["status"], "deprecated",
+            "churn never deletes a copy: {copy}"
+        );
+    }
+    let stats = api.stats().await;
+    assert_eq!(
+        stats["faults"]["churned"], pages,
+        "rate 1: a churn on every page: {stats}"
+    );
+    let destinations = api.get("/destinations").await.json();
+    let churn = destinations["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "churn")
+        .expect("a churn destination")
+        .clone();
+    let everything = api
+        .get("/connections?includeDeleted=true&limit=100")
+        .await
+        .json();
+    for c in everything["data"].as_array().unwrap() {
+        let unrelated = c["name"].as_str().unwrap().starts_with("churn-");
+        assert_eq!(
+            unrelated,
+            c["destinationId"] == churn["destinationId"],
+            "{c}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_churn_a_listing_holds_still() {
+    let api = Api::with(|c| c.fault_seed = Some(11)).await;
+    for source in SOURCES {
+        api.post("/connections", &create_body(source)).await;
+    }
+    let (seen, _) = page_by_offset(&api, 2).await;
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let destinations = api.get("/destinations").await.json();
+    assert_eq!(destinations["data"].as_array().unwrap().len(), 1);
+    assert_eq!(api.stats().await["faults"]["churned"], 0);
+}
+
 /// The labels of a fixed mix of reads and writes against a sandbox with the given seed.
 async fn replay(seed: u64) -> Vec<String> {
     let api = Api::with(|c| {
@@ -517,6 +685,8 @@ fn fault_flags_are_validated_and_default_to_off() {
         "30s",
         "--create-delay",
         "2s",
+        "--churn-rate",
+        "0.5",
         "--fault-seed",
         "9",
     ])
@@ -529,7 +699,8 @@ fn fault_flags_are_validated_and_default_to_off() {
             "--lost-response-rate 1",
             "--rate-limit 10",
             "--token-ttl 30s",
-            "--create-delay 2s"
+            "--create-delay 2s",
+            "--churn-rate 0.5"
         ]
     );
     assert_eq!(config.fault_seed, Some(9));
@@ -542,6 +713,7 @@ fn fault_flags_are_validated_and_default_to_off() {
         ),
         (["--fail-rate", "often"], "--fail-rate"),
         (["--rate-limit", "0"], "--rate-limit"),
+        (["--churn-rate", "2"], "--churn-rate"),
     ] {
         let error = parse(&flags).err().unwrap();
         assert!(error.contains(complaint), "{flags:?}: {error}");
@@ -555,11 +727,12 @@ fn fault_flags_are_validated_and_default_to_off() {
 #[tokio::test]
 async fn configs_built_in_code_are_validated_too() {
     type Configure = fn(&mut SandboxConfig);
-    let cases: [(Configure, &str); 4] = [
+    let cases: [(Configure, &str); 5] = [
         (|c| c.fail_rate = f64::NAN, "--fail-rate NaN:"),
         (|c| c.lost_response_rate = 2.0, "--lost-response-rate 2:"),
         (|c| c.rate_limit = Some(0), "--rate-limit 0:"),
         (|c| c.token_ttl = Duration::ZERO, "--token-ttl 0:"),
+        (|c| c.churn_rate = -0.5, "--churn-rate -0.5:"),
     ];
     for (configure, expected) in cases {
         let mut config = SandboxConfig::default_on_free_port();

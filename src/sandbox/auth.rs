@@ -6,6 +6,7 @@
 //! seed never expire. Every other API route needs `Authorization: Bearer <token>`.
 
 use super::problem::ApiError;
+use super::request::parse_json;
 use super::seed::Seed;
 use crate::secret::Secret;
 use crate::wire::{GrantType, TokenRequest, TokenResponse, TokenType};
@@ -141,7 +142,7 @@ fn parse_token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest,
             grant_type,
         })
     } else if content_type.starts_with("application/json") {
-        super::routes::parse_json(body)
+        parse_json(body)
     } else {
         Err(ApiError::bad_request(format!(
             "Content-Type `{content_type}` is not supported: send application/json or \

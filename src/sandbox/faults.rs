@@ -7,18 +7,22 @@
 //! - `--fail-rate`: 500 `unexpected-problem` or 503 `service-unavailable` (an even pick), and the
 //!   handler never runs. It applies to `/health` and `/applications/token` too, before auth, as a
 //!   failing server or proxy would.
-//! - `--lost-response-rate`, on `POST /connections` and `PATCH /connections/{connectionId}` only:
-//!   the handler runs, and if it succeeded (the write took effect) the answer is replaced by
-//!   either a dropped connection (no status line at all) or a proxy's 504 (an even pick).
+//! - `--lost-response-rate`, on the writes a client must recover from (`POST /connections`,
+//!   `PATCH /connections/{connectionId}`, `POST /tags`, `PATCH` and `DELETE /tags/{tagId}`): the
+//!   handler runs, and if it succeeded (the write took effect) the answer is replaced by either
+//!   a dropped connection (no status line at all) or a proxy's 504 (an even pick).
 //!
-//! The rate limit ([`RateLimiter`]) runs after auth, in the router's auth layer, because it is
+//! `--churn-rate` only rolls its dice here ([`Faults::roll_churn`]); the connection list handler
+//! applies it to the store ([`super::churn`]).
+//!
+//! The layer's state is the [`Faults`] alone. The rate limit ([`RateLimiter`]) runs after auth, in the router's auth layer, because it is
 //! keyed on the bearer token; the create delay runs in the create handler. Dice come from one
 //! seeded RNG behind a mutex held only for the draw, so a run's faults repeat for the same seed
 //! and the same order of requests.
 
+use super::churn::Churn;
 use super::problem::ApiError;
-use super::routes::App;
-use super::stats;
+use super::stats::{self, Dropped};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
@@ -41,7 +45,9 @@ pub struct Faults {
     seed: u64,
     rng: Mutex<fastrand::Rng>,
     limiter: Option<RateLimiter>,
+    churn_rate: f64,
     failed: AtomicU64,
+    churned: AtomicU64,
     lost: AtomicU64,
     rate_limited: AtomicU64,
 }
@@ -63,11 +69,6 @@ enum Loss {
     GatewayTimeout,
 }
 
-/// Marks a response whose connection is to be dropped, so the accounting counts it as
-/// `"dropped"` rather than under the status it will never send.
-#[derive(Debug, Clone, Copy)]
-pub struct Dropped;
-
 impl Faults {
     /// `rate_limit` is requests per second per token; `seed` is the RNG seed, already chosen.
     pub fn new(
@@ -84,10 +85,39 @@ impl Faults {
             seed,
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             limiter: rate_limit.map(RateLimiter::new),
+            churn_rate: 0.0,
             failed: AtomicU64::new(0),
+            churned: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
         }
+    }
+
+    /// `--churn-rate`: the share of connection list pages on which unrelated connections change.
+    #[must_use]
+    pub fn with_churn(mut self, churn_rate: f64) -> Self {
+        self.churn_rate = churn_rate;
+        self
+    }
+
+    /// Rolls for one `GET /connections` page: no churn, or a delete or a create (an even pick).
+    pub fn roll_churn(&self) -> Option<Churn> {
+        if self.churn_rate <= 0.0 {
+            return None;
+        }
+        let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        (rng.f64() < self.churn_rate).then(|| {
+            if rng.bool() {
+                Churn::Delete
+            } else {
+                Churn::Create
+            }
+        })
+    }
+
+    /// Counts a churn that took place.
+    pub fn churned(&self) {
+        self.churned.fetch_add(1, Ordering::Relaxed);
     }
 
     fn roll(&self, losable: bool) -> Roll {
@@ -132,17 +162,23 @@ impl Faults {
             "failed": self.failed.load(Ordering::Relaxed),
             "lost": self.lost.load(Ordering::Relaxed),
             "rate_limited": self.rate_limited.load(Ordering::Relaxed),
+            "churned": self.churned.load(Ordering::Relaxed),
         })
     }
 }
 
 /// The route layer that fails requests and loses the answers of writes.
-pub async fn inject(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let faults = &app.faults;
+pub async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {
     let losable = faults.lost_response_rate > 0.0
         && matches!(
             stats::matched_route(&request).as_deref(),
-            Some("POST /connections" | "PATCH /connections/{connectionId}")
+            Some(
+                "POST /connections"
+                    | "PATCH /connections/{connectionId}"
+                    | "POST /tags"
+                    | "PATCH /tags/{tagId}"
+                    | "DELETE /tags/{tagId}"
+            )
         );
     match faults.roll(losable) {
         Roll::Pass => next.run(request).await,

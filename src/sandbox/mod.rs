@@ -2,21 +2,30 @@
 //!
 //! It accepts what real Airbyte accepts and refuses what it refuses, with the same error bodies,
 //! so plans can be tried and the tool tested with no Airbyte at hand. The pieces:
-//! [`seed`] (the starting state, YAML or code) → [`store`] (state and indices) ←
-//! [`routes`] (HTTP handlers) using [`validate`] (create and patch rules), [`auth`] (tokens),
+//! [`seed`] (the starting state, YAML or code) → [`seeding`] (builds the store from it) →
+//! [`store`] (state and indices, paged through [`positions`]) ← [`routes`] (HTTP handlers)
+//! using [`request`] (parsing), [`validate`] (create and patch rules), [`tags`] (tag rules),
+//! [`auth`] (tokens),
 //! [`stats`] (the accounting layer and `/_sandbox/stats`), [`faults`] (the fault knobs, for
-//! reliability tests) and [`problem`] (error bodies).
+//! reliability tests; [`churn`] applies `--churn-rate` to the store) and [`problem`] (error
+//! bodies). Each layer holds its own state, so no
+//! module below [`routes`] imports it.
 //! It shares only [`crate::wire`], [`crate::cron`], [`crate::yaml`] and [`crate::secret`] with the
 //! rest of the crate, never the planner.
 
 mod auth;
 mod catalog;
+mod churn;
 mod faults;
+mod positions;
 mod problem;
+mod request;
 mod routes;
 pub mod seed;
+mod seeding;
 mod stats;
 mod store;
+mod tags;
 mod validate;
 
 pub use catalog::{DestinationSyncMode, SourceSyncMode};
@@ -49,8 +58,9 @@ pub struct SandboxArgs {
     /// Fault: answer this share of API requests (0 to 1) with 500 or 503, without effect.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
     pub fail_rate: f64,
-    /// Fault: lose the answer to this share (0 to 1) of successful creates and patches of
-    /// connections, after they took effect: the connection is closed, or 504 is answered.
+    /// Fault: lose the answer to this share (0 to 1) of successful writes of connections
+    /// (create, patch) and tags (create, patch, delete), after they took effect: the connection
+    /// is closed, or 504 is answered.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
     pub lost_response_rate: f64,
     /// Fault: at most N requests per second per bearer token (bursts of N); above it, 429.
@@ -62,6 +72,10 @@ pub struct SandboxArgs {
     /// Fault: every `POST /connections` takes this much longer, and writes at the end.
     #[arg(long, value_name = "DURATION", default_value = "0ms", value_parser = crate::duration::parse)]
     pub create_delay: Duration,
+    /// Fault: on this share (0 to 1) of `GET /connections` pages, delete an unrelated connection
+    /// the listing already passed, or create one, so that offset paging shifts.
+    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
+    pub churn_rate: f64,
     /// Seed of the fault dice, to repeat a run's faults; without it, a random seed (printed).
     #[arg(long, value_name = "N")]
     pub fault_seed: Option<u64>,
@@ -98,14 +112,17 @@ pub struct SandboxConfig {
     pub token_ttl: Duration,
     /// `--fail-rate`: share of API requests answered 500 or 503 without effect, 0 to 1.
     pub fail_rate: f64,
-    /// `--lost-response-rate`: share of successful connection creates and patches whose answer
-    /// is lost after they took effect, 0 to 1.
+    /// `--lost-response-rate`: share of successful connection creates and patches, and tag
+    /// creates, patches and deletes, whose answer is lost after they took effect, 0 to 1.
     pub lost_response_rate: f64,
     /// `--rate-limit`: requests per second per bearer token (a bucket of this many, refilled at
     /// this rate); `None` for no limit. At least 1.
     pub rate_limit: Option<u32>,
     /// `--create-delay`: added to every `POST /connections`, before its write.
     pub create_delay: Duration,
+    /// `--churn-rate`: share of `GET /connections` pages on which an unrelated connection is
+    /// deleted or created (see the README's fault knobs), 0 to 1.
+    pub churn_rate: f64,
     /// `--fault-seed`: seed of the fault dice; `None` draws one (see [`Sandbox::fault_seed`]).
     pub fault_seed: Option<u64>,
 }
@@ -135,6 +152,7 @@ impl SandboxConfig {
             lost_response_rate: args.lost_response_rate,
             rate_limit: args.rate_limit,
             create_delay: args.create_delay,
+            churn_rate: args.churn_rate,
             fault_seed: args.fault_seed,
         };
         config.validate()?;
@@ -149,6 +167,7 @@ impl SandboxConfig {
         for (flag, rate) in [
             ("--fail-rate", self.fail_rate),
             ("--lost-response-rate", self.lost_response_rate),
+            ("--churn-rate", self.churn_rate),
         ] {
             if !rate_is_valid(rate) {
                 return Err(SandboxError::Rate { flag, rate });
@@ -181,6 +200,9 @@ impl SandboxConfig {
         if !self.create_delay.is_zero() {
             on.push(format!("--create-delay {:?}", self.create_delay));
         }
+        if self.churn_rate > 0.0 {
+            on.push(format!("--churn-rate {}", self.churn_rate));
+        }
         on
     }
 
@@ -196,6 +218,7 @@ impl SandboxConfig {
             lost_response_rate: 0.0,
             rate_limit: None,
             create_delay: Duration::ZERO,
+            churn_rate: 0.0,
             fault_seed: None,
         }
     }
@@ -243,7 +266,10 @@ impl Sandbox {
     /// accepted as soon as this returns.
     pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         config.validate()?;
-        let store = store::Store::from_seed(&config.seed, config.extra_sources)?;
+        let mut store = seeding::build(&config.seed, config.extra_sources)?;
+        if config.churn_rate > 0.0 {
+            churn::prepare(&mut store);
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| SandboxError::Bind {
@@ -257,15 +283,17 @@ impl Sandbox {
         let fault_seed = config.fault_seed.unwrap_or_else(|| fastrand::u64(..));
         let app = Arc::new(routes::App {
             store: RwLock::new(store),
-            auth: auth::Auth::new(&config.seed, config.token_ttl),
-            stats: stats::Stats::default(),
-            latency: config.latency,
-            faults: faults::Faults::new(
-                config.fail_rate,
-                config.lost_response_rate,
-                config.rate_limit,
-                config.create_delay,
-                fault_seed,
+            auth: Arc::new(auth::Auth::new(&config.seed, config.token_ttl)),
+            stats: Arc::new(stats::Stats::new(config.latency)),
+            faults: Arc::new(
+                faults::Faults::new(
+                    config.fail_rate,
+                    config.lost_response_rate,
+                    config.rate_limit,
+                    config.create_delay,
+                    fault_seed,
+                )
+                .with_churn(config.churn_rate),
             ),
             addr,
         });
@@ -329,7 +357,8 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     let config = SandboxConfig::from_args(&args)?;
     let seed = config.seed.clone();
     let faults = config.active_faults();
-    let rolls_dice = config.fail_rate > 0.0 || config.lost_response_rate > 0.0;
+    let rolls_dice =
+        config.fail_rate > 0.0 || config.lost_response_rate > 0.0 || config.churn_rate > 0.0;
     let sandbox = Sandbox::start(config).await?;
     {
         let mut out = std::io::stdout().lock();

@@ -3,7 +3,8 @@
 //! Airbyte answers errors with an RFC 9457-shaped body served as `application/json` (DIGEST §6).
 //! `type`, `title` and `detail` are constants per problem kind, taken from Airbyte's problem
 //! catalogue (`api-problems.yaml`); `data` carries the specifics: `{message}` for most problems,
-//! `{resourceType, resourceId}` for a missing resource.
+//! `{resourceType, resourceId}` for a missing resource, nothing for the tag problems, which the
+//! server throws without arguments.
 
 use crate::wire::Problem;
 use axum::Json;
@@ -33,6 +34,13 @@ fn problem(
         documentation_url: None,
         data: Some(data),
     }))
+}
+
+/// A problem Airbyte throws without arguments: no `data` at all.
+fn bare(status: u16, kind: &str, title: &str, detail: &str) -> ApiError {
+    let mut error = problem(status, kind, title, detail, serde_json::Value::Null);
+    error.0.data = None;
+    error
 }
 
 impl ApiError {
@@ -92,6 +100,47 @@ impl ApiError {
                     "Connection {connection_id} is locked (status `locked`) and cannot be updated."
                 )
             }),
+        )
+    }
+
+    /// 409 `error:tag-already-exists`: another tag of the workspace has the name. Airbyte's
+    /// problem carries no `data`.
+    pub fn tag_already_exists() -> Self {
+        bare(
+            409,
+            "error:tag-already-exists",
+            "Tag already exists",
+            "A tag with this name already exists in this workspace.",
+        )
+    }
+
+    /// 400 `error:tag-name-too-long`: more than 30 characters.
+    pub fn tag_name_too_long() -> Self {
+        bare(
+            400,
+            "error:tag-name-too-long",
+            "Tag name too long",
+            "The tag name can be maximum 30 characters.",
+        )
+    }
+
+    /// 400 `error:tag-invalid-hex-color`: not six hex digits.
+    pub fn tag_invalid_hex_color() -> Self {
+        bare(
+            400,
+            "error:tag-invalid-hex-color",
+            "Invalid hex color",
+            "The hex color provided is invalid.",
+        )
+    }
+
+    /// 400 `error:tag-limit-for-workspace-reached`: the workspace has 100 tags already.
+    pub fn tag_limit_reached() -> Self {
+        bare(
+            400,
+            "error:tag-limit-for-workspace-reached",
+            "Tag limit for workspace reached",
+            "The workspace has reached the maximum number of tags.",
         )
     }
 

@@ -1,41 +1,46 @@
-//! The HTTP surface: routes, request parsing, paging links, and the handlers that call the store.
+//! The HTTP surface: the router, its layers, and the handlers that call the store.
 //!
 //! Every API route is served under both `/v1` (Cloud) and `/api/public/v1` (self-managed).
-//! Bodies are read as bytes and parsed here, so that every malformed body, missing field, bad
-//! enum value or bad UUID gets Airbyte's 400 body (with the JSON path of the offending value)
-//! instead of a framework's plain-text rejection.
+//! Handlers read their input through [`super::request`] and answer wire types or an
+//! [`ApiError`]. The layers, outermost first: [`stats::observe`] (accounting and latency, with
+//! its own state), Airbyte-shaped bodies for the framework's own 4xx answers, then per matched
+//! route [`stats::tag_route`], [`faults::inject`] (with its own state) and, on secured routes,
+//! the auth check and rate limit.
 
 use super::auth::Auth;
+use super::churn;
 use super::faults::{self, Faults};
 use super::problem::ApiError;
+use super::request::{
+    ListParams, bool_param, parse_json, path_uuid, query_pairs, query_uuid, single, uuid_list,
+};
 use super::stats::{self, Stats};
 use super::store::{Store, rendered};
 use crate::wire::{
     ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse, DestinationResponse, Page,
-    SourceResponse, StreamProperties, TagsResponse, TokenResponse, WorkspaceResponse,
+    SourceResponse, StreamProperties, Tag, TagCreateRequest, TagPatchRequest, TagsResponse,
+    TokenResponse, WorkspaceResponse,
 };
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, RawQuery, Request, State};
-use axum::http::header::HOST;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
 use uuid::Uuid;
 
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct App {
     pub store: RwLock<Store>,
-    pub auth: Auth,
-    pub stats: Stats,
-    pub latency: Duration,
-    pub faults: Faults,
+    pub auth: Arc<Auth>,
+    /// Also the state of the accounting layer.
+    pub stats: Arc<Stats>,
+    /// Also the state of the fault layer.
+    pub faults: Arc<Faults>,
     /// Where the sandbox listens; names the host in paging links when a request has no `Host`.
     pub addr: SocketAddr,
 }
@@ -77,11 +82,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/streams", get(streams))
         .route("/workspaces", get(list_workspaces))
         .route("/workspaces/{workspaceId}", get(get_workspace))
-        .route("/tags", get(list_tags))
+        .route("/tags", get(list_tags).post(create_tag))
+        .route(
+            "/tags/{tagId}",
+            get(get_tag).patch(patch_tag).delete(delete_tag),
+        )
         .route_layer(from_fn_with_state(app.clone(), require_auth));
     let api = open
         .merge(secured)
-        .route_layer(from_fn_with_state(app.clone(), faults::inject))
+        .route_layer(from_fn_with_state(app.faults.clone(), faults::inject))
         .route_layer(from_fn(stats::tag_route))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
@@ -90,7 +99,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_sandbox/stats", get(sandbox_stats))
         .fallback(route_not_found)
         .layer(from_fn(problem_bodies))
-        .layer(from_fn_with_state(app.clone(), stats::observe))
+        .layer(from_fn_with_state(app.stats.clone(), stats::observe))
         .with_state(app)
 }
 
@@ -169,9 +178,21 @@ async fn list_connections(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Page<ConnectionResponse>>, ApiError> {
     let params = ListParams::parse(query.as_deref())?;
+    known_workspaces(&app.read(), &params.workspace_ids)?;
+    if let Some(churn) = app.faults.roll_churn() {
+        let done = churn::apply(
+            &mut app.write(),
+            churn,
+            &params.workspace_ids,
+            params.offset,
+            now(),
+        );
+        if done.is_some() {
+            app.faults.churned();
+        }
+    }
     let data = {
         let store = app.read();
-        known_workspaces(&store, &params.workspace_ids)?;
         store.list_connections(
             &params.workspace_ids,
             &params.tag_ids,
@@ -180,7 +201,13 @@ async fn list_connections(
             params.limit,
         )
     };
-    Ok(Json(params.page(&app, &headers, &uri, "connections", data)))
+    Ok(Json(params.page(
+        app.addr,
+        &headers,
+        &uri,
+        "connections",
+        data,
+    )))
 }
 
 /// `POST /connections`. With `--create-delay`, the write happens at the end of the delay (the real
@@ -205,15 +232,19 @@ async fn create_connection(
 }
 
 fn create_now(app: &App, request: ConnectionCreateRequest) -> Result<ConnectionResponse, ApiError> {
-    let created_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let connection =
         app.read()
-            .prepare_create(request, Uuid::new_v4(), created_at, &mut Uuid::new_v4)?;
+            .prepare_create(request, Uuid::new_v4(), now(), &mut Uuid::new_v4)?;
     let response = rendered(&connection);
     app.write().insert_connection(connection);
     Ok(response)
+}
+
+/// Seconds since the epoch: a new connection's `createdAt`.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 async fn get_connection(
@@ -269,7 +300,7 @@ async fn list_sources(
         known_workspaces(&store, &params.workspace_ids)?;
         store.list_sources(&params.workspace_ids, params.offset, params.limit)
     };
-    Ok(Json(params.page(&app, &headers, &uri, "sources", data)))
+    Ok(Json(params.page(app.addr, &headers, &uri, "sources", data)))
 }
 
 async fn get_destination(
@@ -296,7 +327,7 @@ async fn list_destinations(
         store.list_destinations(&params.workspace_ids, params.offset, params.limit)
     };
     Ok(Json(params.page(
-        &app,
+        app.addr,
         &headers,
         &uri,
         "destinations",
@@ -328,7 +359,13 @@ async fn list_workspaces(
         known_workspaces(&store, &params.workspace_ids)?;
         store.list_workspaces(&params.workspace_ids, params.offset, params.limit)
     };
-    Ok(Json(params.page(&app, &headers, &uri, "workspaces", data)))
+    Ok(Json(params.page(
+        app.addr,
+        &headers,
+        &uri,
+        "workspaces",
+        data,
+    )))
 }
 
 async fn list_tags(
@@ -342,6 +379,43 @@ async fn list_tags(
     Ok(Json(TagsResponse {
         data: store.list_tags(&workspaces),
     }))
+}
+
+/// `POST /tags`: the workspace must exist, then the tag rules of [`super::tags`] apply.
+async fn create_tag(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<Tag>, ApiError> {
+    let request: TagCreateRequest = parse_json(&body)?;
+    app.write().create_tag(request, Uuid::new_v4()).map(Json)
+}
+
+async fn get_tag(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<Tag>, ApiError> {
+    let id = path_uuid("tagId", &id)?;
+    app.read()
+        .tag(id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("tag", id.to_string()))
+}
+
+async fn patch_tag(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Tag>, ApiError> {
+    let id = path_uuid("tagId", &id)?;
+    let request: TagPatchRequest = parse_json(&body)?;
+    app.write().update_tag(id, request).map(Json)
+}
+
+async fn delete_tag(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_uuid("tagId", &id)?;
+    app.write().delete_tag(id)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /streams?sourceId=…[&destinationId=…][&ignoreCache=…]`: a bare array; `syncModes` only
@@ -385,187 +459,9 @@ async fn streams(
     ))
 }
 
-/// Parses a JSON body into a wire type; every failure is a 400 naming what is wrong and where.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "The request body is empty: a JSON object is expected.",
-        ));
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request(format!("Malformed JSON: {inner}"))
-        } else if path == "." {
-            ApiError::bad_request(format!("Invalid request body: {inner}"))
-        } else {
-            ApiError::bad_request(format!("Invalid value at `{path}`: {inner}"))
-        }
-    })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::bad_request(format!("Malformed JSON: {e}")))?;
-    Ok(value)
-}
-
-fn path_uuid(name: &str, value: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(value)
-        .map_err(|_| ApiError::bad_request(format!("{name}: `{value}` is not a valid UUID.")))
-}
-
-fn query_uuid(name: &str, value: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(value.trim()).map_err(|_| {
-        ApiError::bad_request(format!(
-            "Failed to convert argument [{name}] for value [{value}]: not a valid UUID."
-        ))
-    })
-}
-
 fn known_workspaces(store: &Store, ids: &[Uuid]) -> Result<(), ApiError> {
     match store.unknown_workspace(ids) {
         Some(id) => Err(ApiError::not_found("workspace", id.to_string())),
         None => Ok(()),
-    }
-}
-
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-fn single<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// A UUID list parameter, comma-separated and/or repeated.
-fn uuid_list(pairs: &[(String, String)], name: &str) -> Result<Vec<Uuid>, ApiError> {
-    let mut ids = Vec::new();
-    for (_, value) in pairs.iter().filter(|(k, _)| k == name) {
-        for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let id = query_uuid(name, part)?;
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-    }
-    Ok(ids)
-}
-
-fn bool_param(pairs: &[(String, String)], name: &str, default: bool) -> Result<bool, ApiError> {
-    match single(pairs, name) {
-        None => Ok(default),
-        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
-        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-        Some(v) => Err(ApiError::bad_request(format!(
-            "Failed to convert argument [{name}] for value [{v}]: expected true or false."
-        ))),
-    }
-}
-
-fn int_param(
-    pairs: &[(String, String)],
-    name: &str,
-    default: i64,
-    min: i64,
-    max: i64,
-) -> Result<i64, ApiError> {
-    let Some(raw) = single(pairs, name) else {
-        return Ok(default);
-    };
-    let value: i64 = raw.trim().parse().map_err(|_| {
-        ApiError::bad_request(format!(
-            "Failed to convert argument [{name}] for value [{raw}]: not an integer."
-        ))
-    })?;
-    if value < min {
-        return Err(ApiError::bad_request(format!(
-            "{name}: must be greater than or equal to {min}"
-        )));
-    }
-    if value > max {
-        return Err(ApiError::bad_request(format!(
-            "{name}: must be less than or equal to {max}"
-        )));
-    }
-    Ok(value)
-}
-
-/// The query of a list endpoint.
-struct ListParams {
-    workspace_ids: Vec<Uuid>,
-    tag_ids: Vec<Uuid>,
-    include_deleted: bool,
-    limit: usize,
-    offset: usize,
-}
-
-impl ListParams {
-    /// `limit` 1..=100 (default 20), `offset` ≥ 0 (default 0), as the spec bounds them.
-    fn parse(query: Option<&str>) -> Result<Self, ApiError> {
-        let pairs = query_pairs(query);
-        let limit = int_param(&pairs, "limit", 20, 1, 100)?;
-        let offset = int_param(&pairs, "offset", 0, 0, i64::from(i32::MAX))?;
-        Ok(Self {
-            workspace_ids: uuid_list(&pairs, "workspaceIds")?,
-            tag_ids: uuid_list(&pairs, "tagIds")?,
-            include_deleted: bool_param(&pairs, "includeDeleted", false)?,
-            limit: usize::try_from(limit).unwrap_or(20),
-            offset: usize::try_from(offset).unwrap_or(0),
-        })
-    }
-
-    /// Wraps a page with Airbyte's links: `next` whenever the page is non-empty (even the last
-    /// one), `""` when it is empty; `previous` `""` at offset 0. Links carry `workspaceIds`,
-    /// `includeDeleted`, `limit` and `offset`, but not `tagIds`, as the real server's do.
-    fn page<T>(
-        &self,
-        app: &App,
-        headers: &HeaderMap,
-        uri: &Uri,
-        resource: &str,
-        data: Vec<T>,
-    ) -> Page<T> {
-        let host = headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .map_or_else(|| app.addr.to_string(), str::to_string);
-        let base = if uri.path().starts_with("/api/public/v1") {
-            "/api/public/v1"
-        } else {
-            "/v1"
-        };
-        let link = |offset: usize| {
-            let mut query = String::new();
-            if !self.workspace_ids.is_empty() {
-                let ids: Vec<String> = self.workspace_ids.iter().map(Uuid::to_string).collect();
-                query = format!("workspaceIds={}&", ids.join(","));
-            }
-            format!(
-                "http://{host}{base}/{resource}?{query}includeDeleted={}&limit={}&offset={offset}",
-                self.include_deleted, self.limit
-            )
-        };
-        let next = if data.is_empty() {
-            String::new()
-        } else {
-            link(self.offset + self.limit)
-        };
-        let previous = if self.offset == 0 {
-            String::new()
-        } else {
-            link(self.offset.saturating_sub(self.limit))
-        };
-        Page {
-            previous: Some(previous),
-            next: Some(next),
-            data,
-        }
     }
 }

@@ -5,12 +5,13 @@
 //! the object's kind and name, so the same seed always yields the same ids. Keys that mirror an
 //! Airbyte API field are spelled as the API spells them (`syncMode`, `sourceDefinedPrimaryKey`).
 //! Parsing goes through [`crate::yaml`]; references are checked when the store is built
-//! ([`Seed::from_yaml`] does both), and a bad reference is reported with its YAML path.
+//! (`Seed::from_yaml`, in [`super::seeding`], does both), and a bad reference is reported with its
+//! YAML path. This module is only the document: it knows nothing of the store.
 
 use super::catalog::{DestinationSyncMode, SourceSyncMode};
 use crate::wire::{
     ConfiguredStreamMapper, ConnectionSchedule, ConnectionStatus, NamespaceDefinition,
-    NonBreakingSchemaUpdatesBehavior, SyncMode,
+    NonBreakingSchemaUpdatesBehavior, ScheduleType, ScheduleTypeWithBasic, SyncMode,
 };
 use crate::yaml::{self, YamlError};
 use serde::{Deserialize, Serialize};
@@ -180,8 +181,9 @@ pub struct SeedConnection {
     pub id: Option<Uuid>,
     #[serde(default)]
     pub status: Option<ConnectionStatus>,
+    /// Unlike a create, a seed may give a `basic` schedule: connections made in the UI have one.
     #[serde(default)]
-    pub schedule: Option<ConnectionSchedule>,
+    pub schedule: Option<SeedSchedule>,
     #[serde(default)]
     pub namespace_definition: Option<NamespaceDefinition>,
     #[serde(default)]
@@ -198,6 +200,33 @@ pub struct SeedConnection {
     pub tags: Vec<String>,
     #[serde(default)]
     pub created_at: Option<i64>,
+}
+
+/// A seeded connection's schedule: a create's (`manual`, `cron`), or `basic` with its
+/// `basicTiming` (default `Every 24 HOURS`), which only the UI can make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeedSchedule {
+    pub schedule_type: ScheduleTypeWithBasic,
+    #[serde(default)]
+    pub cron_expression: Option<String>,
+    #[serde(default)]
+    pub basic_timing: Option<String>,
+}
+
+impl SeedSchedule {
+    /// The schedule a create body carries (`basic` is created `manual`, then stored as `basic`).
+    pub fn create_schedule(&self) -> ConnectionSchedule {
+        ConnectionSchedule {
+            schedule_type: match self.schedule_type {
+                ScheduleTypeWithBasic::Cron => ScheduleType::Cron,
+                ScheduleTypeWithBasic::Manual | ScheduleTypeWithBasic::Basic => {
+                    ScheduleType::Manual
+                }
+            },
+            cron_expression: self.cron_expression.clone(),
+        }
+    }
 }
 
 /// A stream of a seeded connection (`StreamConfiguration`, with plain field names in
@@ -268,7 +297,7 @@ impl SeedError {
         }
     }
 
-    fn in_file(self, path: &Path) -> Self {
+    pub(crate) fn in_file(self, path: &Path) -> Self {
         match self {
             SeedError::Invalid {
                 path: p, message, ..
@@ -290,13 +319,6 @@ impl Seed {
         #[allow(clippy::expect_used)] // a start-up invariant, checked by a unit test
         yaml::parse(Path::new("default_seed.yaml"), DEFAULT_SEED.as_bytes())
             .expect("the built-in default seed parses")
-    }
-
-    /// Parses a seed file and checks every reference in it. `path` only names the file in errors.
-    pub fn from_yaml(path: &Path, bytes: &[u8]) -> Result<Seed, SeedError> {
-        let seed: Seed = yaml::parse(path, bytes)?;
-        super::store::Store::from_seed(&seed, 0).map_err(|e| e.in_file(path))?;
-        Ok(seed)
     }
 
     /// The source whose catalog and type `--sources N` copies: the first connection's source,
@@ -331,7 +353,7 @@ mod tests {
         let seed = Seed::default_seed();
         assert_eq!(seed.sources.len(), 7);
         assert_eq!(seed.template_source().unwrap().name, "shop-template");
-        crate::sandbox::store::Store::from_seed(&seed, 3).unwrap();
+        crate::sandbox::seeding::build(&seed, 3).unwrap();
     }
 
     #[test]

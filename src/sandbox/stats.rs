@@ -5,11 +5,10 @@
 //! [`tag_route`], which runs inside the router (where the matched route is known) and hands the
 //! template back on the response. The fault knobs ([`super::faults`]) sit inside these layers,
 //! so a faulted answer is counted like any other: by its status, or as `"dropped"` when the
-//! connection is closed without an answer. `/_sandbox/*` is left out of every count, of the
-//! latency and of every fault.
+//! connection is closed without an answer (the fault layer marks such an answer [`Dropped`]).
+//! `/_sandbox/*` is left out of every count, of the latency and of every fault. The layer's
+//! state is the [`Stats`] alone.
 
-use super::faults::Dropped;
-use super::routes::App;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -17,14 +16,21 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// Counters since start-up.
+/// Counters since start-up, and the latency added to every API answer.
 #[derive(Debug, Default)]
 pub struct Stats {
+    latency: Duration,
     counts: Mutex<Counts>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
 }
+
+/// Marks a response whose connection is to be dropped, so the accounting counts it as
+/// `"dropped"` rather than under the status it will never send.
+#[derive(Debug, Clone, Copy)]
+pub struct Dropped;
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -48,6 +54,14 @@ impl Drop for InFlight<'_> {
 }
 
 impl Stats {
+    /// `latency` (`--latency`) is added to every API request.
+    pub fn new(latency: Duration) -> Self {
+        Self {
+            latency,
+            ..Self::default()
+        }
+    }
+
     fn enter(&self) -> InFlight<'_> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -92,14 +106,14 @@ impl Stats {
 }
 
 /// The outer layer: in-flight accounting, latency, and the counts.
-pub async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+pub async fn observe(State(counters): State<Arc<Stats>>, request: Request, next: Next) -> Response {
     if request.uri().path().starts_with("/_sandbox/") {
         return next.run(request).await;
     }
     let method = request.method().clone();
-    let _in_flight = app.stats.enter();
-    if !app.latency.is_zero() {
-        tokio::time::sleep(app.latency).await;
+    let _in_flight = counters.enter();
+    if !counters.latency.is_zero() {
+        tokio::time::sleep(counters.latency).await;
     }
     let response = next.run(request).await;
     let route = response
@@ -111,7 +125,7 @@ pub async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) 
     } else {
         Some(response.status().as_u16())
     };
-    app.stats.record(route, status);
+    counters.record(route, status);
     response
 }
 
