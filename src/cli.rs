@@ -3,11 +3,15 @@
 //!
 //! Exit codes (SPEC §1): 0 success; 1 any failure; 2 usage error; `plan --detailed-exitcode`:
 //! 0 no changes, 2 changes pending, 1 error.
+//!
+//! Everything printed here that quotes the plan or the server goes through
+//! [`escape::controls`], like the human renderings: no escape sequence reaches the terminal.
 
 use crate::client::{Client, ClientConfig, Credentials, RetryPolicy};
 use crate::execute::{ExecuteOptions, Interrupt};
 use crate::plan::{self, Plan};
 use crate::preview::PreviewOptions;
+use crate::report::escape::controls;
 use crate::report::events::Reporter;
 use crate::report::human::{self, Style};
 use crate::report::progress::Progress;
@@ -256,7 +260,7 @@ pub fn run() -> u8 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", controls(&format!("{e:#}")));
             1
         }
     }
@@ -269,7 +273,7 @@ fn validate(files: &[PathBuf]) -> u8 {
         match plan::load(file) {
             Ok(plan) => println!(
                 "{}: ok ({} target {})",
-                file.display(),
+                controls(&file.display().to_string()),
                 plan.targets.len(),
                 if plan.targets.len() == 1 {
                     "entry"
@@ -279,7 +283,7 @@ fn validate(files: &[PathBuf]) -> u8 {
             ),
             Err(errors) => {
                 failed = true;
-                eprintln!("{errors}");
+                eprintln!("{}", controls(&errors.to_string()));
             }
         }
     }
@@ -523,7 +527,7 @@ fn finish(
         Output::Json => println!("{}", report.to_json()),
         Output::Human => {
             if let Some(error) = &report.error {
-                eprintln!("error: {error}");
+                eprintln!("error: {}", controls(error));
             } else if let Some(style) = apply_style {
                 print!("{}", human::apply_summary(report, style));
             }
