@@ -13,6 +13,7 @@ use crate::plan::{ExistingPolicy, Names, Plan};
 use crate::report::events::{Reporter, Step, count};
 use crate::report::{Action, Mode, Report, TargetReport};
 use crate::resolve::{self, Resolved, ResolvedTarget, SourceSummary};
+use crate::wire::ConnectionResponse;
 use futures::{StreamExt, stream};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -180,18 +181,8 @@ fn classify(
             }
         }
         Existing::Ambiguous(candidates) => {
-            let listed: Vec<String> = candidates
-                .iter()
-                .map(|c| format!("\"{}\" ({})", c.name, c.connection_id))
-                .collect();
+            row.error = Some(ambiguous(&candidates, &destination.name, &name));
             row.name = Some(name);
-            row.error = Some(format!(
-                "{} connections already copy this source to {}, none named as the plan says; \
-                 delete or rename all but one: {}",
-                candidates.len(),
-                destination.name,
-                listed.join(", ")
-            ));
         }
         Existing::None => {
             row.name = Some(name);
@@ -199,6 +190,28 @@ fn classify(
         }
     }
     row
+}
+
+/// Why a target with several copies cannot be decided: how many there are, how many carry the
+/// plan's name, and their ids.
+pub fn ambiguous(candidates: &[&ConnectionResponse], destination: &str, name: &str) -> String {
+    let named = candidates.iter().filter(|c| c.name == name).count();
+    let which = match (named, candidates.len()) {
+        (0, _) => format!("none named \"{name}\""),
+        (2, 2) => format!("both named \"{name}\""),
+        (n, all) if n == all => format!("all named \"{name}\""),
+        (n, _) => format!("{n} of them named \"{name}\""),
+    };
+    let listed: Vec<String> = candidates
+        .iter()
+        .map(|c| format!("\"{}\" ({})", c.name, c.connection_id))
+        .collect();
+    format!(
+        "{} connections already copy this source to {destination}, {which}: {}; delete or rename \
+         all but one",
+        candidates.len(),
+        listed.join(", ")
+    )
 }
 
 /// What a target's placeholders render to.
