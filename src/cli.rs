@@ -172,6 +172,8 @@ impl Settings {
                 target_timeout: common.target_timeout,
                 grace: GRACE,
                 retry: RetryPolicy::default(),
+                // A create that timed out may still land for about as long again.
+                settle: common.request_timeout,
             },
             output: common.output,
             progress: stderr_tty && !common.quiet && common.output == Output::Human,

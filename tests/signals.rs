@@ -1,11 +1,118 @@
-//! What a user sees when the server says odd things: names from the server and values from the
-//! plan cannot drive the terminal, and duplicate copies are named as they are.
+//! What a user sees when the server is slow or says odd things: a slow create is never made
+//! twice, names from the server and values from the plan cannot drive the terminal, and
+//! duplicate copies are named as they are. The truth is the sandbox's own state, read through its
+//! API.
+
+#![allow(clippy::unwrap_used)] // helpers shared by the tests below
 
 mod support;
 
 use replicate::sandbox::seed::{SeedConnection, SeedSource};
-use support::World;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::{BULK, World};
 use uuid::Uuid;
+
+const TEMPLATE_ID: &str = "c0000000-0000-4000-8000-000000000001";
+const WAREHOUSE_ID: &str = "de570000-0000-4000-8000-000000000001";
+
+fn read_report(world: &World, name: &str) -> Value {
+    let path = world.dir.path().join(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The report's rows by source id.
+fn rows(report: &Value) -> BTreeMap<Uuid, Value> {
+    report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["sourceId"].as_str().unwrap().parse().unwrap(), t.clone()))
+        .collect()
+}
+
+/// The copies the server holds, by source: their ids.
+fn server_copies(world: &World) -> BTreeMap<Uuid, Vec<Uuid>> {
+    let template: Uuid = TEMPLATE_ID.parse().unwrap();
+    let warehouse: Uuid = WAREHOUSE_ID.parse().unwrap();
+    let mut copies: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for c in world.connections() {
+        if c.connection_id != template && c.destination_id == warehouse {
+            copies.entry(c.source_id).or_default().push(c.connection_id);
+        }
+    }
+    copies
+}
+
+/// The report tells the truth about what the server holds: every `created` row's copy exists,
+/// and every copy on the server is a `created` row, or (`unknown_allowed`) a row that says its
+/// create may or may not have happened. Returns how many rows were created.
+fn report_matches_server(world: &World, report: &Value, unknown_allowed: bool) -> usize {
+    let rows = rows(report);
+    let copies = server_copies(world);
+    assert!(
+        copies.values().all(|ids| ids.len() == 1),
+        "a copy was made twice: {copies:?}"
+    );
+    let mut created = 0;
+    for (source, row) in &rows {
+        if row["outcome"] == "created" {
+            created += 1;
+            let id: Uuid = row["connectionId"].as_str().unwrap().parse().unwrap();
+            assert_eq!(
+                copies.get(source),
+                Some(&vec![id]),
+                "the report says created, the server disagrees: {row}"
+            );
+        }
+    }
+    for source in copies.keys() {
+        let row = &rows[source];
+        let unknown = row["outcome"] == "failed"
+            && row["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("may or may not exist"));
+        assert!(
+            row["outcome"] == "created" || (unknown_allowed && unknown),
+            "the server holds a copy the report does not tell of: {row}"
+        );
+    }
+    assert_eq!(
+        report["summary"]["created"].as_u64().unwrap(),
+        created as u64,
+        "the summary counts the rows"
+    );
+    created
+}
+
+#[test]
+fn a_create_slower_than_the_request_timeout_is_made_once() {
+    let world = World::with(|c| {
+        c.extra_sources = 20;
+        c.create_delay = Duration::from_millis(1500);
+    });
+    let plan = world.plan("bulk.yaml", BULK);
+    let output = world
+        .replicate()
+        .args(["apply", "--yes", "--request-timeout", "1s"])
+        .args(["--report", "report.json"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let copies = server_copies(&world);
+    assert!(
+        copies.values().all(|ids| ids.len() == 1),
+        "copies per source: {:?}",
+        copies.values().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert_eq!(copies.len(), 20, "every source has its copy");
+    assert!(output.status.success(), "{stdout}");
+    let report = read_report(&world, "report.json");
+    assert_eq!(report_matches_server(&world, &report, false), 20);
+}
 
 /// A source whose name holds a screen clear, a window-title sequence and an 8-bit CSI.
 const HOSTILE_NAME: &str = "shop-\u{1b}[2J\u{1b}]0;pwned\u{7}x\u{9b}31m\r\u{7f}";
