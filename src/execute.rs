@@ -13,8 +13,8 @@
 //! lookups share one listing.
 //!
 //! An interrupt stops new creates (and new tries) from starting; those still in flight get a
-//! bounded grace period to finish, and the rest are reported truthfully (`not_run`, or `failed`
-//! with "may or may not exist").
+//! bounded grace period to finish, a second interrupt ends the wait at once, and the rest are
+//! reported truthfully (`not_run`, or `failed` with "may or may not exist").
 
 use crate::client::{ApiError, ApiErrorKind, Client, RetryPolicy};
 use crate::existing::{Existing, ExistingCopies};
@@ -24,7 +24,7 @@ use crate::report::{Action, Mode, Outcome, Report};
 use crate::wire::{ConnectionCreateRequest, ConnectionResponse};
 use futures::{StreamExt, stream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
@@ -45,30 +45,53 @@ pub struct ExecuteOptions {
     pub settle: Duration,
 }
 
-/// An interrupt request (Ctrl-C), shared between the signal handler and the run.
+/// An interrupt request (Ctrl-C, SIGTERM), shared between the signal handler and the run. The
+/// first winds the run down; the second ends the wait for the creates in flight.
 #[derive(Debug, Default)]
 pub struct Interrupt {
-    raised: AtomicBool,
+    times: AtomicU8,
     notify: Notify,
 }
 
 impl Interrupt {
     pub fn raise(&self) {
-        self.raised.store(true, Ordering::SeqCst);
+        let _ = self
+            .times
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_add(1))
+            });
         self.notify.notify_waiters();
     }
 
+    /// Raised at least once: start nothing new.
     pub fn is_raised(&self) -> bool {
-        self.raised.load(Ordering::SeqCst)
+        self.times.load(Ordering::SeqCst) >= 1
+    }
+
+    /// Raised twice: wait for nothing more.
+    pub fn is_urgent(&self) -> bool {
+        self.times.load(Ordering::SeqCst) >= 2
     }
 
     /// Resolves once the interrupt is raised.
     pub async fn raised(&self) {
-        let notified = self.notify.notified();
-        if self.is_raised() {
-            return;
+        self.raised_times(1).await;
+    }
+
+    /// Resolves once the interrupt is raised a second time.
+    pub async fn urgent(&self) {
+        self.raised_times(2).await;
+    }
+
+    async fn raised_times(&self, n: u8) {
+        loop {
+            // Made before the check, so a raise in between still wakes it.
+            let notified = self.notify.notified();
+            if self.times.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            notified.await;
         }
-        notified.await;
     }
 }
 
@@ -178,9 +201,12 @@ pub async fn write(
                     continue;
                 }
             },
-            Some(at) => match tokio::time::timeout_at(at.into(), results.next()).await {
-                Ok(next) => next,
-                Err(_) => break,
+            Some(at) => tokio::select! {
+                next = tokio::time::timeout_at(at.into(), results.next()) => match next {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                () = interrupt.urgent() => break,
             },
         };
         let Some((i, written)) = next else { break };

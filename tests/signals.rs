@@ -1,21 +1,88 @@
-//! What a user sees when the server is slow or says odd things: a slow create is never made
-//! twice, names from the server and values from the plan cannot drive the terminal, and
-//! duplicate copies are named as they are. The truth is the sandbox's own state, read through its
-//! API.
+//! What a user sees when the run is stopped, the server is slow, or it says odd things: SIGTERM
+//! and a second Ctrl-C still leave a true report, a report file is never stale, a slow create is
+//! never made twice, names from the server cannot drive the terminal, and duplicate copies are
+//! named as they are. The truth is the sandbox's own state, read through its API.
 
 #![allow(clippy::unwrap_used)] // helpers shared by the tests below
 
 mod support;
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use replicate::sandbox::seed::{SeedConnection, SeedSource};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 use support::{BULK, World};
 use uuid::Uuid;
 
+/// Generous: only a hang trips it.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
 const TEMPLATE_ID: &str = "c0000000-0000-4000-8000-000000000001";
 const WAREHOUSE_ID: &str = "de570000-0000-4000-8000-000000000001";
+
+/// Waits until `done` holds, polling; panics (with `what`) only if the run hangs.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < HANG_GUARD, "{what}: never happened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for the child to exit (killing it after the hang guard) and returns its exit code.
+fn exit_code(child: &mut Child) -> Option<i32> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if started.elapsed() > HANG_GUARD {
+            let _ = child.kill();
+            panic!("replicate did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stderr, line by line, read on its own thread so the child never blocks on a full pipe.
+fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a stderr line that contains `needle`; returns every line read so far.
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        match lines.recv_timeout(HANG_GUARD) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                seen.push(line);
+                if found {
+                    return seen;
+                }
+            }
+            Err(e) => panic!("no line with {needle:?} on stderr ({e}); saw {seen:?}"),
+        }
+    }
+}
+
+fn signal(child: &Child, signal: Signal) {
+    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), signal).unwrap();
+}
 
 fn read_report(world: &World, name: &str) -> Value {
     let path = world.dir.path().join(name);
@@ -85,6 +152,149 @@ fn report_matches_server(world: &World, report: &Value, unknown_allowed: bool) -
         "the summary counts the rows"
     );
     created
+}
+
+#[test]
+fn sigterm_winds_down_like_ctrl_c_writes_the_report_and_exits_143() {
+    let world = World::with(|c| {
+        c.extra_sources = 200;
+        c.latency = Duration::from_millis(50);
+    });
+    let plan = world.plan("bulk.yaml", BULK);
+    let mut child = world
+        .replicate_process()
+        .args(["apply", "--yes", "--concurrency", "2"])
+        .args(["--report", "report.json"])
+        .arg(&plan)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("5 creates", || world.requests("POST /connections") >= 5);
+    signal(&child, Signal::SIGTERM);
+    assert_eq!(exit_code(&mut child), Some(143));
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(
+        stdout.contains("Apply: "),
+        "the summary is printed: {stdout}"
+    );
+
+    let report = read_report(&world, "report.json");
+    assert_eq!(report["state"], "interrupted", "{report}");
+    let created = report_matches_server(&world, &report, false);
+    assert!(created < 200, "the signal stopped the run early");
+    let accounted = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["outcome"] == "created" || t["outcome"] == "not_run")
+        .count();
+    assert_eq!(accounted, 200, "every target is created or not run");
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_still_writes_what_is_known() {
+    // Creates take 5 s: the second Ctrl-C comes while some are surely in flight.
+    let world = World::with(|c| {
+        c.extra_sources = 40;
+        c.create_delay = Duration::from_secs(5);
+    });
+    let plan = world.plan("bulk.yaml", BULK);
+    std::fs::write(
+        world.dir.path().join("report.json"),
+        r#"{"summary": {"created": 999}, "note": "an older run's report"}"#,
+    )
+    .unwrap();
+    let mut child = world
+        .replicate_process()
+        .args(["apply", "--yes", "--concurrency", "4"])
+        .args(["--report", "report.json"])
+        .arg(&plan)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    // Some copies are made, and the next creates are in flight.
+    wait_until("4 copies and 8 creates", || {
+        world.stats()["connections"].as_u64() >= Some(5) && world.requests("POST /connections") >= 8
+    });
+    signal(&child, Signal::SIGINT);
+    wait_for_line(&lines, "interrupted");
+    signal(&child, Signal::SIGINT);
+    let started = Instant::now();
+    assert_eq!(exit_code(&mut child), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the second Ctrl-C did not wait for the creates in flight"
+    );
+
+    let report = read_report(&world, "report.json");
+    assert_eq!(report["mode"], "apply", "{report}");
+    assert_eq!(report["state"], "interrupted", "{report}");
+    let created = report_matches_server(&world, &report, true);
+    assert!(
+        created >= 4,
+        "the copies made before are reported: {report}"
+    );
+    let unknown = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["outcome"] == "failed")
+        .count();
+    assert!(
+        unknown >= 1,
+        "the creates in flight are reported as unknown: {report}"
+    );
+}
+
+#[test]
+fn a_report_file_is_never_left_stale() {
+    let world = World::with(|c| {
+        c.extra_sources = 100;
+        c.latency = Duration::from_millis(30);
+    });
+    let plan = world.plan("bulk.yaml", BULK);
+    std::fs::write(
+        world.dir.path().join("report.json"),
+        r#"{"mode": "apply", "summary": {"created": 999}}"#,
+    )
+    .unwrap();
+    let mut child = world
+        .replicate_process()
+        .args(["apply", "--yes", "--concurrency", "2"])
+        .args(["--report", "report.json"])
+        .arg(&plan)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("5 creates", || world.requests("POST /connections") >= 5);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let report = read_report(&world, "report.json");
+    assert_eq!(report["state"], "in_progress", "{report}");
+    assert_eq!(report["mode"], "apply", "{report}");
+}
+
+#[test]
+fn an_unwritable_report_path_fails_before_any_write() {
+    let world = World::with(|c| c.extra_sources = 3);
+    let plan = world.plan("bulk.yaml", BULK);
+    let before = world.connections().len();
+    let output = world
+        .replicate()
+        .args(["apply", "--yes", "--report", "no-such-dir/report.json"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-dir/report.json"), "{stderr}");
+    assert_eq!(world.requests("POST /connections"), 0);
+    assert_eq!(world.connections().len(), before);
 }
 
 #[test]

@@ -25,6 +25,16 @@ pub enum Mode {
     Apply,
 }
 
+/// Whether the run behind a report is still going: a report file says `in_progress` from the
+/// start of an `apply` (so an older report never passes for this run's), then how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    InProgress,
+    Complete,
+    Interrupted,
+}
+
 /// What the plan would do for a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +96,7 @@ pub struct Summary {
 pub struct Report {
     pub plan: String,
     pub mode: Mode,
+    pub state: State,
     pub template: Option<TemplateConnection>,
     pub summary: Summary,
     pub targets: Vec<TargetReport>,
@@ -98,6 +109,7 @@ impl Report {
         Report {
             plan: plan.display().to_string(),
             mode,
+            state: State::InProgress,
             template: None,
             summary: Summary::default(),
             targets: Vec::new(),
@@ -254,5 +266,6 @@ mod tests {
         );
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back["error"].as_str(), report.error.as_deref());
+        assert_eq!(back["state"], "in_progress");
     }
 }
