@@ -470,7 +470,7 @@ async fn run_loaded(
         if report.error.is_none() {
             execute::record(&mut report, &writes);
         }
-        return finish_apply(report, &settings, report_file, stop, progress);
+        return finish_apply(report, &settings, report_file, &client, stop, progress).await;
     }
 
     let options = PreviewOptions {
@@ -525,17 +525,20 @@ async fn run_loaded(
         &progress,
     )
     .await;
-    finish_apply(report, &settings, report_file, stop, progress)
+    finish_apply(report, &settings, report_file, &client, stop, progress).await
 }
 
-/// The end of an apply: the summary (or the JSON document), the report file, the exit code.
-fn finish_apply(
+/// The end of an apply: the template checked once more, the summary (or the JSON document), the
+/// report file, the exit code.
+async fn finish_apply(
     mut report: Report,
     settings: &Settings,
     report_file: Option<&Path>,
+    client: &Client,
     stop: &Stop,
     progress: Arc<dyn Reporter>,
 ) -> anyhow::Result<RunCode> {
+    execute::check_template(&mut report, client, &stop.interrupt).await;
     // The bars are gone before the summary is printed.
     drop(progress);
     let style = report.error.is_none().then(|| settings.style());

@@ -21,7 +21,7 @@ use crate::existing::{Existing, ExistingCopies};
 use crate::preview;
 use crate::report::events::{Reporter, WriteResult};
 use crate::report::{Action, Mode, Outcome, Report};
-use crate::wire::{ConnectionCreateRequest, ConnectionResponse};
+use crate::wire::{ConnectionCreateRequest, ConnectionResponse, ConnectionStatus};
 use futures::{StreamExt, stream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -410,5 +410,35 @@ impl CopyFinder<'_> {
                 Err(preview::ambiguous(&copies, "the destination", name))
             }
         }
+    }
+}
+
+/// After the writes, one more read of the template: a template deleted while the run went on
+/// leaves copies of a connection that is gone, which the summary and the report say. Skipped
+/// when nothing was written, or after a second interrupt.
+pub async fn check_template(report: &mut Report, client: &Client, interrupt: &Interrupt) {
+    let Some(template) = &report.template else {
+        return;
+    };
+    let wrote = report.targets.iter().any(|t| {
+        matches!(t.action, Action::Create | Action::Update)
+            && matches!(t.outcome, Some(Outcome::Created | Outcome::Failed))
+    });
+    if !wrote || report.error.is_some() || interrupt.is_urgent() {
+        return;
+    }
+    let deleted = tokio::select! {
+        read = client.connection(template.connection_id) => match read {
+            Ok(connection) => connection.status == ConnectionStatus::Deprecated,
+            Err(e) => e.status() == Some(404),
+        },
+        () = interrupt.urgent() => false,
+    };
+    if deleted {
+        report.warnings.push(format!(
+            "the template \"{}\" ({}) was deleted during the run; the copies were made from it \
+             as it was when the run began",
+            template.name, template.connection_id
+        ));
     }
 }

@@ -1,7 +1,8 @@
 //! What a user sees when the run is stopped, the server is slow, or it says odd things: SIGTERM
 //! and a second Ctrl-C still leave a true report, a report file is never stale, a slow create is
-//! never made twice, names from the server cannot drive the terminal, and duplicate copies are
-//! named as they are. The truth is the sandbox's own state, read through its API.
+//! never made twice, names from the server cannot drive the terminal, duplicate copies are named
+//! as they are, and a template deleted meanwhile is noticed. The truth is the sandbox's own
+//! state, read through its API.
 
 #![allow(clippy::unwrap_used)] // helpers shared by the tests below
 
@@ -11,7 +12,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use replicate::sandbox::seed::{SeedConnection, SeedSource};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -152,6 +153,24 @@ fn report_matches_server(world: &World, report: &Value, unknown_allowed: bool) -
         "the summary counts the rows"
     );
     created
+}
+
+/// An HTTP call to the sandbox's API with its static token.
+fn api(world: &World, method: reqwest::Method, path: &str) -> reqwest::StatusCode {
+    let url = format!("{}{path}", world.url);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            reqwest::Client::new()
+                .request(method, url)
+                .bearer_auth("sandbox-token")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
 }
 
 #[test]
@@ -393,4 +412,49 @@ fn two_copies_with_the_plans_name_are_named_truthfully() {
         line.contains(&first.to_string()) && line.contains(&second.to_string()),
         "{line}"
     );
+}
+
+#[test]
+fn a_template_deleted_during_the_run_is_reported() {
+    let world = World::with(|c| {
+        c.extra_sources = 6;
+        c.create_delay = Duration::from_millis(500);
+    });
+    let plan = world.plan("bulk.yaml", BULK);
+    let child = world
+        .replicate_process()
+        .args(["apply", "--yes", "--concurrency", "1"])
+        .args(["--report", "report.json"])
+        .arg(&plan)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("a create", || world.requests("POST /connections") >= 1);
+    assert!(
+        api(
+            &world,
+            reqwest::Method::DELETE,
+            &format!("/connections/{TEMPLATE_ID}")
+        )
+        .is_success()
+    );
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("template") && all.contains("deleted"),
+        "the summary says the template is gone: {all}"
+    );
+    let report = read_report(&world, "report.json");
+    let warnings = report["warnings"].as_array().cloned().unwrap_or_default();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("deleted"))),
+        "{report}"
+    );
+    let copies: BTreeSet<Uuid> = server_copies(&world).into_keys().collect();
+    assert_eq!(copies.len(), 6, "the copies were still made");
 }

@@ -125,6 +125,14 @@ pub fn apply_summary(report: &Report, style: Style) -> String {
             );
         }
     }
+    for warning in &report.warnings {
+        let _ = writeln!(
+            out,
+            "{} {}",
+            style.paint("33", "warning:"),
+            controls(warning)
+        );
+    }
     out
 }
 

@@ -100,6 +100,8 @@ pub struct Report {
     pub template: Option<TemplateConnection>,
     pub summary: Summary,
     pub targets: Vec<TargetReport>,
+    /// What concerns the whole run but did not stop it (the template deleted meanwhile).
+    pub warnings: Vec<String>,
     /// A problem that stopped the whole run before any target (template not found, API down).
     pub error: Option<String>,
 }
@@ -113,6 +115,7 @@ impl Report {
             template: None,
             summary: Summary::default(),
             targets: Vec::new(),
+            warnings: Vec::new(),
             error: None,
         }
     }
