@@ -2,16 +2,20 @@
 //! (the "high" view), then the commands that run the pipeline and own the terminal.
 //!
 //! Exit codes (SPEC §1): 0 success; 1 any failure; 2 usage error; `plan --detailed-exitcode`:
-//! 0 no changes, 2 changes pending, 1 error.
+//! 0 no changes, 2 changes pending, 1 error; 130 after Ctrl-C, 143 after SIGTERM.
+//!
+//! Everything printed here that quotes the plan or the server goes through
+//! [`escape::controls`], like the human renderings: no escape sequence reaches the terminal.
 
 use crate::client::{Client, ClientConfig, Credentials, RetryPolicy};
 use crate::execute::{ExecuteOptions, Interrupt};
 use crate::plan::{self, Plan};
 use crate::preview::PreviewOptions;
+use crate::report::escape::{self, controls};
 use crate::report::events::Reporter;
 use crate::report::human::{self, Style};
 use crate::report::progress::Progress;
-use crate::report::{Mode, Report};
+use crate::report::{Mode, Report, State};
 use crate::sandbox::{self, Sandbox, SandboxArgs, SandboxConfig};
 use crate::secret::Secret;
 use crate::{duration, execute, preview};
@@ -19,7 +23,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// The default API base: Airbyte Cloud.
@@ -30,6 +35,9 @@ const GRACE: Duration = Duration::from_secs(30);
 
 /// The exit code of an interrupted run (128 + SIGINT).
 const INTERRUPTED: u8 = 130;
+
+/// The exit code of a terminated run (128 + SIGTERM).
+const TERMINATED: u8 = 143;
 
 /// Clone one Airbyte connection onto many sources, declaratively.
 #[derive(Debug, Parser)]
@@ -122,7 +130,6 @@ struct Settings {
     client: ClientConfig,
     execute: ExecuteOptions,
     output: Output,
-    progress: bool,
     verbosity: u8,
     color: bool,
 }
@@ -146,7 +153,6 @@ impl Settings {
                 credentials_from_env()?,
             ),
         };
-        let stderr_tty = std::io::stderr().is_terminal();
         Ok(Settings {
             client: ClientConfig {
                 base_url,
@@ -168,13 +174,19 @@ impl Settings {
                 target_timeout: common.target_timeout,
                 grace: GRACE,
                 retry: RetryPolicy::default(),
+                // A create that timed out may still land for about as long again.
+                settle: common.request_timeout,
             },
             output: common.output,
-            progress: stderr_tty && !common.quiet && common.output == Output::Human,
             verbosity: common.verbose,
             color: std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         })
+    }
+
+    /// Progress bars: on a terminal, unless quiet or JSON.
+    fn shows_progress(common: &CommonArgs) -> bool {
+        std::io::stderr().is_terminal() && !common.quiet && common.output == Output::Human
     }
 
     fn style(&self) -> Style {
@@ -229,7 +241,7 @@ pub fn run() -> u8 {
             } => {
                 let code = run_plan(&plan, &common, Mode::Plan, None).await?;
                 Ok(match (detailed_exitcode, code) {
-                    (_, RunCode::Interrupted) => INTERRUPTED,
+                    (_, RunCode::Interrupted(code)) => code,
                     (true, RunCode::Changes) => 2,
                     (_, RunCode::Failed) => 1,
                     _ => 0,
@@ -245,7 +257,7 @@ pub fn run() -> u8 {
                 let mode = if dry_run { Mode::Plan } else { Mode::Apply };
                 let apply = ApplyOptions { yes, report };
                 Ok(match run_plan(&plan, &common, mode, Some(&apply)).await? {
-                    RunCode::Interrupted => INTERRUPTED,
+                    RunCode::Interrupted(code) => code,
                     RunCode::Failed => 1,
                     RunCode::NoChanges | RunCode::Changes => 0,
                 })
@@ -253,10 +265,12 @@ pub fn run() -> u8 {
             Command::Sandbox(args) => sandbox::run(args).await.map(|()| 0),
         }
     });
+    // A prompt's read of stdin may still block a thread: do not wait for it.
+    runtime.shutdown_background();
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", controls(&format!("{e:#}")));
             1
         }
     }
@@ -269,7 +283,7 @@ fn validate(files: &[PathBuf]) -> u8 {
         match plan::load(file) {
             Ok(plan) => println!(
                 "{}: ok ({} target {})",
-                file.display(),
+                controls(&file.display().to_string()),
                 plan.targets.len(),
                 if plan.targets.len() == 1 {
                     "entry"
@@ -279,7 +293,7 @@ fn validate(files: &[PathBuf]) -> u8 {
             ),
             Err(errors) => {
                 failed = true;
-                eprintln!("{errors}");
+                eprintln!("{}", controls(&errors.to_string()));
             }
         }
     }
@@ -296,7 +310,20 @@ enum RunCode {
     NoChanges,
     Changes,
     Failed,
-    Interrupted,
+    /// Stopped by a signal: the exit code it calls for.
+    Interrupted(u8),
+}
+
+/// What stops a run: the interrupt the signals raise, and the exit code of the first signal.
+struct Stop {
+    interrupt: Arc<Interrupt>,
+    code: Arc<AtomicU8>,
+}
+
+impl Stop {
+    fn interrupted(&self) -> RunCode {
+        RunCode::Interrupted(self.code.load(Ordering::SeqCst))
+    }
 }
 
 /// `plan` and `apply`: load → resolve → preview → (confirm → execute) → report.
@@ -307,12 +334,32 @@ async fn run_plan(
     apply: Option<&ApplyOptions>,
 ) -> anyhow::Result<RunCode> {
     let report_file = apply.and_then(|a| a.report.as_deref());
+    // Before anything else: an older report must not pass for this run's, and a path that
+    // cannot be written stops the run before it writes anything.
+    if let Some(path) = report_file {
+        write_report(&Report::new(file, mode), path)?;
+    }
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(
+        Settings::shows_progress(common),
+        common.verbose,
+    ));
+    let stop = Stop {
+        interrupt: Arc::new(Interrupt::default()),
+        code: Arc::new(AtomicU8::new(INTERRUPTED)),
+    };
+    let signals = tokio::spawn(watch_signals(
+        Signals::listen()?,
+        Arc::clone(&stop.interrupt),
+        Arc::clone(&stop.code),
+        Arc::downgrade(&progress),
+    ));
+    let _stop_watching = AbortOnDrop(signals);
     let plan = match plan::load(file) {
         Ok(plan) => plan,
         Err(errors) => {
             let mut report = Report::new(file, mode);
             report.error = Some(errors.to_string());
-            finish(&report, common.output, report_file, None)?;
+            finish(&mut report, common.output, report_file, None, false)?;
             return Ok(RunCode::Failed);
         }
     };
@@ -321,7 +368,16 @@ async fn run_plan(
     } else {
         None
     };
-    let result = run_loaded(&plan, common, mode, apply, built_in.as_ref()).await;
+    let result = run_loaded(
+        &plan,
+        common,
+        mode,
+        apply,
+        built_in.as_ref(),
+        progress,
+        &stop,
+    )
+    .await;
     if let Some(built_in) = built_in {
         built_in.sandbox.shutdown().await;
     }
@@ -366,11 +422,12 @@ async fn run_loaded(
     mode: Mode,
     apply: Option<&ApplyOptions>,
     built_in: Option<&BuiltIn>,
+    progress: Arc<dyn Reporter>,
+    stop: &Stop,
 ) -> anyhow::Result<RunCode> {
     let report_file = apply.and_then(|a| a.report.as_deref());
     let settings = Settings::new(common, plan, built_in)?;
-    let progress: Arc<dyn Reporter> =
-        Arc::new(Progress::new(settings.progress, settings.verbosity));
+    let interrupt = &stop.interrupt;
     if let Some(built_in) = built_in {
         progress.log(
             1,
@@ -385,9 +442,6 @@ async fn run_loaded(
         );
     }
     let client = Client::new(&settings.client, Arc::clone(&progress))?;
-    let interrupt = Arc::new(Interrupt::default());
-    let signals = tokio::spawn(watch_ctrl_c(Arc::clone(&interrupt), Arc::clone(&progress)));
-    let _stop_watching = AbortOnDrop(signals);
     let show_preview = |report: &Report| {
         if settings.output == Output::Human && report.error.is_none() {
             // Through the reporter: the writes' bar may be on screen.
@@ -401,6 +455,7 @@ async fn run_loaded(
         let options = PreviewOptions {
             keep_bodies: settings.verbosity > 0,
             ready: Some(ready),
+            interrupt: Some(Arc::clone(interrupt)),
         };
         let previewing = async {
             let report = preview::preview(plan, &client, options, &progress).await;
@@ -410,17 +465,18 @@ async fn run_loaded(
         let queued = futures::stream::unfold(queued, |mut queued| async move {
             queued.recv().await.map(|create| (create, queued))
         });
-        let writing = execute::write(queued, &client, &settings.execute, &interrupt, &progress);
+        let writing = execute::write(queued, &client, &settings.execute, interrupt, &progress);
         let (mut report, writes) = tokio::join!(previewing, writing);
         if report.error.is_none() {
             execute::record(&mut report, &writes);
         }
-        return finish_apply(&report, &settings, report_file, &interrupt, progress);
+        return finish_apply(report, &settings, report_file, &client, stop, progress).await;
     }
 
     let options = PreviewOptions {
         keep_bodies: mode == Mode::Apply || settings.verbosity > 0,
         ready: None,
+        interrupt: None,
     };
     let mut report = tokio::select! {
         report = preview::preview(plan, &client, options, &progress) => report,
@@ -428,8 +484,8 @@ async fn run_loaded(
             let mut report = Report::new(&plan.file, mode);
             report.error = Some("interrupted before anything was written".into());
             drop(progress);
-            finish(&report, settings.output, report_file, None)?;
-            return Ok(RunCode::Interrupted);
+            finish(&mut report, settings.output, report_file, None, true)?;
+            return Ok(stop.interrupted());
         }
     };
     show_preview(&report);
@@ -442,44 +498,60 @@ async fn run_loaded(
     };
     if mode == Mode::Plan || report.error.is_some() {
         drop(progress);
-        finish(&report, settings.output, report_file, None)?;
+        finish(&mut report, settings.output, report_file, None, false)?;
         return Ok(code);
     }
     if report.has_changes() {
-        match confirm(&report, &interrupt).await? {
+        match confirm(&report, interrupt).await? {
             Some(true) => {}
             Some(false) => {
                 eprintln!("Apply cancelled; nothing was written.");
+                execute::record(&mut report, &[]);
+                finish(&mut report, settings.output, report_file, None, false)?;
                 return Ok(RunCode::Failed);
             }
-            None => return Ok(RunCode::Interrupted),
+            None => {
+                execute::record(&mut report, &[]);
+                finish(&mut report, settings.output, report_file, None, true)?;
+                return Ok(stop.interrupted());
+            }
         }
     }
     execute::execute(
         &mut report,
         &client,
         &settings.execute,
-        &interrupt,
+        interrupt,
         &progress,
     )
     .await;
-    finish_apply(&report, &settings, report_file, &interrupt, progress)
+    finish_apply(report, &settings, report_file, &client, stop, progress).await
 }
 
-/// The end of an apply: the summary (or the JSON document), the report file, the exit code.
-fn finish_apply(
-    report: &Report,
+/// The end of an apply: the template checked once more, the summary (or the JSON document), the
+/// report file, the exit code.
+async fn finish_apply(
+    mut report: Report,
     settings: &Settings,
     report_file: Option<&Path>,
-    interrupt: &Interrupt,
+    client: &Client,
+    stop: &Stop,
     progress: Arc<dyn Reporter>,
 ) -> anyhow::Result<RunCode> {
+    execute::check_template(&mut report, client, &stop.interrupt).await;
     // The bars are gone before the summary is printed.
     drop(progress);
     let style = report.error.is_none().then(|| settings.style());
-    finish(report, settings.output, report_file, style)?;
-    Ok(if interrupt.is_raised() {
-        RunCode::Interrupted
+    let interrupted = stop.interrupt.is_raised();
+    finish(
+        &mut report,
+        settings.output,
+        report_file,
+        style,
+        interrupted,
+    )?;
+    Ok(if interrupted {
+        stop.interrupted()
     } else if report.has_failures() {
         RunCode::Failed
     } else {
@@ -487,18 +559,78 @@ fn finish_apply(
     })
 }
 
-/// The first Ctrl-C asks the run to wind down; the second exits at once.
-async fn watch_ctrl_c(interrupt: Arc<Interrupt>, reporter: Arc<dyn Reporter>) {
-    if tokio::signal::ctrl_c().await.is_err() {
+/// The signals that stop a run: Ctrl-C (SIGINT) and, on Unix, SIGTERM (how CI systems cancel a
+/// job). Listening starts when this is made, so no signal after that is lost.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt()).context("listening for Ctrl-C")?,
+                terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next signal, as the exit code it calls for; `None` when no more can come.
+    async fn next(&mut self) -> Option<u8> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                got = self.interrupt.recv() => got.map(|()| INTERRUPTED),
+                got = self.terminate.recv() => got.map(|()| TERMINATED),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.ok().map(|()| INTERRUPTED)
+        }
+    }
+}
+
+/// The first signal asks the run to wind down (and sets the exit code); the second ends the wait
+/// for the creates in flight, and the run writes its report and exits; a third exits at once.
+async fn watch_signals(
+    mut signals: Signals,
+    interrupt: Arc<Interrupt>,
+    code: Arc<AtomicU8>,
+    reporter: Weak<dyn Reporter>,
+) {
+    let log = |line: &str| {
+        if let Some(reporter) = reporter.upgrade() {
+            reporter.log(0, line);
+        }
+    };
+    let Some(first) = signals.next().await else {
+        return;
+    };
+    code.store(first, Ordering::SeqCst);
+    log(&format!(
+        "{}: no new creates will start; waiting for those in flight (again to stop waiting)",
+        if first == TERMINATED {
+            "terminated (SIGTERM)"
+        } else {
+            "interrupted"
+        }
+    ));
+    interrupt.raise();
+    if signals.next().await.is_none() {
         return;
     }
-    reporter.log(
-        0,
-        "interrupted: no new creates will start; waiting for those in flight (Ctrl-C again to exit now)",
-    );
+    log("interrupted again: writing the report and exiting (again to exit at once)");
     interrupt.raise();
-    if tokio::signal::ctrl_c().await.is_ok() {
-        std::process::exit(i32::from(INTERRUPTED));
+    if signals.next().await.is_some() {
+        std::process::exit(i32::from(first));
     }
 }
 
@@ -512,29 +644,43 @@ impl Drop for AbortOnDrop {
 }
 
 /// Prints the end of a run (the apply summary, or the JSON document, or the fatal error) and
-/// writes the report file.
+/// writes the report file, saying whether the run was interrupted.
 fn finish(
-    report: &Report,
+    report: &mut Report,
     output: Output,
     report_file: Option<&Path>,
     apply_style: Option<Style>,
+    interrupted: bool,
 ) -> anyhow::Result<()> {
+    report.state = if interrupted {
+        State::Interrupted
+    } else {
+        State::Complete
+    };
     match output {
         Output::Json => println!("{}", report.to_json()),
         Output::Human => {
             if let Some(error) = &report.error {
-                eprintln!("error: {error}");
+                eprintln!("error: {}", controls(error));
             } else if let Some(style) = apply_style {
                 print!("{}", human::apply_summary(report, style));
             }
         }
     }
     if let Some(path) = report_file {
-        report
-            .write_atomically(path)
-            .with_context(|| format!("writing the report to {}", path.display()))?;
+        write_report(report, path)?;
     }
     Ok(())
+}
+
+/// Writes the report file, or says which file could not be written.
+fn write_report(report: &Report, path: &Path) -> anyhow::Result<()> {
+    report.write_atomically(path).with_context(|| {
+        format!(
+            "writing the report to {}",
+            escape::controls(&path.display().to_string())
+        )
+    })
 }
 
 /// Whether a person is there to answer a prompt: stdin and stderr are terminals.

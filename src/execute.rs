@@ -6,20 +6,25 @@
 //!
 //! Airbyte has no idempotency key, so a create whose answer was lost (a timeout, a reset, a 5xx)
 //! may or may not have happened. Such a create is never simply sent again: the workspace's
-//! connections are listed first, and a copy that is there is adopted (`created`); only when it is
-//! not is the create tried again. Concurrent lookups share one listing.
+//! connections are listed first, and a copy that is there is adopted (`created`). A create that
+//! may still be running on the server (our timeout fired, the connection broke, a gateway gave
+//! up) is looked for again, with fresh listings and backoff, for `settle` (the request timeout)
+//! before it is sent again, so that at most one create of a target is ever running. Concurrent
+//! lookups share one listing.
 //!
-//! An interrupt stops new creates from starting; those still in flight get a bounded grace period
-//! to finish, and the rest are reported truthfully (`not_run`, or `failed` with "outcome unknown").
+//! An interrupt stops new creates (and new tries) from starting; those still in flight get a
+//! bounded grace period to finish, a second interrupt ends the wait at once, and the rest are
+//! reported truthfully (`not_run`, or `failed` with "may or may not exist").
 
-use crate::client::{ApiError, Client, RetryPolicy};
+use crate::client::{ApiError, ApiErrorKind, Client, RetryPolicy};
 use crate::existing::{Existing, ExistingCopies};
+use crate::preview;
 use crate::report::events::{Reporter, WriteResult};
 use crate::report::{Action, Mode, Outcome, Report};
-use crate::wire::{ConnectionCreateRequest, ConnectionResponse};
+use crate::wire::{ConnectionCreateRequest, ConnectionResponse, ConnectionStatus};
 use futures::{StreamExt, stream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
@@ -35,32 +40,58 @@ pub struct ExecuteOptions {
     pub grace: Duration,
     /// Waits between tries of an ambiguous create.
     pub retry: RetryPolicy,
+    /// After a create that may still be running on the server fails, how long the copy is
+    /// looked for before the create is sent again: at least the request timeout.
+    pub settle: Duration,
 }
 
-/// An interrupt request (Ctrl-C), shared between the signal handler and the run.
+/// An interrupt request (Ctrl-C, SIGTERM), shared between the signal handler and the run. The
+/// first winds the run down; the second ends the wait for the creates in flight.
 #[derive(Debug, Default)]
 pub struct Interrupt {
-    raised: AtomicBool,
+    times: AtomicU8,
     notify: Notify,
 }
 
 impl Interrupt {
     pub fn raise(&self) {
-        self.raised.store(true, Ordering::SeqCst);
+        let _ = self
+            .times
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_add(1))
+            });
         self.notify.notify_waiters();
     }
 
+    /// Raised at least once: start nothing new.
     pub fn is_raised(&self) -> bool {
-        self.raised.load(Ordering::SeqCst)
+        self.times.load(Ordering::SeqCst) >= 1
+    }
+
+    /// Raised twice: wait for nothing more.
+    pub fn is_urgent(&self) -> bool {
+        self.times.load(Ordering::SeqCst) >= 2
     }
 
     /// Resolves once the interrupt is raised.
     pub async fn raised(&self) {
-        let notified = self.notify.notified();
-        if self.is_raised() {
-            return;
+        self.raised_times(1).await;
+    }
+
+    /// Resolves once the interrupt is raised a second time.
+    pub async fn urgent(&self) {
+        self.raised_times(2).await;
+    }
+
+    async fn raised_times(&self, n: u8) {
+        loop {
+            // Made before the check, so a raise in between still wakes it.
+            let notified = self.notify.notified();
+            if self.times.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            notified.await;
         }
-        notified.await;
     }
 }
 
@@ -141,7 +172,7 @@ pub async fn write(
                 }
                 let written = tokio::time::timeout(
                     options.target_timeout,
-                    create_once(client, finder, &create, &options.retry, reporter),
+                    create_once(client, finder, &create, options, interrupt, reporter),
                 )
                 .await
                 .unwrap_or_else(|_| {
@@ -170,9 +201,12 @@ pub async fn write(
                     continue;
                 }
             },
-            Some(at) => match tokio::time::timeout_at(at.into(), results.next()).await {
-                Ok(next) => next,
-                Err(_) => break,
+            Some(at) => tokio::select! {
+                next = tokio::time::timeout_at(at.into(), results.next()) => match next {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                () = interrupt.urgent() => break,
             },
         };
         let Some((i, written)) = next else { break };
@@ -238,20 +272,29 @@ async fn create_once(
     client: &Client,
     finder: &CopyFinder<'_>,
     create: &Create,
-    retry: &RetryPolicy,
+    options: &ExecuteOptions,
+    interrupt: &Interrupt,
     reporter: &Arc<dyn Reporter>,
 ) -> Result<Uuid, String> {
-    let mut delays = retry.delays();
+    let mut delays = options.retry.delays();
     loop {
         let error = match client.create_connection(&create.body).await {
             Ok(created) => return Ok(created.connection_id),
             Err(e) if e.is_ambiguous() => e,
             Err(e) => return Err(e.to_string()),
         };
-        // Only a listing that starts after the failure was seen can be trusted to show the
-        // create's effect.
         let failed_at = Instant::now();
-        match finder.find(failed_at, create).await {
+        // A create the server may still be running can land later: look until it could no
+        // longer, or a second create would race the first.
+        let settle = if may_still_land(&error) {
+            options.settle
+        } else {
+            Duration::ZERO
+        };
+        match finder
+            .settle(failed_at, settle, create, &options.retry)
+            .await
+        {
             Ok(Some(id)) => {
                 reporter.log(
                     1,
@@ -262,18 +305,27 @@ async fn create_once(
             Ok(None) => {}
             Err(lookup) => {
                 return Err(format!(
-                    "{error}; then looking for the copy failed too ({lookup}): a re-run will find \
-                     it if it was made"
+                    "{error}; then looking for the copy failed too ({lookup}): it may or may not \
+                     exist, a re-run will find it"
                 ));
             }
         }
         let Some(delay) = delays.next() else {
-            return Err(format!("{error} (gave up after {} tries)", retry.attempts));
+            return Err(format!(
+                "{error} (gave up after {} tries; no copy was made)",
+                options.retry.attempts
+            ));
         };
+        if interrupt.is_raised() {
+            return Err(format!(
+                "{error}; no copy was made, and it was not tried again: interrupted"
+            ));
+        }
         reporter.log(
             1,
             &format!(
-                "{error}; no copy was made, creating again in {} ms",
+                "{error}; no copy appeared within {} ms, creating again in {} ms",
+                settle.as_millis(),
                 delay.as_millis()
             ),
         );
@@ -281,26 +333,67 @@ async fn create_once(
     }
 }
 
+/// Whether a create that failed this way may still be running on the server: no answer came
+/// (a timeout, a broken connection), or a gateway answered for a server it stopped waiting for.
+/// A server's own 500 or 503 ends its work on the request.
+fn may_still_land(error: &ApiError) -> bool {
+    match &error.kind {
+        ApiErrorKind::Transport { not_sent, .. } => !not_sent,
+        ApiErrorKind::Status { status, .. } => matches!(status, 502 | 504),
+        ApiErrorKind::Decode(_) => false,
+    }
+}
+
 /// Looks up copies after ambiguous failures. One listing of the workspace serves every lookup
-/// whose failure happened before that listing began.
+/// that began before that listing did.
 struct CopyFinder<'a> {
     client: &'a Client,
     latest: Mutex<Option<(Instant, Arc<Vec<ConnectionResponse>>)>>,
 }
 
 impl CopyFinder<'_> {
-    /// The id of the copy `create` describes, if the server has it now.
-    async fn find(&self, failed_at: Instant, create: &Create) -> Result<Option<Uuid>, ApiError> {
+    /// Looks for the copy in listings that start after `failed_at`, again and again with
+    /// growing waits for `settle`, the last listing starting once `settle` is over.
+    async fn settle(
+        &self,
+        failed_at: Instant,
+        settle: Duration,
+        create: &Create,
+        retry: &RetryPolicy,
+    ) -> Result<Option<Uuid>, String> {
+        let until = failed_at + settle;
+        let mut not_before = failed_at;
+        let mut wait = retry.min_delay;
+        loop {
+            if let Some(id) = self.find(not_before, create).await? {
+                return Ok(Some(id));
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(None);
+            }
+            // Half to all of the wait: targets that failed together do not list together.
+            let jittered = wait.mul_f64(0.5 + fastrand::f64() / 2.0);
+            tokio::time::sleep(jittered.min(until - now)).await;
+            wait = (wait * 2).min(retry.max_delay);
+            not_before = Instant::now();
+        }
+    }
+
+    /// The id of the copy `create` describes, in a listing that started at `not_before` or
+    /// later.
+    async fn find(&self, not_before: Instant, create: &Create) -> Result<Option<Uuid>, String> {
         let connections = {
             let mut latest = self.latest.lock().await;
             match latest.as_ref() {
-                Some((started, list)) if *started >= failed_at => Arc::clone(list),
+                Some((started, list)) if *started >= not_before => Arc::clone(list),
                 _ => {
                     let started = Instant::now();
                     let list = Arc::new(
                         self.client
                             .connections(Some(create.workspace), |_| {})
-                            .await?,
+                            .await
+                            .map_err(|e| e.to_string())?,
                     );
                     *latest = Some((started, Arc::clone(&list)));
                     list
@@ -309,12 +402,43 @@ impl CopyFinder<'_> {
         };
         let body = &create.body;
         let name = body.name.as_deref().unwrap_or_default();
-        Ok(
-            match ExistingCopies::new(&connections).find(body.source_id, body.destination_id, name)
-            {
-                Existing::One(copy) => Some(copy.connection_id),
-                Existing::None | Existing::Ambiguous(_) => None,
-            },
-        )
+        match ExistingCopies::new(&connections).find(body.source_id, body.destination_id, name) {
+            Existing::One(copy) => Ok(Some(copy.connection_id)),
+            Existing::None => Ok(None),
+            // Never a third: the copies are named, for the user to choose.
+            Existing::Ambiguous(copies) => {
+                Err(preview::ambiguous(&copies, "the destination", name))
+            }
+        }
+    }
+}
+
+/// After the writes, one more read of the template: a template deleted while the run went on
+/// leaves copies of a connection that is gone, which the summary and the report say. Skipped
+/// when nothing was written, or after a second interrupt.
+pub async fn check_template(report: &mut Report, client: &Client, interrupt: &Interrupt) {
+    let Some(template) = &report.template else {
+        return;
+    };
+    let wrote = report.targets.iter().any(|t| {
+        matches!(t.action, Action::Create | Action::Update)
+            && matches!(t.outcome, Some(Outcome::Created | Outcome::Failed))
+    });
+    if !wrote || report.error.is_some() || interrupt.is_urgent() {
+        return;
+    }
+    let deleted = tokio::select! {
+        read = client.connection(template.connection_id) => match read {
+            Ok(connection) => connection.status == ConnectionStatus::Deprecated,
+            Err(e) => e.status() == Some(404),
+        },
+        () = interrupt.urgent() => false,
+    };
+    if deleted {
+        report.warnings.push(format!(
+            "the template \"{}\" ({}) was deleted during the run; the copies were made from it \
+             as it was when the run began",
+            template.name, template.connection_id
+        ));
     }
 }

@@ -7,12 +7,13 @@
 
 use crate::client::Client;
 use crate::copy::{self, Blueprint, TemplateConnection};
-use crate::execute::Create;
+use crate::execute::{Create, Interrupt};
 use crate::existing::{Existing, ExistingCopies};
 use crate::plan::{ExistingPolicy, Names, Plan};
 use crate::report::events::{Reporter, Step, count};
 use crate::report::{Action, Mode, Report, TargetReport};
 use crate::resolve::{self, Resolved, ResolvedTarget, SourceSummary};
+use crate::wire::ConnectionResponse;
 use futures::{StreamExt, stream};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -30,6 +31,9 @@ pub struct PreviewOptions {
     /// Hand each create body (with its row's index) on as soon as it is built, for an `apply`
     /// that writes while the preview still reads catalogs. Dropped when the preview ends.
     pub ready: Option<mpsc::UnboundedSender<Create>>,
+    /// Once raised, no more catalogs are read: the rows still without a body stay `create`
+    /// (never started, for an apply). Raised while resolving, the report is an error.
+    pub interrupt: Option<Arc<Interrupt>>,
 }
 
 /// Resolves the plan against the server and decides what each target needs. A failure of the
@@ -42,7 +46,18 @@ pub async fn preview(
     reporter: &Arc<dyn Reporter>,
 ) -> Report {
     let mut report = Report::new(&plan.file, Mode::Plan);
-    let resolved = match resolve::resolve(plan, client, reporter).await {
+    let resolving = resolve::resolve(plan, client, reporter);
+    let resolved = match &options.interrupt {
+        Some(interrupt) => tokio::select! {
+            resolved = resolving => resolved,
+            () = interrupt.raised() => {
+                report.error = Some("interrupted before anything was written".into());
+                return report;
+            }
+        },
+        None => resolving.await,
+    };
+    let resolved = match resolved {
         Ok(resolved) => resolved,
         Err(e) => {
             report.error = Some(e.to_string());
@@ -93,7 +108,21 @@ async fn decide(
         .map(|(i, source)| async move { (i, client.streams(source, destination).await) })
         .buffer_unordered(CATALOGS_AT_ONCE);
     let mut read = 0;
-    while let Some((i, catalog)) = catalogs.next().await {
+    let stopped = async {
+        match &options.interrupt {
+            Some(interrupt) => interrupt.raised().await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut stopped = std::pin::pin!(stopped);
+    loop {
+        let (i, catalog) = tokio::select! {
+            next = catalogs.next() => match next {
+                Some(next) => next,
+                None => break,
+            },
+            () = &mut stopped => break,
+        };
         read += 1;
         reporter.step_advanced(Step::Catalogs, 1);
         let (row, target) = (&mut rows[i], &resolved.targets[i]);
@@ -180,18 +209,8 @@ fn classify(
             }
         }
         Existing::Ambiguous(candidates) => {
-            let listed: Vec<String> = candidates
-                .iter()
-                .map(|c| format!("\"{}\" ({})", c.name, c.connection_id))
-                .collect();
+            row.error = Some(ambiguous(&candidates, &destination.name, &name));
             row.name = Some(name);
-            row.error = Some(format!(
-                "{} connections already copy this source to {}, none named as the plan says; \
-                 delete or rename all but one: {}",
-                candidates.len(),
-                destination.name,
-                listed.join(", ")
-            ));
         }
         Existing::None => {
             row.name = Some(name);
@@ -199,6 +218,28 @@ fn classify(
         }
     }
     row
+}
+
+/// Why a target with several copies cannot be decided: how many there are, how many carry the
+/// plan's name, and their ids.
+pub fn ambiguous(candidates: &[&ConnectionResponse], destination: &str, name: &str) -> String {
+    let named = candidates.iter().filter(|c| c.name == name).count();
+    let which = match (named, candidates.len()) {
+        (0, _) => format!("none named \"{name}\""),
+        (2, 2) => format!("both named \"{name}\""),
+        (n, all) if n == all => format!("all named \"{name}\""),
+        (n, _) => format!("{n} of them named \"{name}\""),
+    };
+    let listed: Vec<String> = candidates
+        .iter()
+        .map(|c| format!("\"{}\" ({})", c.name, c.connection_id))
+        .collect();
+    format!(
+        "{} connections already copy this source to {destination}, {which}: {}; delete or rename \
+         all but one",
+        candidates.len(),
+        listed.join(", ")
+    )
 }
 
 /// What a target's placeholders render to.

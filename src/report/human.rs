@@ -1,8 +1,11 @@
 //! The human rendering of a [`Report`]: the preview, the summary line, the failures.
 //!
 //! Pure functions from the report to text, so they are snapshot-tested without a terminal.
-//! Colour is a parameter: the caller decides it (terminal, `NO_COLOR`).
+//! Colour is a parameter: the caller decides it (terminal, `NO_COLOR`). Every value from the
+//! server or the plan goes through [`escape::controls`]: the only escape sequences in the output
+//! are the colours written here.
 
+use super::escape::controls;
 use super::events::count;
 use super::{Action, Outcome, Report, TargetReport};
 use std::fmt::Write;
@@ -29,12 +32,12 @@ impl Style {
 pub fn preview(report: &Report, style: Style) -> String {
     let mut out = String::new();
     if let Some(t) = &report.template {
-        let _ = writeln!(out, "Template: {} ({})", t.name, t.connection_id);
+        let _ = writeln!(out, "Template: {} ({})", controls(&t.name), t.connection_id);
     }
     let width = report
         .targets
         .iter()
-        .map(|t| label(t).chars().count())
+        .map(|t| controls(label(t)).chars().count())
         .max()
         .unwrap_or(0);
     for target in &report.targets {
@@ -44,8 +47,8 @@ pub fn preview(report: &Report, style: Style) -> String {
             Action::Unchanged => ("=", "2"),
             Action::Error => ("!", "31"),
         };
-        let label = label(target);
-        let pad = " ".repeat(width - label.chars().count());
+        let label = controls(label(target));
+        let pad = " ".repeat(width.saturating_sub(label.chars().count()));
         let detail = match target.action {
             Action::Error => target.error.clone().unwrap_or_default(),
             Action::Unchanged => match target.connection_id {
@@ -54,15 +57,25 @@ pub fn preview(report: &Report, style: Style) -> String {
             },
             Action::Create | Action::Update => name(target).to_string(),
         };
-        let _ = writeln!(out, "{} {label}{pad}  {detail}", style.paint(code, symbol));
+        let _ = writeln!(
+            out,
+            "{} {label}{pad}  {}",
+            style.paint(code, symbol),
+            controls(&detail)
+        );
         for warning in &target.warnings {
-            let _ = writeln!(out, "    {} {warning}", style.paint("33", "warning:"));
+            let _ = writeln!(
+                out,
+                "    {} {}",
+                style.paint("33", "warning:"),
+                controls(warning)
+            );
         }
         if style.show_bodies {
             if let Some(body) = &target.body {
                 let json = serde_json::to_string_pretty(body).unwrap_or_default();
                 for line in json.lines() {
-                    let _ = writeln!(out, "    {line}");
+                    let _ = writeln!(out, "    {}", controls(line));
                 }
             }
         }
@@ -107,10 +120,18 @@ pub fn apply_summary(report: &Report, style: Style) -> String {
                 out,
                 "{} {}: {}",
                 style.paint("31", "!"),
-                label(t),
-                t.error.as_deref().unwrap_or("failed")
+                controls(label(t)),
+                controls(t.error.as_deref().unwrap_or("failed"))
             );
         }
+    }
+    for warning in &report.warnings {
+        let _ = writeln!(
+            out,
+            "{} {}",
+            style.paint("33", "warning:"),
+            controls(warning)
+        );
     }
     out
 }

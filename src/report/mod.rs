@@ -2,9 +2,11 @@
 //!
 //! A [`Report`] is built from the preview and, after `apply`, from the outcomes. The human text
 //! (`human`) and the JSON document (`json`, SPEC §5) are pure functions of it; the terminal
-//! progress (`progress`) listens to [`events::Reporter`] while the run works.
+//! progress (`progress`) listens to [`events::Reporter`] while the run works; `escape` keeps what
+//! the server and the plan say from driving the terminal.
 
 pub mod changes;
+pub mod escape;
 pub mod events;
 pub mod human;
 pub mod progress;
@@ -22,6 +24,16 @@ use uuid::Uuid;
 pub enum Mode {
     Plan,
     Apply,
+}
+
+/// Whether the run behind a report is still going: a report file says `in_progress` from the
+/// start of an `apply` (so an older report never passes for this run's), then how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    InProgress,
+    Complete,
+    Interrupted,
 }
 
 /// What the plan would do for a target.
@@ -85,9 +97,12 @@ pub struct Summary {
 pub struct Report {
     pub plan: String,
     pub mode: Mode,
+    pub state: State,
     pub template: Option<TemplateConnection>,
     pub summary: Summary,
     pub targets: Vec<TargetReport>,
+    /// What concerns the whole run but did not stop it (the template deleted meanwhile).
+    pub warnings: Vec<String>,
     /// A problem that stopped the whole run before any target (template not found, API down).
     pub error: Option<String>,
 }
@@ -97,9 +112,11 @@ impl Report {
         Report {
             plan: plan.display().to_string(),
             mode,
+            state: State::InProgress,
             template: None,
             summary: Summary::default(),
             targets: Vec::new(),
+            warnings: Vec::new(),
             error: None,
         }
     }
@@ -140,10 +157,19 @@ impl Report {
             .any(|t| matches!(t.action, Action::Create | Action::Update))
     }
 
-    /// The JSON document of SPEC §5.
+    /// The JSON document of SPEC §5, pretty-printed, with every control character escaped:
+    /// serde escapes C0, and DEL and C1 (U+009B is a terminal's CSI) are escaped here too.
     pub fn to_json(&self) -> String {
-        // Serializing plain owned data into a String cannot fail.
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        let mut out = Vec::new();
+        let mut serializer = serde_json::Serializer::with_formatter(
+            &mut out,
+            EscapingFormatter(serde_json::ser::PrettyFormatter::new()),
+        );
+        // Serializing plain owned data into memory cannot fail, and JSON is UTF-8.
+        if self.serialize(&mut serializer).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Writes the JSON document to `path` atomically: a temporary file beside it, then a rename,
@@ -168,5 +194,82 @@ impl Report {
             let _ = std::fs::remove_file(&tmp);
         }
         result
+    }
+}
+
+/// serde's pretty JSON, with DEL and C1 control characters in strings written as `\u00XX`.
+struct EscapingFormatter<'a>(serde_json::ser::PrettyFormatter<'a>);
+
+impl serde_json::ser::Formatter for EscapingFormatter<'_> {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if escape::is_hidden(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                write!(writer, "\\u{:04x}", u32::from(c))?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_document_escapes_every_control_character() {
+        let mut report = Report::new(Path::new("p.yaml"), Mode::Plan);
+        report.error = Some("a\u{1b}[2J b\u{7f} c\u{9b}31m d\n é → ok".into());
+        let json = report.to_json();
+        assert!(!json.chars().any(escape::is_hidden), "{json:?}");
+        assert!(
+            json.contains(r#""error": "a\u001b[2J b\u007f c\u009b31m d\n é → ok""#),
+            "{json}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["error"].as_str(), report.error.as_deref());
+        assert_eq!(back["state"], "in_progress");
     }
 }

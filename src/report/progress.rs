@@ -3,6 +3,7 @@
 //! Built hidden when stderr is not a terminal, with `--quiet` or with `--output json`, so the
 //! rest of the code never asks whether it is talking to a terminal. `-v` lines go above the bars.
 
+use super::escape::controls;
 use super::events::{Reporter, Step, WriteResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::sync::Mutex;
@@ -165,6 +166,8 @@ impl Reporter for Progress {
         self.pace.store(rate.to_bits(), Ordering::Relaxed);
     }
 
+    /// `text` is a human rendering: its values are escaped already, and its own escape
+    /// sequences are the colours.
     fn print(&self, text: &str) {
         self.multi.suspend(|| {
             print!("{text}");
@@ -176,6 +179,8 @@ impl Reporter for Progress {
         if level > self.verbosity {
             return;
         }
+        // Log lines quote the server and the plan.
+        let line = controls(line);
         if self.visible {
             let _ = self.multi.println(line);
         } else {
