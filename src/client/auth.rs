@@ -1,0 +1,104 @@
+//! Bearer tokens: none, a static `AIRBYTE_TOKEN`, or application credentials exchanged at
+//! `POST /applications/token`, cached, refreshed a little before `expires_in` runs out and once
+//! more when a request is answered 401.
+
+use super::{ApiError, ApiErrorKind, Client, error};
+use crate::secret::Secret;
+use crate::wire::{TokenRequest, TokenResponse};
+use reqwest::Method;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// How the client authenticates, once built from [`super::Credentials`].
+pub(super) enum Auth {
+    None,
+    Static(Secret),
+    Application {
+        request: TokenRequest,
+        token: Mutex<Option<AppToken>>,
+    },
+}
+
+#[derive(Clone)]
+pub(super) struct AppToken {
+    value: Secret,
+    refresh_at: Instant,
+    /// Bumped on every exchange, so concurrent 401s refresh once, not once each.
+    generation: u64,
+}
+
+impl Client {
+    /// The bearer token to send, exchanging application credentials when there is none yet, when
+    /// it is about to expire, or when `stale_generation` names the generation a 401 was answered
+    /// with (so concurrent 401s refresh once, not once each).
+    pub(super) async fn token(
+        &self,
+        method: &Method,
+        route: &str,
+        stale_generation: Option<u64>,
+    ) -> Result<(Option<Secret>, u64), ApiError> {
+        let (request, cached) = match &self.inner.auth {
+            Auth::None => return Ok((None, 0)),
+            Auth::Static(token) => return Ok((Some(token.clone()), 0)),
+            Auth::Application { request, token } => (request, token),
+        };
+        let mut state = cached.lock().await;
+        if let Some(current) = state.as_ref() {
+            let fresh = Instant::now() < current.refresh_at;
+            if fresh && stale_generation != Some(current.generation) {
+                return Ok((Some(current.value.clone()), current.generation));
+            }
+        }
+        let generation = state.as_ref().map_or(1, |t| t.generation + 1);
+        let token_route = "/applications/token";
+        let mut delays = self.inner.retry.delays();
+        let response: TokenResponse = loop {
+            let answer = self
+                .send(
+                    &Method::POST,
+                    token_route,
+                    token_route,
+                    &[],
+                    Some(request),
+                    None,
+                )
+                .await
+                .and_then(|(status, retry_after, bytes)| {
+                    error::decode(&Method::POST, token_route, status, retry_after, &bytes)
+                });
+            match answer {
+                Ok(response) => break response,
+                // Exchanging a token changes nothing on the server: safe to try again.
+                Err(e) if e.is_transient() => match delays.next() {
+                    Some(delay) => tokio::time::sleep(e.retry_after().unwrap_or(delay)).await,
+                    None => return Err(e),
+                },
+                Err(mut e) => {
+                    if let ApiErrorKind::Status { message, .. } = &mut e.kind {
+                        *message = format!(
+                            "{message} (check AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET; needed for {method} {route})"
+                        );
+                    }
+                    return Err(e);
+                }
+            }
+        };
+        let lifetime = Duration::from_secs(u64::try_from(response.expires_in.max(1)).unwrap_or(1));
+        // Refresh a little before expiry: a fifth of the lifetime early, at most a minute.
+        let margin = (lifetime / 5).min(Duration::from_secs(60));
+        self.inner.reporter.log(
+            2,
+            &format!(
+                "obtained an application token valid for {} s",
+                lifetime.as_secs()
+            ),
+        );
+        let token = AppToken {
+            value: response.access_token,
+            refresh_at: Instant::now() + lifetime.saturating_sub(margin),
+            generation,
+        };
+        *state = Some(token.clone());
+        Ok((Some(token.value), generation))
+    }
+}

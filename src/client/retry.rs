@@ -1,0 +1,160 @@
+//! The retry loop: one API call tried again after the failures its caller accepts, with
+//! exponential backoff and full jitter (or the server's `Retry-After`); each try takes a slot of
+//! the run's pace, fetches a fresh token, and tells the pace how it went.
+
+use super::auth::Auth;
+use super::{ApiError, ApiErrorKind, Client, error};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// Tries of one request that may end in a timeout.
+const MAX_TIMEOUTS: usize = 3;
+
+/// How transient failures are retried: exponential backoff from `min_delay`, doubling up to
+/// `max_delay`, each wait drawn uniformly below it ("full jitter"), at most `attempts` tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub attempts: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 10,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The waits between tries.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        use backon::BackoffBuilder;
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.attempts.saturating_sub(1))
+            .build()
+            .map(|d| d.mul_f64(fastrand::f64()))
+    }
+}
+
+impl Client {
+    /// One API call, tried again after failures `retry_if` accepts, with backoff and full
+    /// jitter (or the server's `Retry-After`).
+    pub(super) async fn call<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+        retry_if: fn(&ApiError) -> bool,
+    ) -> Result<T, ApiError> {
+        let route = super::route(path, query);
+        let mut delays = self.inner.retry.delays();
+        let mut timeouts = 0;
+        loop {
+            let error = match self.attempt(&method, path, &route, query, body).await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            if !retry_if(&error) {
+                return Err(error);
+            }
+            // Each timeout already waited a whole request timeout: do not wait ten of them.
+            if matches!(error.kind, ApiErrorKind::Transport { timeout: true, .. }) {
+                timeouts += 1;
+                if timeouts >= MAX_TIMEOUTS {
+                    return Err(error);
+                }
+            }
+            let Some(delay) = delays.next() else {
+                return Err(error);
+            };
+            let delay = error.retry_after().unwrap_or(delay);
+            self.inner.reporter.log(
+                1,
+                &format!("{error}; trying again in {} ms", delay.as_millis()),
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One try: a slot under the run's pace, then the bearer token (exchanged within that slot
+    /// when needed, so a token call never exceeds the cap, and fresh when the request leaves even
+    /// after a long wait for the slot; refreshed once on a 401), the request, and the pace told
+    /// how it went.
+    async fn attempt<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: &Method,
+        path: &str,
+        route: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
+        let _slot = self.inner.pace.slot().await.ok_or_else(|| {
+            ApiError::new(
+                method,
+                route,
+                ApiErrorKind::Transport {
+                    message: "the client is shutting down".into(),
+                    not_sent: true,
+                    timeout: false,
+                },
+            )
+        })?;
+        let mut refreshed = false;
+        loop {
+            let (token, generation) = self.token(method, route, None).await?;
+            let result = self
+                .send(method, path, route, query, body, token.as_ref())
+                .await;
+            let (status, retry_after, bytes) = match result {
+                Ok(answer) => answer,
+                Err(error) => {
+                    if matches!(error.kind, ApiErrorKind::Transport { timeout: true, .. }) {
+                        self.slow_down(None);
+                    }
+                    return Err(error);
+                }
+            };
+            if status == StatusCode::UNAUTHORIZED
+                && !refreshed
+                && matches!(self.inner.auth, Auth::Application { .. })
+            {
+                self.inner
+                    .reporter
+                    .log(1, &format!("{method} {route}: 401, refreshing the token"));
+                self.token(method, route, Some(generation)).await?;
+                refreshed = true;
+                continue;
+            }
+            let result = error::decode(method, route, status, retry_after, &bytes);
+            match &result {
+                Ok(_) => {
+                    if let Some(rate) = self.inner.pace.success() {
+                        self.inner.reporter.pace(rate);
+                    }
+                }
+                Err(e) if e.is_throttle() => self.slow_down(e.retry_after()),
+                Err(_) => {}
+            }
+            return result;
+        }
+    }
+
+    fn slow_down(&self, retry_after: Option<Duration>) {
+        if let Some(rate) = self.inner.pace.throttled(retry_after) {
+            self.inner.reporter.pace(rate);
+            self.inner.reporter.log(
+                1,
+                &format!("the server pushed back; pacing requests at {rate:.1}/s"),
+            );
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The base URL's rules: http(s) only, no credentials in it, and plain http only to a loopback
+//! host unless `--allow-insecure-http` says otherwise. Checked once, when the client is built.
+
+use reqwest::Url;
+
+/// A base URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("`{0}` is not a valid URL: {1}")]
+    Invalid(String, String),
+    #[error("`{0}` must start with https:// (or http://)")]
+    Scheme(String),
+    #[error(
+        "`{0}` contains a user name or password; pass credentials through the environment instead"
+    )]
+    Credentials(String),
+    #[error(
+        "`{0}` uses plain http:// to a host that is not loopback; use https://, or pass --allow-insecure-http"
+    )]
+    Insecure(String),
+}
+
+/// Checks a base URL: http(s) only, no credentials in it, plain http only to loopback unless
+/// allowed. Returns it without a trailing slash.
+pub fn check_base_url(url: &str, allow_insecure_http: bool) -> Result<String, UrlError> {
+    let parsed = Url::parse(url).map_err(|e| UrlError::Invalid(url.into(), e.to_string()))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Do not echo the URL: it holds a secret.
+        let mut shown = parsed.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        return Err(UrlError::Credentials(shown.to_string()));
+    }
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_insecure_http || is_loopback(&parsed) => {}
+        "http" => return Err(UrlError::Insecure(url.into())),
+        _ => return Err(UrlError::Scheme(url.into())),
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert_eq!(
+            check_base_url("http://127.0.0.1:8006/v1/", false),
+            Ok("http://127.0.0.1:8006/v1".into())
+        );
+        assert!(check_base_url("http://localhost:8000/api/public/v1", false).is_ok());
+        assert!(check_base_url("https://api.airbyte.com/v1", false).is_ok());
+        assert!(matches!(
+            check_base_url("http://airbyte.internal/v1", false),
+            Err(UrlError::Insecure(_))
+        ));
+        assert!(check_base_url("http://airbyte.internal/v1", true).is_ok());
+        assert!(matches!(
+            check_base_url("ftp://x/v1", false),
+            Err(UrlError::Scheme(_))
+        ));
+        let err = check_base_url("https://me:hunter2@api.airbyte.com/v1", false).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}
