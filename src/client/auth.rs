@@ -9,6 +9,9 @@ use reqwest::Method;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+/// Where application credentials are exchanged for a token.
+pub(super) const TOKEN_ROUTE: &str = "/applications/token";
+
 /// How the client authenticates, once built from [`super::Credentials`].
 pub(super) enum Auth {
     None,
@@ -50,7 +53,7 @@ impl Client {
             }
         }
         let generation = state.as_ref().map_or(1, |t| t.generation + 1);
-        let token_route = "/applications/token";
+        let token_route = TOKEN_ROUTE;
         let mut delays = self.inner.retry.delays();
         let response: TokenResponse = loop {
             let answer = self

@@ -68,7 +68,13 @@ pub struct ClientConfig {
     pub credentials: Credentials,
     /// At most this many requests in flight at once.
     pub concurrency: usize,
+    /// How long one request may take: a create runs a schema discover, and so does
+    /// `GET /streams` (a source's catalog), so this is long (`--request-timeout`, 120 s).
     pub timeout: Duration,
+    /// How long one request that only reads may take (`--read-timeout`, 30 s): every `GET` but
+    /// `GET /streams`, and the token exchange. Airbyte answers those in well under a second; a
+    /// busy self-hosted one in a few. Never longer than `timeout`.
+    pub read_timeout: Duration,
     /// Allow plain `http://` to hosts other than loopback.
     pub allow_insecure_http: bool,
     pub retry: RetryPolicy,
@@ -100,6 +106,8 @@ struct Inner {
     auth: Auth,
     pace: Pace,
     concurrency: usize,
+    timeout: Duration,
+    read_timeout: Duration,
     retry: RetryPolicy,
     reporter: Arc<dyn Reporter>,
 }
@@ -158,6 +166,8 @@ impl Client {
                 auth,
                 pace: Pace::new(config.concurrency),
                 concurrency: config.concurrency,
+                timeout: config.timeout,
+                read_timeout: config.read_timeout,
                 retry: config.retry,
                 reporter,
             }),
@@ -230,7 +240,11 @@ impl Client {
         token: Option<&Secret>,
     ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), ApiError> {
         let url = format!("{}{path}", self.inner.base);
-        let mut request = self.inner.http.request(method.clone(), url);
+        let mut request = self
+            .inner
+            .http
+            .request(method.clone(), url)
+            .timeout(self.timeout_for(method, path));
         if !query.is_empty() {
             request = request.query(query);
         }
@@ -288,6 +302,17 @@ impl Client {
         );
         Ok((status, retry_after, bytes))
     }
+
+    /// The timeout of one request: short for a read, long for what may run a schema discover
+    /// (a create, a catalog).
+    fn timeout_for(&self, method: &Method, path: &str) -> Duration {
+        let reads = (*method == Method::GET && path != "/streams") || path == auth::TOKEN_ROUTE;
+        if reads {
+            self.inner.read_timeout.min(self.inner.timeout)
+        } else {
+            self.inner.timeout
+        }
+    }
 }
 
 /// The route as shown in messages: path and query, never the host or a secret.
@@ -300,4 +325,42 @@ fn route(path: &str, query: &[(&str, String)]) -> String {
         route.push_str(value);
     }
     route
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::events::Silent;
+
+    fn client(timeout: u64, read_timeout: u64) -> Client {
+        let config = ClientConfig {
+            base_url: "http://127.0.0.1:9/v1".into(),
+            credentials: Credentials::None,
+            concurrency: 1,
+            timeout: Duration::from_secs(timeout),
+            read_timeout: Duration::from_secs(read_timeout),
+            allow_insecure_http: false,
+            retry: RetryPolicy::default(),
+            ca_certificates: None,
+        };
+        Client::new(&config, Arc::new(Silent)).unwrap()
+    }
+
+    #[test]
+    fn reads_time_out_sooner_than_what_may_run_a_discover() {
+        let client = client(120, 30);
+        let secs = |method, path| client.timeout_for(&method, path).as_secs();
+        assert_eq!(secs(Method::GET, "/connections/x"), 30);
+        assert_eq!(secs(Method::GET, "/sources"), 30);
+        assert_eq!(secs(Method::POST, "/applications/token"), 30);
+        assert_eq!(
+            secs(Method::GET, "/streams"),
+            120,
+            "a catalog runs a discover"
+        );
+        assert_eq!(secs(Method::POST, "/connections"), 120, "so does a create");
+        // --request-timeout bounds every request.
+        let client = super::tests::client(5, 30);
+        assert_eq!(client.timeout_for(&Method::GET, "/sources").as_secs(), 5);
+    }
 }

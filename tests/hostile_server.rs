@@ -1,0 +1,338 @@
+//! A hostile server: redirects, echoed secrets, absurd `Retry-After`s and token lifetimes, a
+//! token endpoint that always fails, a server that never answers (issue 8).
+//!
+//! Each test starts its own tiny HTTP servers on random loopback ports. They speak raw HTTP/1.1
+//! over a `TcpListener`, one request per connection, and record every request they receive, so
+//! a test can say what reached whom. Some pass what they do not answer to a sandbox of their own
+//! (a proxy), so a run gets as far as its writes. The real binary runs against them; the one
+//! thing the command line cannot shorten, the retry backoff, is tested through the library.
+
+// Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use replicate::client::{Client, ClientConfig, Credentials, RetryPolicy};
+use replicate::report::events::Silent;
+use replicate::sandbox::{Sandbox, SandboxConfig};
+use replicate::secret::Secret;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const TEMPLATE_ID: &str = "c0000000-0000-4000-8000-000000000001";
+
+/// The template by id: its `GET` is the run's first request after the token.
+const PLAN_BY_ID: &str = "version: 1\ntemplate: c0000000-0000-4000-8000-000000000001\n\
+                          targets:\n  - match: \"shop-*\"\n";
+
+/// The sandbox's four healthy shops: four creates.
+const PLAN_SHOPS: &str = "version: 1\ntemplate: \"shop-template → Warehouse\"\ntargets:\n  \
+                          - match: \"shop-*\"\n    type: postgres\n    exclude: [\"shop-legacy\"]\n";
+
+const CLIENT_ID: &str = "sandbox-client";
+const CLIENT_SECRET: &str = "sandbox-secret";
+
+/// One request as a server received it.
+#[derive(Debug, Clone)]
+struct Received {
+    method: String,
+    /// Path and query, e.g. `/v1/connections/…`.
+    target: String,
+    /// The `Authorization` header, if any.
+    authorization: Option<String>,
+    body: String,
+}
+
+/// What a server does with a request.
+enum Reply {
+    Answer {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    },
+    /// Keep the connection open and never answer.
+    Hang,
+    /// Pass it to the sandbox behind (only for a server made with [`Net::proxy`]).
+    Pass,
+}
+
+fn answer(status: u16, body: impl Into<String>) -> Reply {
+    Reply::Answer {
+        status,
+        headers: Vec::new(),
+        body: body.into(),
+    }
+}
+
+fn answer_with(status: u16, headers: &[(&'static str, &str)], body: impl Into<String>) -> Reply {
+    Reply::Answer {
+        status,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (*k, (*v).to_string()))
+            .collect(),
+        body: body.into(),
+    }
+}
+
+/// An Airbyte problem body with this message.
+fn problem(status: u16, message: &str) -> String {
+    serde_json::json!({
+        "status": status,
+        "type": "https://reference.airbyte.com/reference/errors",
+        "title": "error",
+        "detail": message,
+        "data": { "message": message },
+    })
+    .to_string()
+}
+
+type Rule = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
+
+/// A hostile server on a random loopback port.
+struct Server {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Server {
+    /// The API base, `http://127.0.0.1:PORT/v1`.
+    fn url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    fn count(&self, method: &str, path_start: &str) -> usize {
+        self.received()
+            .iter()
+            .filter(|r| r.method == method && r.target.starts_with(path_start))
+            .count()
+    }
+}
+
+/// One test's network: a runtime for its servers, a directory for its plan and report.
+struct Net {
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+    sandboxes: Vec<Sandbox>,
+}
+
+impl Net {
+    fn new() -> Net {
+        Net {
+            rt: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+            sandboxes: Vec::new(),
+        }
+    }
+
+    /// A server that answers every request by `rule`.
+    fn server(&self, rule: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Server {
+        self.start(Arc::new(rule), None)
+    }
+
+    /// A server in front of a fresh sandbox: `rule` answers, or passes the request on.
+    fn proxy(&mut self, rule: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Server {
+        let sandbox = self
+            .rt
+            .block_on(Sandbox::start(SandboxConfig::default_on_free_port()))
+            .unwrap();
+        let upstream = sandbox.addr();
+        self.sandboxes.push(sandbox);
+        self.start(Arc::new(rule), Some(upstream))
+    }
+
+    fn start(&self, rule: Rule, upstream: Option<SocketAddr>) -> Server {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let listener = self.rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = received.clone();
+        self.rt.spawn(async move {
+            let http = reqwest::Client::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                let (rule, log, http) = (rule.clone(), log.clone(), http.clone());
+                tokio::spawn(async move {
+                    // A client that hangs up early is no concern of the server's.
+                    let _ = serve(socket, &rule, &log, upstream, &http).await;
+                });
+            }
+        });
+        Server { addr, received }
+    }
+
+    fn plan(&self, yaml: &str) -> PathBuf {
+        let path = self.dir.path().join("plan.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    fn report_path(&self) -> PathBuf {
+        self.dir.path().join("report.json")
+    }
+
+    /// The binary, with no Airbyte settings from the environment but `url`, and a guard
+    /// against a hang (a failed test, not a stuck suite).
+    fn replicate(&self, url: &str) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("replicate").unwrap();
+        cmd.env_remove("AIRBYTE_TOKEN")
+            .env_remove("AIRBYTE_CLIENT_ID")
+            .env_remove("AIRBYTE_CLIENT_SECRET")
+            .env("AIRBYTE_URL", url)
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path())
+            .timeout(Duration::from_secs(90));
+        cmd
+    }
+
+    /// The same, with the sandbox's application credentials.
+    fn replicate_as_app(&self, url: &str) -> assert_cmd::Command {
+        let mut cmd = self.replicate(url);
+        cmd.env("AIRBYTE_CLIENT_ID", CLIENT_ID)
+            .env("AIRBYTE_CLIENT_SECRET", CLIENT_SECRET);
+        cmd
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for sandbox in self.sandboxes.drain(..) {
+            self.rt.block_on(sandbox.shutdown());
+        }
+    }
+}
+
+/// One request on one connection: read it, record it, answer it (`Connection: close`).
+async fn serve(
+    mut socket: TcpStream,
+    rule: &Rule,
+    log: &Mutex<Vec<Received>>,
+    upstream: Option<SocketAddr>,
+    http: &reqwest::Client,
+) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await? == 0 || head.len() > 64 * 1024 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = head.lines();
+    let mut request_line = lines.next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_string();
+    let target = request_line.next().unwrap_or_default().to_string();
+    let mut authorization = None;
+    let mut length = 0;
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            match name.to_ascii_lowercase().as_str() {
+                "authorization" => authorization = Some(value.trim().to_string()),
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    socket.read_exact(&mut body).await?;
+    let received = Received {
+        method,
+        target,
+        authorization,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    log.lock().unwrap().push(received.clone());
+
+    let (status, headers, body) = match rule(&received) {
+        Reply::Answer {
+            status,
+            headers,
+            body,
+        } => (status, headers, body.into_bytes()),
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return Ok(());
+        }
+        Reply::Pass => {
+            let upstream = upstream.expect("Reply::Pass needs a proxy");
+            let url = format!("http://{upstream}{}", received.target);
+            let mut request = http.request(received.method.parse().unwrap(), url);
+            if let Some(authorization) = &received.authorization {
+                request = request.header("authorization", authorization);
+            }
+            if !received.body.is_empty() {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(received.body.clone());
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, Vec::new(), response.bytes().await.unwrap().to_vec())
+        }
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    socket.write_all(head.as_bytes()).await?;
+    socket.write_all(&body).await?;
+    socket.shutdown().await
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The run failed as a user should see it: exit 1 (not a panic's 101), and `needle` said.
+fn assert_fails_saying(output: &Output, needles: &[&str]) {
+    let (out, err) = (stdout(output), stderr(output));
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stdout: {out}\nstderr: {err}"
+    );
+    for needle in needles {
+        assert!(
+            out.contains(needle) || err.contains(needle),
+            "does not say {needle:?}:\nstdout: {out}\nstderr: {err}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Reads have their own, shorter timeout.
+
+#[test]
+fn a_server_that_never_answers_a_read_fails_naming_it() {
+    let net = Net::new();
+    let server = net.server(|_| Reply::Hang);
+    let plan = net.plan(PLAN_BY_ID);
+    let output = net
+        .replicate(&server.url())
+        .args(["plan", "--read-timeout", "1s"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let template = format!("GET /connections/{TEMPLATE_ID}");
+    assert_fails_saying(&output, &[&template, "timed out"]);
+}
