@@ -320,6 +320,94 @@ fn assert_fails_saying(output: &Output, needles: &[&str]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 1. Redirects are never followed.
+
+#[test]
+fn a_redirected_token_exchange_sends_the_secret_nowhere_else() {
+    let net = Net::new();
+    let elsewhere = net.server(|_| answer(200, "{}"));
+    let location = format!("http://{}/steal?api_key=hunter2#frag", elsewhere.addr);
+    let server = net.server(move |_| answer_with(307, &[("location", &location)], ""));
+    let plan = net.plan(PLAN_BY_ID);
+    let output = net
+        .replicate_as_app(&server.url())
+        .arg("plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let named = format!("http://{}/steal", elsewhere.addr);
+    assert_fails_saying(&output, &["POST /applications/token", "redirect", &named]);
+    assert!(
+        elsewhere.received().is_empty(),
+        "the redirect was followed: {:?}",
+        elsewhere.received()
+    );
+    let all = stdout(&output) + &stderr(&output);
+    assert!(
+        !all.contains("hunter2"),
+        "the Location's query is shown: {all}"
+    );
+    assert!(!all.contains(CLIENT_SECRET), "{all}");
+    // The secret went once, to the server it was meant for.
+    assert_eq!(server.count("POST", "/v1/applications/token"), 1);
+}
+
+#[test]
+fn a_redirect_is_not_followed_even_to_the_same_server() {
+    let net = Net::new();
+    let server = net.server(|request| {
+        if request.target.starts_with("/v1/elsewhere") {
+            answer(200, "{}")
+        } else {
+            answer_with(308, &[("location", "/v1/elsewhere?token=abc")], "")
+        }
+    });
+    let plan = net.plan(PLAN_BY_ID);
+    let output = net
+        .replicate(&server.url())
+        .env("AIRBYTE_TOKEN", "static-token")
+        .arg("plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let template = format!("GET /connections/{TEMPLATE_ID}");
+    let named = format!("http://{}/v1/elsewhere", server.addr);
+    assert_fails_saying(&output, &[&template, "308", &named]);
+    assert_eq!(
+        server.count("GET", "/v1/elsewhere"),
+        0,
+        "the token was sent again"
+    );
+    assert!(!(stdout(&output) + &stderr(&output)).contains("token=abc"));
+}
+
+#[test]
+fn a_redirect_to_plain_http_elsewhere_is_not_followed() {
+    let net = Net::new();
+    // A non-routable address: following it would hang until the connect timeout.
+    let server = net.server(|_| {
+        answer_with(
+            307,
+            &[("location", "http://user:pw@10.255.255.1:9/v1/x?key=abc")],
+            "",
+        )
+    });
+    let plan = net.plan(PLAN_BY_ID);
+    let output = net
+        .replicate(&server.url())
+        .arg("plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_fails_saying(&output, &["redirect", "http://10.255.255.1:9/v1/x"]);
+    let all = stdout(&output) + &stderr(&output);
+    assert!(
+        !all.contains("key=abc") && !all.contains("user:pw"),
+        "{all}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. Reads have their own, shorter timeout.
 
 #[test]

@@ -125,6 +125,11 @@ impl Client {
         let base = check_base_url(&config.base_url, config.allow_insecure_http)?;
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("replicate/", env!("CARGO_PKG_VERSION")))
+            // No redirect is followed: a 3xx is an error naming where it pointed. Following one
+            // would re-send the token, or the client secret in a token exchange's body, to
+            // wherever the server says, over plain http too; telling the user to fix --url is
+            // one rule with no hop to check.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(config.concurrency)
@@ -271,6 +276,22 @@ impl Client {
             .await
             .map_err(|e| transport(&e, e.is_connect()))?;
         let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+            return Err(ApiError::new(
+                method,
+                route,
+                ApiErrorKind::Status {
+                    status: status.as_u16(),
+                    message: url::redirect_message(response.url(), location.as_deref()),
+                    problem_type: None,
+                    retry_after: None,
+                },
+            ));
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)

@@ -40,6 +40,32 @@ pub fn check_base_url(url: &str, allow_insecure_http: bool) -> Result<String, Ur
     Ok(url.trim_end_matches('/').to_string())
 }
 
+/// A URL as messages show it: no user name or password, no query, no fragment (any of them
+/// may hold a secret, e.g. `?api_key=…`).
+pub(super) fn shown(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+/// Why a redirect was not followed, naming where it pointed (as [`shown`]). `location` is the
+/// header's value, relative to `request` when it is not absolute.
+pub(super) fn redirect_message(request: &Url, location: Option<&str>) -> String {
+    let target = location.map(|l| request.join(l.trim()));
+    let pointed = match target {
+        Some(Ok(url)) => format!("redirected to {}", shown(&url)),
+        Some(Err(_)) => "redirected to an invalid Location".to_string(),
+        None => "redirected without a Location".to_string(),
+    };
+    format!(
+        "{pointed}, not followed: credentials go nowhere but --url; if the API has moved, \
+         point --url at its new address"
+    )
+}
+
 fn is_loopback(url: &Url) -> bool {
     let host = url.host_str().unwrap_or("");
     host.eq_ignore_ascii_case("localhost")
@@ -72,5 +98,19 @@ mod tests {
         ));
         let err = check_base_url("https://me:hunter2@api.airbyte.com/v1", false).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn redirects_name_where_they_pointed_without_secrets() {
+        let request = Url::parse("https://api.example.com/v1/connections/x").unwrap();
+        let message = redirect_message(&request, Some("https://u:p@evil.example:8443/a?k=s#f"));
+        assert!(
+            message.starts_with("redirected to https://evil.example:8443/a, not followed"),
+            "{message}"
+        );
+        let message = redirect_message(&request, Some("/v2/x?token=s"));
+        assert!(message.starts_with("redirected to https://api.example.com/v2/x,"));
+        assert!(redirect_message(&request, None).starts_with("redirected without a Location"));
+        assert!(redirect_message(&request, Some("http://[::1")).contains("invalid Location"));
     }
 }
