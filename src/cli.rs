@@ -116,7 +116,8 @@ struct CommonArgs {
     /// internal CA. The platform's roots stay trusted.
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
-    /// Give up on one target (its create, retries and lookups) after this long.
+    /// Give up on one target (its create, retries and lookups) after this long; no single
+    /// request, a read's retries and the server's Retry-After included, lasts longer.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
     target_timeout: Duration,
 }
@@ -158,6 +159,7 @@ impl Settings {
                 concurrency,
                 timeout: common.request_timeout,
                 read_timeout: common.read_timeout,
+                give_up_after: common.target_timeout,
                 allow_insecure_http: common.allow_insecure_http,
                 retry: RetryPolicy::default(),
                 ca_certificates: match &common.ca_cert {

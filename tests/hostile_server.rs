@@ -408,6 +408,122 @@ fn a_redirect_to_plain_http_elsewhere_is_not_followed() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 4. Absurd numbers from a server are errors, not panics; `Retry-After` fits the time left.
+
+#[test]
+fn a_huge_retry_after_is_an_error_not_a_panic() {
+    for seconds in ["18446744073709551615", "9223372036854775807"] {
+        let net = Net::new();
+        let server = net.server(move |_| {
+            answer_with(
+                429,
+                &[("retry-after", seconds)],
+                r#"{"message":"slow down"}"#,
+            )
+        });
+        let plan = net.plan(PLAN_BY_ID);
+        let output = net
+            .replicate(&server.url())
+            .arg("plan")
+            .arg(&plan)
+            .output()
+            .unwrap();
+        assert_fails_saying(&output, &["429", "slow down", "Retry-After"]);
+    }
+}
+
+#[test]
+fn a_huge_token_lifetime_is_not_a_panic() {
+    let net = Net::new();
+    let server = net.server(|request| {
+        if request.target == "/v1/applications/token" {
+            answer(
+                200,
+                r#"{"access_token":"tok-123","token_type":"Bearer","expires_in":9223372036854775807}"#,
+            )
+        } else {
+            answer(404, problem(404, "no such connection here"))
+        }
+    });
+    let plan = net.plan(PLAN_BY_ID);
+    let output = net
+        .replicate_as_app(&server.url())
+        .arg("plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_fails_saying(&output, &["no such connection here"]);
+    // The token was used: the run got past the exchange.
+    let used = server
+        .received()
+        .iter()
+        .any(|r| r.authorization.as_deref() == Some("Bearer tok-123"));
+    assert!(used, "{:?}", server.received());
+}
+
+#[test]
+fn a_retry_after_longer_than_the_target_timeout_ends_the_run() {
+    let net = Net::new();
+    let server = net.server(|_| {
+        answer_with(
+            429,
+            &[("retry-after", "100000")],
+            r#"{"message":"slow down"}"#,
+        )
+    });
+    let plan = net.plan(PLAN_BY_ID);
+    let output = net
+        .replicate(&server.url())
+        .args(["plan", "--target-timeout", "5s"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_fails_saying(&output, &["429", "Retry-After", "100000 s"]);
+}
+
+#[test]
+fn a_create_throttled_past_the_target_timeout_fails_that_target() {
+    let mut net = Net::new();
+    let server = net.proxy(|request| {
+        if request.method == "POST" && request.target == "/v1/connections" {
+            answer_with(
+                429,
+                &[("retry-after", "100000")],
+                r#"{"message":"slow down"}"#,
+            )
+        } else {
+            Reply::Pass
+        }
+    });
+    let plan = net.plan(PLAN_SHOPS);
+    let report = net.report_path();
+    let output = net
+        .replicate_as_app(&server.url())
+        .args([
+            "apply",
+            "--yes",
+            "--quiet",
+            "--target-timeout",
+            "5s",
+            "--report",
+        ])
+        .arg(&report)
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_fails_saying(&output, &["POST /connections: 429", "Retry-After"]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let targets = report["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 4, "{report}");
+    for target in targets {
+        assert_eq!(target["outcome"], "failed", "{target}");
+        let error = target["error"].as_str().unwrap();
+        assert!(error.contains("Retry-After"), "{error}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. Reads have their own, shorter timeout.
 
 #[test]

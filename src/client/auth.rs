@@ -12,6 +12,9 @@ use tokio::sync::Mutex;
 /// Where application credentials are exchanged for a token.
 pub(super) const TOKEN_ROUTE: &str = "/applications/token";
 
+/// The longest a token is trusted without a refresh, whatever its `expires_in` says.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// How the client authenticates, once built from [`super::Credentials`].
 pub(super) enum Auth {
     None,
@@ -86,9 +89,8 @@ impl Client {
                 }
             }
         };
-        let lifetime = Duration::from_secs(u64::try_from(response.expires_in.max(1)).unwrap_or(1));
-        // Refresh a little before expiry: a fifth of the lifetime early, at most a minute.
-        let margin = (lifetime / 5).min(Duration::from_secs(60));
+        let lifetime = Duration::from_secs(u64::try_from(response.expires_in.max(1)).unwrap_or(1))
+            .min(MAX_TOKEN_LIFETIME);
         self.inner.reporter.log(
             2,
             &format!(
@@ -98,10 +100,40 @@ impl Client {
         );
         let token = AppToken {
             value: response.access_token,
-            refresh_at: Instant::now() + lifetime.saturating_sub(margin),
+            refresh_at: refresh_time(Instant::now(), lifetime),
             generation,
         };
         *state = Some(token.clone());
         Ok((Some(token.value), generation))
+    }
+}
+
+/// When a token obtained at `now`, valid for `lifetime`, is refreshed: a little before it
+/// expires, a fifth of the lifetime early, at most a minute; and at least once a day.
+fn refresh_time(now: Instant, lifetime: Duration) -> Instant {
+    let lifetime = lifetime.min(MAX_TOKEN_LIFETIME);
+    let margin = (lifetime / 5).min(Duration::from_secs(60));
+    now.checked_add(lifetime.saturating_sub(margin))
+        .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_refreshed_before_they_expire_and_any_lifetime_is_safe() {
+        let now = Instant::now();
+        assert_eq!(
+            refresh_time(now, Duration::from_secs(180)),
+            now + Duration::from_secs(144)
+        );
+        assert_eq!(
+            refresh_time(now, Duration::from_secs(3600)),
+            now + Duration::from_secs(3540)
+        );
+        // An absurd lifetime cannot overflow the clock: the token is refreshed within a day.
+        let refresh = refresh_time(now, Duration::MAX);
+        assert!(refresh > now && refresh <= now + MAX_TOKEN_LIFETIME);
     }
 }

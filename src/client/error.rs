@@ -68,6 +68,19 @@ impl ApiError {
         }
     }
 
+    /// The same error, with `note` added to its message.
+    pub(crate) fn with_note(mut self, note: &str) -> Self {
+        match &mut self.kind {
+            ApiErrorKind::Status { message, .. }
+            | ApiErrorKind::Transport { message, .. }
+            | ApiErrorKind::Decode(message) => {
+                message.push_str("; ");
+                message.push_str(note);
+            }
+        }
+        self
+    }
+
     /// The HTTP status, when the server answered.
     pub fn status(&self) -> Option<u16> {
         match self.kind {

@@ -75,6 +75,10 @@ pub struct ClientConfig {
     /// `GET /streams`, and the token exchange. Airbyte answers those in well under a second; a
     /// busy self-hosted one in a few. Never longer than `timeout`.
     pub read_timeout: Duration,
+    /// The longest one call may take, its retries and waits included; a `Retry-After` that
+    /// would go past it ends the call at once, with the server's error. The command line sets
+    /// it to `--target-timeout`: no request made for a target may outlive the target.
+    pub give_up_after: Duration,
     /// Allow plain `http://` to hosts other than loopback.
     pub allow_insecure_http: bool,
     pub retry: RetryPolicy,
@@ -108,6 +112,7 @@ struct Inner {
     concurrency: usize,
     timeout: Duration,
     read_timeout: Duration,
+    give_up_after: Duration,
     retry: RetryPolicy,
     reporter: Arc<dyn Reporter>,
 }
@@ -173,6 +178,7 @@ impl Client {
                 concurrency: config.concurrency,
                 timeout: config.timeout,
                 read_timeout: config.read_timeout,
+                give_up_after: config.give_up_after,
                 retry: config.retry,
                 reporter,
             }),
@@ -360,6 +366,7 @@ mod tests {
             concurrency: 1,
             timeout: Duration::from_secs(timeout),
             read_timeout: Duration::from_secs(read_timeout),
+            give_up_after: Duration::from_secs(600),
             allow_insecure_http: false,
             retry: RetryPolicy::default(),
             ca_certificates: None,

@@ -3,11 +3,12 @@
 //! the run's pace, fetches a fresh token, and tells the pace how it went.
 
 use super::auth::Auth;
+use super::pace::NoSlot;
 use super::{ApiError, ApiErrorKind, Client, error};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Tries of one request that may end in a timeout.
 const MAX_TIMEOUTS: usize = 3;
@@ -44,9 +45,17 @@ impl RetryPolicy {
     }
 }
 
+/// Why one try failed.
+enum Failure {
+    /// The request failed this way: the caller decides whether to try again.
+    Request(ApiError),
+    /// It was not sent, and trying again cannot help.
+    Final(ApiError),
+}
+
 impl Client {
     /// One API call, tried again after failures `retry_if` accepts, with backoff and full
-    /// jitter (or the server's `Retry-After`).
+    /// jitter (or the server's `Retry-After`), for at most `give_up_after` in all.
     pub(super) async fn call<T: DeserializeOwned, B: Serialize>(
         &self,
         method: Method,
@@ -56,12 +65,23 @@ impl Client {
         retry_if: fn(&ApiError) -> bool,
     ) -> Result<T, ApiError> {
         let route = super::route(path, query);
+        // A year stands for "no limit" and cannot overflow the clock.
+        let budget = self
+            .inner
+            .give_up_after
+            .min(Duration::from_secs(365 * 24 * 3600));
+        let started = Instant::now();
+        let deadline = started.checked_add(budget).unwrap_or(started);
         let mut delays = self.inner.retry.delays();
         let mut timeouts = 0;
         loop {
-            let error = match self.attempt(&method, path, &route, query, body).await {
+            let error = match self
+                .attempt(&method, path, &route, query, body, deadline)
+                .await
+            {
                 Ok(value) => return Ok(value),
-                Err(error) => error,
+                Err(Failure::Final(error)) => return Err(error),
+                Err(Failure::Request(error)) => error,
             };
             if !retry_if(&error) {
                 return Err(error);
@@ -77,6 +97,18 @@ impl Client {
                 return Err(error);
             };
             let delay = error.retry_after().unwrap_or(delay);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if delay > left {
+                return Err(match error.retry_after() {
+                    Some(asked) => error.with_note(&format!(
+                        "the server asked to wait {} s before another try (Retry-After), more \
+                         than the {:.0} s this request has left (--target-timeout)",
+                        asked.as_secs(),
+                        left.as_secs_f64()
+                    )),
+                    None => error,
+                });
+            }
             self.inner.reporter.log(
                 1,
                 &format!("{error}; trying again in {} ms", delay.as_millis()),
@@ -96,21 +128,30 @@ impl Client {
         route: &str,
         query: &[(&str, String)],
         body: Option<&B>,
-    ) -> Result<T, ApiError> {
-        let _slot = self.inner.pace.slot().await.ok_or_else(|| {
-            ApiError::new(
-                method,
-                route,
-                ApiErrorKind::Transport {
-                    message: "the client is shutting down".into(),
-                    not_sent: true,
-                    timeout: false,
-                },
-            )
+        deadline: Instant,
+    ) -> Result<T, Failure> {
+        let _slot = self.inner.pace.slot(deadline).await.map_err(|no_slot| {
+            let message = match no_slot {
+                NoSlot::Closed => "not sent: the client is shutting down".to_string(),
+                NoSlot::Held(wait) => format!(
+                    "not sent: the server's Retry-After holds every request for {:.0} s, more \
+                     than this request has left (--target-timeout)",
+                    wait.as_secs_f64()
+                ),
+            };
+            let kind = ApiErrorKind::Transport {
+                message,
+                not_sent: true,
+                timeout: false,
+            };
+            Failure::Final(ApiError::new(method, route, kind))
         })?;
         let mut refreshed = false;
         loop {
-            let (token, generation) = self.token(method, route, None).await?;
+            let (token, generation) = self
+                .token(method, route, None)
+                .await
+                .map_err(Failure::Request)?;
             let result = self
                 .send(method, path, route, query, body, token.as_ref())
                 .await;
@@ -120,7 +161,7 @@ impl Client {
                     if matches!(error.kind, ApiErrorKind::Transport { timeout: true, .. }) {
                         self.slow_down(None);
                     }
-                    return Err(error);
+                    return Err(Failure::Request(error));
                 }
             };
             if status == StatusCode::UNAUTHORIZED
@@ -130,7 +171,9 @@ impl Client {
                 self.inner
                     .reporter
                     .log(1, &format!("{method} {route}: 401, refreshing the token"));
-                self.token(method, route, Some(generation)).await?;
+                self.token(method, route, Some(generation))
+                    .await
+                    .map_err(Failure::Request)?;
                 refreshed = true;
                 continue;
             }
@@ -141,10 +184,14 @@ impl Client {
                         self.inner.reporter.pace(rate);
                     }
                 }
-                Err(e) if e.is_throttle() => self.slow_down(e.retry_after()),
+                // The whole run pauses for a `Retry-After`, but no longer than a call may last.
+                Err(e) if e.is_throttle() => self.slow_down(
+                    e.retry_after()
+                        .map(|wait| wait.min(self.inner.give_up_after)),
+                ),
                 Err(_) => {}
             }
-            return result;
+            return result.map_err(Failure::Request);
         }
     }
 
