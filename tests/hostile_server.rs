@@ -524,6 +524,51 @@ fn a_create_throttled_past_the_target_timeout_fails_that_target() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 5. One retry budget per request, token exchange included.
+
+#[test]
+fn a_failing_token_endpoint_is_tried_within_the_requests_budget() {
+    let net = Net::new();
+    let server = net.server(|_| answer(500, problem(500, "token service down")));
+    let retry = RetryPolicy {
+        attempts: 4,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(2),
+    };
+    let config = ClientConfig {
+        base_url: server.url(),
+        credentials: Credentials::Application {
+            client_id: CLIENT_ID.into(),
+            client_secret: Secret::new(CLIENT_SECRET),
+        },
+        concurrency: 1,
+        timeout: Duration::from_secs(10),
+        read_timeout: Duration::from_secs(10),
+        give_up_after: Duration::from_secs(60),
+        allow_insecure_http: false,
+        retry,
+        ca_certificates: None,
+    };
+    let client = Client::new(&config, Arc::new(Silent)).unwrap();
+    let id = uuid::Uuid::parse_str(TEMPLATE_ID).unwrap();
+    let error = net.rt.block_on(client.connection(id)).unwrap_err();
+    let tries = server.count("POST", "/v1/applications/token");
+    assert!(
+        (1..=retry.attempts).contains(&tries),
+        "{tries} token requests for one request of {} tries",
+        retry.attempts
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("GET /connections/{TEMPLATE_ID}"))
+            && message.contains("POST /applications/token: 500")
+            && message.contains("token service down"),
+        "{message}"
+    );
+    assert_eq!(server.count("GET", "/v1/"), 0, "sent without a token");
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. Reads have their own, shorter timeout.
 
 #[test]

@@ -36,7 +36,8 @@ pub(super) struct AppToken {
 impl Client {
     /// The bearer token to send, exchanging application credentials when there is none yet, when
     /// it is about to expire, or when `stale_generation` names the generation a 401 was answered
-    /// with (so concurrent 401s refresh once, not once each).
+    /// with (so concurrent 401s refresh once, not once each). A failed exchange is the request's
+    /// error ([`ApiErrorKind::Token`]), tried again by the request's own retry loop.
     pub(super) async fn token(
         &self,
         method: &Method,
@@ -56,39 +57,28 @@ impl Client {
             }
         }
         let generation = state.as_ref().map_or(1, |t| t.generation + 1);
-        let token_route = TOKEN_ROUTE;
-        let mut delays = self.inner.retry.delays();
-        let response: TokenResponse = loop {
-            let answer = self
-                .send(
-                    &Method::POST,
-                    token_route,
-                    token_route,
-                    &[],
-                    Some(request),
-                    None,
-                )
-                .await
-                .and_then(|(status, retry_after, bytes)| {
-                    error::decode(&Method::POST, token_route, status, retry_after, &bytes)
-                });
-            match answer {
-                Ok(response) => break response,
-                // Exchanging a token changes nothing on the server: safe to try again.
-                Err(e) if e.is_transient() => match delays.next() {
-                    Some(delay) => tokio::time::sleep(e.retry_after().unwrap_or(delay)).await,
-                    None => return Err(e),
-                },
-                Err(mut e) => {
+        // One exchange per try of the request: its retry loop tries again, within its budget.
+        let response: TokenResponse = self
+            .send(
+                &Method::POST,
+                TOKEN_ROUTE,
+                TOKEN_ROUTE,
+                &[],
+                Some(request),
+                None,
+            )
+            .await
+            .and_then(|(status, retry_after, bytes)| {
+                error::decode(&Method::POST, TOKEN_ROUTE, status, retry_after, &bytes)
+            })
+            .map_err(|mut e| {
+                if !e.is_transient() {
                     if let ApiErrorKind::Status { message, .. } = &mut e.kind {
-                        *message = format!(
-                            "{message} (check AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET; needed for {method} {route})"
-                        );
+                        message.push_str(" (check AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET)");
                     }
-                    return Err(e);
                 }
-            }
-        };
+                ApiError::new(method, route, ApiErrorKind::Token(Box::new(e)))
+            })?;
         let lifetime = Duration::from_secs(u64::try_from(response.expires_in.max(1)).unwrap_or(1))
             .min(MAX_TOKEN_LIFETIME);
         self.inner.reporter.log(

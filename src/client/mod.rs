@@ -224,9 +224,7 @@ impl Client {
         body: &ConnectionCreateRequest,
     ) -> Result<ConnectionResponse, ApiError> {
         // Only what surely had no effect is tried again here; see `execute` for the rest.
-        let no_effect = |e: &ApiError| {
-            e.is_throttle() || matches!(e.kind, ApiErrorKind::Transport { not_sent: true, .. })
-        };
+        let no_effect = |e: &ApiError| e.is_throttle() || (e.not_sent() && e.is_transient());
         self.call(Method::POST, "/connections", &[], Some(body), no_effect)
             .await
     }

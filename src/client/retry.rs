@@ -87,7 +87,7 @@ impl Client {
                 return Err(error);
             }
             // Each timeout already waited a whole request timeout: do not wait ten of them.
-            if matches!(error.kind, ApiErrorKind::Transport { timeout: true, .. }) {
+            if error.is_timeout() {
                 timeouts += 1;
                 if timeouts >= MAX_TIMEOUTS {
                     return Err(error);
@@ -151,19 +151,11 @@ impl Client {
             let (token, generation) = self
                 .token(method, route, None)
                 .await
-                .map_err(Failure::Request)?;
+                .map_err(|e| self.failed(e))?;
             let result = self
                 .send(method, path, route, query, body, token.as_ref())
                 .await;
-            let (status, retry_after, bytes) = match result {
-                Ok(answer) => answer,
-                Err(error) => {
-                    if matches!(error.kind, ApiErrorKind::Transport { timeout: true, .. }) {
-                        self.slow_down(None);
-                    }
-                    return Err(Failure::Request(error));
-                }
-            };
+            let (status, retry_after, bytes) = result.map_err(|e| self.failed(e))?;
             if status == StatusCode::UNAUTHORIZED
                 && !refreshed
                 && matches!(self.inner.auth, Auth::Application { .. })
@@ -173,26 +165,32 @@ impl Client {
                     .log(1, &format!("{method} {route}: 401, refreshing the token"));
                 self.token(method, route, Some(generation))
                     .await
-                    .map_err(Failure::Request)?;
+                    .map_err(|e| self.failed(e))?;
                 refreshed = true;
                 continue;
             }
-            let result = error::decode(method, route, status, retry_after, &bytes);
-            match &result {
-                Ok(_) => {
+            return match error::decode(method, route, status, retry_after, &bytes) {
+                Ok(value) => {
                     if let Some(rate) = self.inner.pace.success() {
                         self.inner.reporter.pace(rate);
                     }
+                    Ok(value)
                 }
-                // The whole run pauses for a `Retry-After`, but no longer than a call may last.
-                Err(e) if e.is_throttle() => self.slow_down(
-                    e.retry_after()
-                        .map(|wait| wait.min(self.inner.give_up_after)),
-                ),
-                Err(_) => {}
-            }
-            return result.map_err(Failure::Request);
+                Err(error) => Err(self.failed(error)),
+            };
         }
+    }
+
+    /// A failed try, the pace told: a throttle or a timeout slows the whole run down, and the
+    /// whole run pauses for a `Retry-After` (a request that cannot wait that long fails at once,
+    /// without adding to the server's load).
+    fn failed(&self, error: ApiError) -> Failure {
+        if error.is_throttle() {
+            self.slow_down(error.retry_after());
+        } else if error.is_timeout() {
+            self.slow_down(None);
+        }
+        Failure::Request(error)
     }
 
     fn slow_down(&self, retry_after: Option<Duration>) {
