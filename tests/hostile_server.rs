@@ -14,6 +14,7 @@ use replicate::client::{Client, ClientConfig, Credentials, RetryPolicy};
 use replicate::report::events::Silent;
 use replicate::sandbox::{Sandbox, SandboxConfig};
 use replicate::secret::Secret;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Output;
@@ -286,7 +287,7 @@ async fn serve(
         body.len()
     );
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        write!(head, "{name}: {value}\r\n").unwrap();
     }
     head.push_str("\r\n");
     socket.write_all(head.as_bytes()).await?;
@@ -405,6 +406,106 @@ fn a_redirect_to_plain_http_elsewhere_is_not_followed() {
         !all.contains("key=abc") && !all.contains("user:pw"),
         "{all}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Secrets a server echoes are never shown.
+
+#[test]
+fn a_token_echoed_in_an_error_reaches_no_output_and_no_report() {
+    let mut net = Net::new();
+    let server = net.proxy(|request| {
+        if request.method == "POST" && request.target == "/v1/connections" {
+            let authorization = request.authorization.clone().unwrap_or_default();
+            let bare = authorization.trim_start_matches("Bearer ");
+            let message = format!(
+                "you sent Authorization: {authorization}; your token is {bare}, bearer abc"
+            );
+            answer(400, problem(400, &message))
+        } else {
+            Reply::Pass
+        }
+    });
+    let plan = net.plan(PLAN_SHOPS);
+    let report = net.report_path();
+    let output = net
+        .replicate_as_app(&server.url())
+        .args(["apply", "--yes", "--quiet", "--report"])
+        .arg(&report)
+        .arg(&plan)
+        .output()
+        .unwrap();
+    // The server's words are there, without the secrets in them.
+    assert_fails_saying(
+        &output,
+        &["POST /connections: 400", "you sent Authorization"],
+    );
+    let tokens: Vec<String> = server
+        .received()
+        .iter()
+        .filter_map(|r| r.authorization.clone())
+        .map(|a| a.trim_start_matches("Bearer ").to_string())
+        .collect();
+    assert!(!tokens.is_empty());
+    let report = std::fs::read_to_string(&report).unwrap();
+    let all = [stdout(&output), stderr(&output), report].concat();
+    for token in &tokens {
+        assert!(!all.contains(token.as_str()), "the token is shown: {all}");
+    }
+    assert!(
+        !all.contains("bearer abc"),
+        "a bearer token is shown: {all}"
+    );
+}
+
+#[test]
+fn a_client_secret_echoed_in_a_403_reaches_no_output_and_no_report() {
+    let net = Net::new();
+    let server = net.server(|request| {
+        let message = format!("forbidden: you sent {}", request.body);
+        answer(403, serde_json::json!({ "message": message }).to_string())
+    });
+    let plan = net.plan(PLAN_BY_ID);
+    let report = net.report_path();
+    let output = net
+        .replicate_as_app(&server.url())
+        .args(["apply", "--yes", "--quiet", "--report"])
+        .arg(&report)
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_fails_saying(&output, &["POST /applications/token", "403", "forbidden"]);
+    assert!(server.received()[0].body.contains(CLIENT_SECRET));
+    let report = std::fs::read_to_string(&report).unwrap();
+    let all = [stdout(&output), stderr(&output), report].concat();
+    assert!(!all.contains(CLIENT_SECRET), "the secret is shown: {all}");
+}
+
+#[test]
+fn a_base_url_never_repeats_its_query_or_user_info() {
+    let net = Net::new();
+    let plan = net.plan(PLAN_BY_ID);
+    for (url, says) in [
+        ("http://127.0.0.1:9/v1?api_key=hunter2", "query"),
+        (
+            "https://me:hunter2@api.example.com/v1?api_key=hunter2",
+            "user name or password",
+        ),
+        ("ftp://api.example.com/v1?api_key=hunter2", "https://"),
+        (
+            "http://airbyte.internal/v1?api_key=hunter2",
+            "plain http://",
+        ),
+        (
+            "http//me:hunter2@api.example.com/v1?api_key=hunter2",
+            "not a valid URL",
+        ),
+    ] {
+        let output = net.replicate(url).arg("plan").arg(&plan).output().unwrap();
+        assert_fails_saying(&output, &[says]);
+        let all = stdout(&output) + &stderr(&output);
+        assert!(!all.contains("hunter2"), "{url}: {all}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 //! `POST /applications/token`, cached, refreshed a little before `expires_in` runs out and once
 //! more when a request is answered 401.
 
+use super::Credentials;
 use super::{ApiError, ApiErrorKind, Client, error};
-use crate::secret::Secret;
+use crate::secret::{self, Secret};
 use crate::wire::{TokenRequest, TokenResponse};
 use reqwest::Method;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -23,6 +25,52 @@ pub(super) enum Auth {
         request: TokenRequest,
         token: Mutex<Option<AppToken>>,
     },
+}
+
+/// The most tokens remembered for redaction: a server that answers every request 401 gets a
+/// fresh one per request.
+const MAX_KNOWN: usize = 64;
+
+/// The secrets the client holds (its token or client secret, and the tokens it was issued), so
+/// that a server echoing one back cannot carry it into a message.
+pub(super) struct Known {
+    configured: Vec<Secret>,
+    issued: std::sync::Mutex<VecDeque<Secret>>,
+}
+
+impl Known {
+    pub(super) fn new(credentials: &Credentials) -> Known {
+        let configured = match credentials {
+            Credentials::None => Vec::new(),
+            Credentials::Token(token) => vec![token.clone()],
+            Credentials::Application { client_secret, .. } => vec![client_secret.clone()],
+        };
+        Known {
+            configured,
+            issued: std::sync::Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn issued(&self, token: &Secret) {
+        if let Ok(mut issued) = self.issued.lock() {
+            if issued.len() >= MAX_KNOWN {
+                issued.pop_front();
+            }
+            issued.push_back(token.clone());
+        }
+    }
+
+    /// `text` without any known secret nor anything shaped like a bearer token.
+    pub(super) fn redact(&self, text: &str) -> String {
+        match self.issued.lock() {
+            Ok(issued) => {
+                let all: Vec<&Secret> = self.configured.iter().chain(issued.iter()).collect();
+                secret::redact(text, &all)
+            }
+            // Without the list, hide the whole text rather than risk a secret.
+            Err(_) => secret::REDACTED.to_string(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -88,6 +136,7 @@ impl Client {
                 lifetime.as_secs()
             ),
         );
+        self.inner.known.issued(&response.access_token);
         let token = AppToken {
             value: response.access_token,
             refresh_at: refresh_time(Instant::now(), lifetime),

@@ -7,7 +7,8 @@ use std::fmt;
 use std::time::Duration;
 
 /// A failed API call: which call, and what the server (or the network) said. Never holds a
-/// secret: routes carry no credentials and messages come from the server's error body.
+/// secret: routes carry no credentials, and the client takes its secrets and anything shaped
+/// like a bearer token out of the server's text ([`ApiError::redacted`]) before anyone sees it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{method} {route}: {kind}")]
 pub struct ApiError {
@@ -86,6 +87,31 @@ impl ApiError {
                 message.push_str(note);
             }
             ApiErrorKind::Token(error) => error.push_note(note),
+        }
+    }
+
+    /// The same error with `redact` applied to every text that came from elsewhere.
+    pub(crate) fn redacted(mut self, redact: &dyn Fn(&str) -> String) -> Self {
+        self.redact(redact);
+        self
+    }
+
+    fn redact(&mut self, redact: &dyn Fn(&str) -> String) {
+        match &mut self.kind {
+            ApiErrorKind::Status {
+                message,
+                problem_type,
+                ..
+            } => {
+                *message = redact(message);
+                if let Some(problem_type) = problem_type {
+                    *problem_type = redact(problem_type);
+                }
+            }
+            ApiErrorKind::Transport { message, .. } | ApiErrorKind::Decode(message) => {
+                *message = redact(message);
+            }
+            ApiErrorKind::Token(error) => error.redact(redact),
         }
     }
 

@@ -75,13 +75,15 @@ impl Client {
         let mut delays = self.inner.retry.delays();
         let mut timeouts = 0;
         loop {
+            // The server's words, without the secrets it may have echoed, before anyone sees them.
+            let redact = |e: ApiError| e.redacted(&|text| self.inner.known.redact(text));
             let error = match self
                 .attempt(&method, path, &route, query, body, deadline)
                 .await
             {
                 Ok(value) => return Ok(value),
-                Err(Failure::Final(error)) => return Err(error),
-                Err(Failure::Request(error)) => error,
+                Err(Failure::Final(error)) => return Err(redact(error)),
+                Err(Failure::Request(error)) => redact(error),
             };
             if !retry_if(&error) {
                 return Err(error);

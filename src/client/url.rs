@@ -1,5 +1,7 @@
-//! The base URL's rules: http(s) only, no credentials in it, and plain http only to a loopback
-//! host unless `--allow-insecure-http` says otherwise. Checked once, when the client is built.
+//! The base URL's rules: http(s) only, no credentials, query or fragment in it, and plain http
+//! only to a loopback host unless `--allow-insecure-http` says otherwise. Checked once, when the
+//! client is built. URLs in messages never show a user name, a password, a query or a fragment:
+//! any of them may hold a secret (`?api_key=…`).
 
 use reqwest::Url;
 
@@ -18,26 +20,45 @@ pub enum UrlError {
         "`{0}` uses plain http:// to a host that is not loopback; use https://, or pass --allow-insecure-http"
     )]
     Insecure(String),
+    #[error(
+        "`{0}` has a query or a fragment (?…, #…); a base URL has neither, and credentials go in \
+         the environment"
+    )]
+    Query(String),
 }
 
-/// Checks a base URL: http(s) only, no credentials in it, plain http only to loopback unless
-/// allowed. Returns it without a trailing slash.
+/// Checks a base URL: http(s) only, no credentials, query or fragment in it, plain http only to
+/// loopback unless allowed. Returns it without a trailing slash.
 pub fn check_base_url(url: &str, allow_insecure_http: bool) -> Result<String, UrlError> {
-    let parsed = Url::parse(url).map_err(|e| UrlError::Invalid(url.into(), e.to_string()))?;
+    let parsed = Url::parse(url).map_err(|e| UrlError::Invalid(scrubbed(url), e.to_string()))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        // Do not echo the URL: it holds a secret.
-        let mut shown = parsed.clone();
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
-        return Err(UrlError::Credentials(shown.to_string()));
+        return Err(UrlError::Credentials(shown(&parsed)));
     }
     match parsed.scheme() {
         "https" => {}
         "http" if allow_insecure_http || is_loopback(&parsed) => {}
-        "http" => return Err(UrlError::Insecure(url.into())),
-        _ => return Err(UrlError::Scheme(url.into())),
+        "http" => return Err(UrlError::Insecure(shown(&parsed))),
+        // Not http(s): its parts may not mean what they would in one.
+        _ => return Err(UrlError::Scheme(scrubbed(url))),
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(UrlError::Query(shown(&parsed)));
     }
     Ok(url.trim_end_matches('/').to_string())
+}
+
+/// Text that should have been a URL, as messages show it: cut at `?` or `#`, and without what
+/// comes before an `@` in its host part.
+fn scrubbed(text: &str) -> String {
+    let text = &text[..text.find(['?', '#']).unwrap_or(text.len())];
+    let host_start = text.find("//").map_or(0, |i| i + 2);
+    let host_end = text[host_start..]
+        .find('/')
+        .map_or(text.len(), |i| host_start + i);
+    match text[host_start..host_end].rfind('@') {
+        Some(at) => format!("{}{}", &text[..host_start], &text[host_start + at + 1..]),
+        None => text.to_string(),
+    }
 }
 
 /// A URL as messages show it: no user name or password, no query, no fragment (any of them
@@ -96,8 +117,31 @@ mod tests {
             check_base_url("ftp://x/v1", false),
             Err(UrlError::Scheme(_))
         ));
-        let err = check_base_url("https://me:hunter2@api.airbyte.com/v1", false).unwrap_err();
-        assert!(!err.to_string().contains("hunter2"), "{err}");
+        for (url, want) in [
+            (
+                "https://me:hunter2@api.airbyte.com/v1?k=hunter2",
+                "https://api.airbyte.com/v1",
+            ),
+            (
+                "https://api.airbyte.com/v1?api_key=hunter2",
+                "https://api.airbyte.com/v1",
+            ),
+            (
+                "https://api.airbyte.com/v1#hunter2",
+                "https://api.airbyte.com/v1",
+            ),
+            ("ftp://me:hunter2@x/v1?k=hunter2", "ftp://x/v1"),
+            (
+                "http://airbyte.internal/v1?k=hunter2",
+                "http://airbyte.internal/v1",
+            ),
+            ("http//me:hunter2@x/v1?k=hunter2", "http//x/v1"),
+            ("me:hunter2@x", "x"),
+        ] {
+            let err = check_base_url(url, false).unwrap_err().to_string();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.starts_with(&format!("`{want}`")), "{url}: {err}");
+        }
     }
 
     #[test]
