@@ -1,8 +1,9 @@
 //! The Airbyte API client: the only code that talks HTTP to Airbyte.
 //!
-//! This file holds the [`Client`] itself: one `reqwest` client (rustls, connection reuse, a
-//! request timeout, `User-Agent: replicate/<version>`), the typed endpoints, and the sending of
-//! one request with its answer read whole. Around it: [`pace`] caps the requests in flight across
+//! This file holds the [`Client`] itself: one `reqwest` client (rustls, connection reuse, a long
+//! timeout for what may run a schema discover and a shorter one for reads, no redirect followed,
+//! `User-Agent: replicate/<version>`), the typed endpoints, and the sending of one request with
+//! its answer read whole. Around it: [`pace`] caps the requests in flight across
 //! the whole run and slows everything down when the server throttles; `auth` holds the bearer
 //! token, static or exchanged from application credentials and refreshed before `expires_in`
 //! runs out (and once more on a 401); `retry` tries reads again with exponential backoff and full

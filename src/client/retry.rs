@@ -1,6 +1,9 @@
 //! The retry loop: one API call tried again after the failures its caller accepts, with
-//! exponential backoff and full jitter (or the server's `Retry-After`); each try takes a slot of
-//! the run's pace, fetches a fresh token, and tells the pace how it went.
+//! exponential backoff and full jitter (or the server's `Retry-After`), within one budget of
+//! tries and one of time (`give_up_after`); each try takes a slot of the run's pace, gets its
+//! token (an exchange that fails is that try's failure: the token has no retry loop of its own),
+//! sends, and tells the pace how it went. Every error leaves here with the client's secrets
+//! taken out of the server's text.
 
 use super::auth::Auth;
 use super::pace::NoSlot;
