@@ -116,11 +116,16 @@ struct CommonArgs {
     /// Give up on one API request after this long (a create runs a schema discover).
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = duration::parse)]
     request_timeout: Duration,
+    /// Give up on one read (every GET but a catalog's `GET /streams`, which runs a schema
+    /// discover; and the token exchange) after this long, or after --request-timeout if shorter.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration::parse)]
+    read_timeout: Duration,
     /// Also trust the CA certificates in FILE (PEM), e.g. for a self-hosted Airbyte behind an
     /// internal CA. The platform's roots stay trusted.
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
-    /// Give up on one target (its create, retries and lookups) after this long.
+    /// Give up on one target (its create, retries and lookups) after this long; no single
+    /// request, a read's retries and the server's Retry-After included, lasts longer.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
     target_timeout: Duration,
 }
@@ -159,6 +164,8 @@ impl Settings {
                 credentials,
                 concurrency,
                 timeout: common.request_timeout,
+                read_timeout: common.read_timeout,
+                give_up_after: common.target_timeout,
                 allow_insecure_http: common.allow_insecure_http,
                 retry: RetryPolicy::default(),
                 ca_certificates: match &common.ca_cert {

@@ -1479,6 +1479,8 @@ fn arbitrary_answers_are_errors_naming_the_request() {
         credentials: Credentials::Token(Secret::new("sandbox-token")),
         concurrency: 2,
         timeout: Duration::from_secs(10),
+        read_timeout: Duration::from_secs(10),
+        give_up_after: Duration::from_secs(60),
         allow_insecure_http: false,
         // One try: a retried 5xx would only repeat the same answer, slowly.
         retry: RetryPolicy {

@@ -7,8 +7,9 @@ use std::fmt;
 use std::time::Duration;
 
 /// A failed API call: which call, and what the server (or the network) said. Never holds a
-/// secret: routes carry no credentials and messages come from the server's error body.
-#[derive(Debug, Clone, thiserror::Error)]
+/// secret: routes carry no credentials, and the client takes its secrets and anything shaped
+/// like a bearer token out of the server's text ([`ApiError::redacted`]) before anyone sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{method} {route}: {kind}")]
 pub struct ApiError {
     pub method: Method,
@@ -39,6 +40,8 @@ pub enum ApiErrorKind {
     },
     /// A success status with a body that is not what the API promises.
     Decode(String),
+    /// The request was never sent: exchanging the credentials for its token failed so.
+    Token(Box<ApiError>),
 }
 
 impl fmt::Display for ApiErrorKind {
@@ -55,6 +58,7 @@ impl fmt::Display for ApiErrorKind {
             }
             ApiErrorKind::Transport { message, .. } => f.write_str(message),
             ApiErrorKind::Decode(message) => write!(f, "unexpected response: {message}"),
+            ApiErrorKind::Token(error) => write!(f, "could not get an access token: {error}"),
         }
     }
 }
@@ -65,6 +69,49 @@ impl ApiError {
             method: method.clone(),
             route: route.to_string(),
             kind,
+        }
+    }
+
+    /// The same error, with `note` added to its message.
+    pub(crate) fn with_note(mut self, note: &str) -> Self {
+        self.push_note(note);
+        self
+    }
+
+    fn push_note(&mut self, note: &str) {
+        match &mut self.kind {
+            ApiErrorKind::Status { message, .. }
+            | ApiErrorKind::Transport { message, .. }
+            | ApiErrorKind::Decode(message) => {
+                message.push_str("; ");
+                message.push_str(note);
+            }
+            ApiErrorKind::Token(error) => error.push_note(note),
+        }
+    }
+
+    /// The same error with `redact` applied to every text that came from elsewhere.
+    pub(crate) fn redacted(mut self, redact: &dyn Fn(&str) -> String) -> Self {
+        self.redact(redact);
+        self
+    }
+
+    fn redact(&mut self, redact: &dyn Fn(&str) -> String) {
+        match &mut self.kind {
+            ApiErrorKind::Status {
+                message,
+                problem_type,
+                ..
+            } => {
+                *message = redact(message);
+                if let Some(problem_type) = problem_type {
+                    *problem_type = redact(problem_type);
+                }
+            }
+            ApiErrorKind::Transport { message, .. } | ApiErrorKind::Decode(message) => {
+                *message = redact(message);
+            }
+            ApiErrorKind::Token(error) => error.redact(redact),
         }
     }
 
@@ -79,6 +126,7 @@ impl ApiError {
     /// The server asked us to slow down (429, or 409 `try-again-later`). Nothing took effect.
     pub fn is_throttle(&self) -> bool {
         match &self.kind {
+            ApiErrorKind::Token(error) => error.is_throttle(),
             ApiErrorKind::Status { status: 429, .. } => true,
             ApiErrorKind::Status {
                 status: 409,
@@ -97,6 +145,25 @@ impl ApiError {
             ApiErrorKind::Transport { .. } => true,
             ApiErrorKind::Status { status, .. } => *status >= 500 || self.is_throttle(),
             ApiErrorKind::Decode(_) => false,
+            ApiErrorKind::Token(error) => error.is_transient(),
+        }
+    }
+
+    /// The request surely never reached the server: it could not be sent, or had no token.
+    pub fn not_sent(&self) -> bool {
+        match &self.kind {
+            ApiErrorKind::Transport { not_sent, .. } => *not_sent,
+            ApiErrorKind::Token(_) => true,
+            ApiErrorKind::Status { .. } | ApiErrorKind::Decode(_) => false,
+        }
+    }
+
+    /// No answer came within the request timeout (the request's, or its token exchange's).
+    pub fn is_timeout(&self) -> bool {
+        match &self.kind {
+            ApiErrorKind::Transport { timeout, .. } => *timeout,
+            ApiErrorKind::Token(error) => error.is_timeout(),
+            ApiErrorKind::Status { .. } | ApiErrorKind::Decode(_) => false,
         }
     }
 
@@ -106,7 +173,7 @@ impl ApiError {
         match &self.kind {
             ApiErrorKind::Transport { not_sent, .. } => !not_sent,
             ApiErrorKind::Status { status, .. } => *status >= 500,
-            ApiErrorKind::Decode(_) => false,
+            ApiErrorKind::Decode(_) | ApiErrorKind::Token(_) => false,
         }
     }
 
@@ -114,6 +181,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<Duration> {
         match &self.kind {
             ApiErrorKind::Status { retry_after, .. } => *retry_after,
+            ApiErrorKind::Token(error) => error.retry_after(),
             _ => None,
         }
     }
@@ -276,5 +344,38 @@ mod tests {
             },
         );
         assert!(refused.is_transient() && !refused.is_ambiguous());
+        // A failed token exchange: the request never left, so a create may be tried again.
+        let token = |status| {
+            let exchange = ApiError {
+                method: Method::POST,
+                route: "/applications/token".into(),
+                ..status_error(status)
+            };
+            ApiError::new(
+                &Method::POST,
+                "/connections",
+                ApiErrorKind::Token(Box::new(exchange)),
+            )
+        };
+        assert!(token(500).is_transient() && token(500).not_sent() && !token(500).is_ambiguous());
+        assert!(!token(401).is_transient() && !token(401).is_ambiguous());
+        assert_eq!(
+            token(500).to_string(),
+            "POST /connections: could not get an access token: POST /applications/token: \
+             500 Internal Server Error: down"
+        );
+    }
+
+    fn status_error(status: u16) -> ApiError {
+        ApiError::new(
+            &Method::GET,
+            "/x",
+            ApiErrorKind::Status {
+                status,
+                message: "down".into(),
+                problem_type: None,
+                retry_after: None,
+            },
+        )
     }
 }

@@ -10,7 +10,8 @@
 //!   multiplicative decrease — so the run settles just under the server's limit instead of every
 //!   request backing off on its own.
 //!
-//! A `Retry-After` from the server pauses every request until it has passed.
+//! A `Retry-After` from the server pauses every request until it has passed (an hour at most);
+//! a request that cannot wait that long, its deadline coming first, fails at once instead.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -23,6 +24,8 @@ const WINDOW: Duration = Duration::from_secs(1);
 const MIN_RATE: f64 = 0.5;
 /// The factor a throttle applies to the rate.
 const DECREASE: f64 = 0.9;
+/// The longest a `Retry-After` pauses the run: a server's number is not trusted to be sane.
+const MAX_PAUSE: Duration = Duration::from_secs(3600);
 
 /// The shared pace. See the module docs.
 pub struct Pace {
@@ -41,6 +44,15 @@ struct State {
     successes: VecDeque<Instant>,
     /// Throttles seen; ignored while a decrease from the same burst is fresh.
     last_decrease: Option<Instant>,
+}
+
+/// Why a request got no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSlot {
+    /// The pace is gone: the run is shutting down.
+    Closed,
+    /// Its turn would come this long from now, after its deadline.
+    Held(Duration),
 }
 
 /// A request's right to be on the wire; dropping it frees the slot.
@@ -63,13 +75,18 @@ impl Pace {
         }
     }
 
-    /// Waits for a free slot and for the request's turn under the current rate.
-    pub async fn slot(&self) -> Option<Slot<'_>> {
-        let permit = self.permits.acquire().await.ok()?;
+    /// Waits for a free slot and for the request's turn under the current rate and any pause.
+    /// A request whose turn would come after `deadline` gets no slot: it is told how long it
+    /// would have been held instead, at once.
+    pub async fn slot(&self, deadline: Instant) -> Result<Slot<'_>, NoSlot> {
+        let permit = self.permits.acquire().await.map_err(|_| NoSlot::Closed)?;
         let start = {
-            let mut state = self.state.lock().ok()?;
+            let mut state = self.state.lock().map_err(|_| NoSlot::Closed)?;
             let now = Instant::now();
             let start = now.max(state.paused_until).max(state.next_start);
+            if start > deadline {
+                return Err(NoSlot::Held(start - now));
+            }
             if let Some(rate) = state.rate {
                 state.next_start = start + Duration::from_secs_f64(1.0 / rate);
             }
@@ -79,7 +96,7 @@ impl Pace {
         if start > Instant::now() {
             tokio::time::sleep_until(start.into()).await;
         }
-        Some(Slot { _permit: permit })
+        Ok(Slot { _permit: permit })
     }
 
     /// A request succeeded: count it, and let the rate creep up. Returns the rate, if any.
@@ -105,7 +122,8 @@ impl Pace {
         let mut state = self.state.lock().ok()?;
         let now = Instant::now();
         if let Some(wait) = retry_after {
-            state.paused_until = state.paused_until.max(now + wait);
+            let until = now.checked_add(wait.min(MAX_PAUSE)).unwrap_or(now);
+            state.paused_until = state.paused_until.max(until);
         }
         // Requests already in flight when the first throttle came back report the same burst;
         // decrease once per burst (a tenth of a second), not once per request.
@@ -170,9 +188,25 @@ mod tests {
         let started = Instant::now();
         assert_eq!(pace.throttled(None), Some(9.0));
         // At 9 requests a second, starts are 1/9 s apart, the first 1/9 s after the throttle.
-        let first = pace.slot().await.unwrap();
-        let second = pace.slot().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let first = pace.slot(deadline).await.unwrap();
+        let second = pace.slot(deadline).await.unwrap();
         assert!(started.elapsed() >= Duration::from_secs(2) / 9);
         drop((first, second));
+    }
+
+    #[tokio::test]
+    async fn an_absurd_retry_after_pauses_an_hour_at_most() {
+        let pace = Pace::new(1);
+        pace.throttled(Some(Duration::MAX));
+        pace.throttled(Some(Duration::from_secs(u64::MAX)));
+        let paused_until = pace.state.lock().unwrap().paused_until;
+        assert!(paused_until <= Instant::now() + MAX_PAUSE);
+        // A request that cannot wait that long is told so at once.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        match pace.slot(deadline).await {
+            Err(NoSlot::Held(wait)) => assert!(wait > Duration::from_secs(3000), "{wait:?}"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
     }
 }
