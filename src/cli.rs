@@ -7,10 +7,11 @@
 //! Everything printed here that quotes the plan or the server goes through
 //! [`escape::controls`], like the human renderings: no escape sequence reaches the terminal.
 
+use crate::apply::{self, Confirmation, Console, RunOptions, Status};
 use crate::client::{Client, ClientConfig, Credentials, RetryPolicy};
+use crate::duration;
 use crate::execute::{ExecuteOptions, Interrupt};
-use crate::plan::{self, Plan};
-use crate::preview::PreviewOptions;
+use crate::plan::{self, ExistingPolicy, Plan};
 use crate::report::escape::{self, controls};
 use crate::report::events::Reporter;
 use crate::report::human::{self, Style};
@@ -18,9 +19,9 @@ use crate::report::progress::Progress;
 use crate::report::{Mode, Report, State};
 use crate::sandbox::{self, Sandbox, SandboxArgs, SandboxConfig};
 use crate::secret::Secret;
-use crate::{duration, execute, preview};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -85,6 +86,23 @@ enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Existing {
+    Update,
+    Skip,
+    Fail,
+}
+
+impl From<Existing> for ExistingPolicy {
+    fn from(e: Existing) -> Self {
+        match e {
+            Existing::Update => ExistingPolicy::Update,
+            Existing::Skip => ExistingPolicy::Skip,
+            Existing::Fail => ExistingPolicy::Fail,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
     Human,
     Json,
@@ -124,6 +142,10 @@ struct CommonArgs {
     /// internal CA. The platform's roots stay trusted.
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
+    /// What to do with a copy that already exists [default: the plan's `existing`, else
+    /// update]: bring it in line with the plan, leave it (drift is still shown), or fail.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    existing: Option<Existing>,
     /// Give up on one target (its create, retries and lookups) after this long; no single
     /// request, a read's retries and the server's Retry-After included, lasts longer.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
@@ -134,6 +156,7 @@ struct CommonArgs {
 struct Settings {
     client: ClientConfig,
     execute: ExecuteOptions,
+    existing: Option<ExistingPolicy>,
     output: Output,
     verbosity: u8,
     color: bool,
@@ -184,6 +207,7 @@ impl Settings {
                 // A create that timed out may still land for about as long again.
                 settle: common.request_timeout,
             },
+            existing: common.existing.map(ExistingPolicy::from),
             output: common.output,
             verbosity: common.verbose,
             color: std::io::stdout().is_terminal()
@@ -245,15 +269,9 @@ pub fn run() -> u8 {
                 plan,
                 common,
                 detailed_exitcode,
-            } => {
-                let code = run_plan(&plan, &common, Mode::Plan, None).await?;
-                Ok(match (detailed_exitcode, code) {
-                    (_, RunCode::Interrupted(code)) => code,
-                    (true, RunCode::Changes) => 2,
-                    (_, RunCode::Failed) => 1,
-                    _ => 0,
-                })
-            }
+            } => run_plan(&plan, &common, Mode::Plan, None)
+                .await
+                .map(|(status, signal)| exit_code(status, detailed_exitcode, signal)),
             Command::Apply {
                 plan,
                 common,
@@ -263,11 +281,9 @@ pub fn run() -> u8 {
             } => {
                 let mode = if dry_run { Mode::Plan } else { Mode::Apply };
                 let apply = ApplyOptions { yes, report };
-                Ok(match run_plan(&plan, &common, mode, Some(&apply)).await? {
-                    RunCode::Interrupted(code) => code,
-                    RunCode::Failed => 1,
-                    RunCode::NoChanges | RunCode::Changes => 0,
-                })
+                run_plan(&plan, &common, mode, Some(&apply))
+                    .await
+                    .map(|(status, signal)| exit_code(status, false, signal))
             }
             Command::Sandbox(args) => sandbox::run(args).await.map(|()| 0),
         }
@@ -312,13 +328,15 @@ struct ApplyOptions {
     report: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RunCode {
-    NoChanges,
-    Changes,
-    Failed,
-    /// Stopped by a signal: the exit code it calls for.
-    Interrupted(u8),
+/// The exit code of a run (SPEC §1): `status` from the report, `detailed` for
+/// `--detailed-exitcode`, `signal` the code the first signal calls for (130 or 143).
+fn exit_code(status: Status, detailed: bool, signal: u8) -> u8 {
+    match status {
+        Status::Interrupted => signal,
+        Status::Failed => 1,
+        Status::Changes if detailed => 2,
+        Status::Changes | Status::Clean => 0,
+    }
 }
 
 /// What stops a run: the interrupt the signals raise, and the exit code of the first signal.
@@ -327,19 +345,13 @@ struct Stop {
     code: Arc<AtomicU8>,
 }
 
-impl Stop {
-    fn interrupted(&self) -> RunCode {
-        RunCode::Interrupted(self.code.load(Ordering::SeqCst))
-    }
-}
-
 /// `plan` and `apply`: load → resolve → preview → (confirm → execute) → report.
 async fn run_plan(
     file: &Path,
     common: &CommonArgs,
     mode: Mode,
     apply: Option<&ApplyOptions>,
-) -> anyhow::Result<RunCode> {
+) -> anyhow::Result<(Status, u8)> {
     let report_file = apply.and_then(|a| a.report.as_deref());
     // Before anything else: an older report must not pass for this run's, and a path that
     // cannot be written stops the run before it writes anything.
@@ -366,8 +378,9 @@ async fn run_plan(
         Err(errors) => {
             let mut report = Report::new(file, mode);
             report.error = Some(errors.to_string());
-            finish(&mut report, common.output, report_file, None, false)?;
-            return Ok(RunCode::Failed);
+            report.state = State::Complete;
+            finish(&report, common.output, report_file, None)?;
+            return Ok((Status::Failed, stop.code.load(Ordering::SeqCst)));
         }
     };
     let built_in = if common.sandbox {
@@ -388,7 +401,7 @@ async fn run_plan(
     if let Some(built_in) = built_in {
         built_in.sandbox.shutdown().await;
     }
-    result
+    result.map(|status| (status, stop.code.load(Ordering::SeqCst)))
 }
 
 /// `--sandbox`: the built-in sandbox with its default seed, and the seed's demo credentials.
@@ -417,12 +430,8 @@ impl BuiltIn {
     }
 }
 
-/// The online part of `plan` and `apply`, once the plan is loaded.
-///
-/// An `apply` that will not ask for confirmation (`--yes`, or no terminal to ask on) overlaps
-/// the preview and the writes: a target's create starts as soon as its own checks pass, while
-/// other catalogs are still being read. The preview is printed in full once every check is
-/// done, before the summary. An `apply` that asks shows the whole preview first, then writes.
+/// The online part of `plan` and `apply`, once the plan is loaded: settings, the client, the run
+/// ([`apply::run`]), then the summary and the report file.
 async fn run_loaded(
     plan: &Plan,
     common: &CommonArgs,
@@ -431,10 +440,9 @@ async fn run_loaded(
     built_in: Option<&BuiltIn>,
     progress: Arc<dyn Reporter>,
     stop: &Stop,
-) -> anyhow::Result<RunCode> {
+) -> anyhow::Result<Status> {
     let report_file = apply.and_then(|a| a.report.as_deref());
     let settings = Settings::new(common, plan, built_in)?;
-    let interrupt = &stop.interrupt;
     if let Some(built_in) = built_in {
         progress.log(
             1,
@@ -449,121 +457,66 @@ async fn run_loaded(
         );
     }
     let client = Client::new(&settings.client, Arc::clone(&progress))?;
-    let show_preview = |report: &Report| {
-        if settings.output == Output::Human && report.error.is_none() {
-            // Through the reporter: the writes' bar may be on screen.
-            progress.print(&human::preview(report, settings.style()));
-        }
+    let options = RunOptions {
+        mode,
+        existing: settings.existing,
+        execute: settings.execute.clone(),
+        show_bodies: settings.verbosity > 0,
+        // Ask only a person who can answer, and only if not told `--yes`.
+        confirm: !apply.is_some_and(|a| a.yes) && can_ask(),
     };
-    let yes = apply.is_some_and(|a| a.yes) || !can_ask();
-
-    if mode == Mode::Apply && yes {
-        let (ready, queued) = tokio::sync::mpsc::unbounded_channel();
-        let options = PreviewOptions {
-            keep_bodies: settings.verbosity > 0,
-            ready: Some(ready),
-            interrupt: Some(Arc::clone(interrupt)),
-        };
-        let previewing = async {
-            let report = preview::preview(plan, &client, options, &progress).await;
-            show_preview(&report);
-            report
-        };
-        let queued = futures::stream::unfold(queued, |mut queued| async move {
-            queued.recv().await.map(|create| (create, queued))
-        });
-        let writing = execute::write(queued, &client, &settings.execute, interrupt, &progress);
-        let (mut report, writes) = tokio::join!(previewing, writing);
-        if report.error.is_none() {
-            execute::record(&mut report, &writes);
-        }
-        return finish_apply(report, &settings, report_file, &client, stop, progress).await;
-    }
-
-    let options = PreviewOptions {
-        keep_bodies: mode == Mode::Apply || settings.verbosity > 0,
-        ready: None,
-        interrupt: None,
+    let terminal = Terminal {
+        settings: &settings,
+        progress: Arc::clone(&progress),
+        interrupt: &stop.interrupt,
     };
-    let mut report = tokio::select! {
-        report = preview::preview(plan, &client, options, &progress) => report,
-        () = interrupt.raised() => {
-            let mut report = Report::new(&plan.file, mode);
-            report.error = Some("interrupted before anything was written".into());
-            drop(progress);
-            finish(&mut report, settings.output, report_file, None, true)?;
-            return Ok(stop.interrupted());
-        }
-    };
-    show_preview(&report);
-    let code = if report.error.is_some() || report.has_failures() {
-        RunCode::Failed
-    } else if report.has_changes() {
-        RunCode::Changes
-    } else {
-        RunCode::NoChanges
-    };
-    if mode == Mode::Plan || report.error.is_some() {
-        drop(progress);
-        finish(&mut report, settings.output, report_file, None, false)?;
-        return Ok(code);
-    }
-    if report.has_changes() {
-        match confirm(&report, interrupt).await? {
-            Some(true) => {}
-            Some(false) => {
-                eprintln!("Apply cancelled; nothing was written.");
-                execute::record(&mut report, &[]);
-                finish(&mut report, settings.output, report_file, None, false)?;
-                return Ok(RunCode::Failed);
-            }
-            None => {
-                execute::record(&mut report, &[]);
-                finish(&mut report, settings.output, report_file, None, true)?;
-                return Ok(stop.interrupted());
-            }
-        }
-    }
-    execute::execute(
-        &mut report,
+    let report = apply::run(
+        plan,
         &client,
-        &settings.execute,
-        interrupt,
+        &options,
+        &terminal,
+        &stop.interrupt,
         &progress,
     )
     .await;
-    finish_apply(report, &settings, report_file, &client, stop, progress).await
+    // The bars are gone before the summary is printed.
+    drop(terminal);
+    drop(progress);
+    let summary = (report.mode == Mode::Apply && report.error.is_none()).then(|| settings.style());
+    finish(&report, settings.output, report_file, summary)?;
+    Ok(apply::status(&report))
 }
 
-/// The end of an apply: the template checked once more, the summary (or the JSON document), the
-/// report file, the exit code.
-async fn finish_apply(
-    mut report: Report,
-    settings: &Settings,
-    report_file: Option<&Path>,
-    client: &Client,
-    stop: &Stop,
+/// The terminal's side of a run: the preview on stdout, the prompt on stderr.
+struct Terminal<'a> {
+    settings: &'a Settings,
     progress: Arc<dyn Reporter>,
-) -> anyhow::Result<RunCode> {
-    execute::check_template(&mut report, client, &stop.interrupt).await;
-    // The bars are gone before the summary is printed.
-    drop(progress);
-    let style = report.error.is_none().then(|| settings.style());
-    let interrupted = stop.interrupt.is_raised();
-    finish(
-        &mut report,
-        settings.output,
-        report_file,
-        style,
-        interrupted,
-    )?;
-    Ok(if interrupted {
-        stop.interrupted()
-    } else if report.has_failures() {
-        RunCode::Failed
-    } else {
-        RunCode::Changes
-    })
+    interrupt: &'a Interrupt,
+}
+
+impl Console for Terminal<'_> {
+    fn preview(&self, report: &Report, bodies: &BTreeMap<usize, serde_json::Value>) {
+        if self.settings.output == Output::Human && report.error.is_none() {
+            // Through the reporter: the writes' bar may be on screen.
+            self.progress
+                .print(&human::preview(report, bodies, self.settings.style()));
+        }
+    }
+
+    async fn confirm(&self, report: &Report) -> Confirmation {
+        match confirm(report, self.interrupt).await {
+            Ok(Some(true)) => Confirmation::Proceed,
+            Ok(Some(false)) => {
+                eprintln!("Apply cancelled; nothing was written.");
+                Confirmation::Cancel
+            }
+            Ok(None) => Confirmation::Interrupted,
+            Err(e) => {
+                eprintln!("error: {}", controls(&format!("{e:#}")));
+                Confirmation::Cancel
+            }
+        }
+    }
 }
 
 /// The signals that stop a run: Ctrl-C (SIGINT) and, on Unix, SIGTERM (how CI systems cancel a
@@ -651,19 +604,13 @@ impl Drop for AbortOnDrop {
 }
 
 /// Prints the end of a run (the apply summary, or the JSON document, or the fatal error) and
-/// writes the report file, saying whether the run was interrupted.
+/// writes the report file.
 fn finish(
-    report: &mut Report,
+    report: &Report,
     output: Output,
     report_file: Option<&Path>,
     apply_style: Option<Style>,
-    interrupted: bool,
 ) -> anyhow::Result<()> {
-    report.state = if interrupted {
-        State::Interrupted
-    } else {
-        State::Complete
-    };
     match output {
         Output::Json => println!("{}", report.to_json()),
         Output::Human => {
@@ -698,11 +645,16 @@ fn can_ask() -> bool {
 /// Asks before writing. `None`: interrupted while asking.
 async fn confirm(report: &Report, interrupt: &Interrupt) -> anyhow::Result<Option<bool>> {
     let s = &report.summary;
-    eprint!(
-        "Apply {} create{}? Only 'yes' or 'y' proceeds: ",
-        s.create,
-        if s.create == 1 { "" } else { "s" }
-    );
+    let parts: Vec<String> = [
+        (s.create, "create"),
+        (s.update, "update"),
+        (s.delete, "delete"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}{}", if n == 1 { "" } else { "s" }))
+    .collect();
+    eprint!("Apply {}? Only 'yes' or 'y' proceeds: ", parts.join(", "));
     std::io::stderr().flush()?;
     // Read on a blocking thread, so Ctrl-C still reaches the run while it waits.
     let answer = tokio::task::spawn_blocking(|| {

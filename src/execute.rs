@@ -1,8 +1,9 @@
 //! Execute: the writes of `apply`, bounded, concurrent, and never made twice.
 //!
-//! Takes the preview's report and posts the body of every `create` row, at most `concurrency` at
-//! once (the client's pace bounds the requests in flight across the run as well). A failed target
-//! is a value in its row, never an early return: the other targets carry on.
+//! build → **execute** → report. Takes one [`Write`] per target that needs one (a create, a
+//! patch, a delete) and returns one [`TargetOutcome`] per write that ended, at most `concurrency`
+//! at once (the client's pace bounds the requests in flight across the run as well). A failed
+//! target is a value, never an early return: the other targets carry on.
 //!
 //! Airbyte has no idempotency key, so a create whose answer was lost (a timeout, a reset, a 5xx)
 //! may or may not have happened. Such a create is never simply sent again: the workspace's
@@ -10,19 +11,22 @@
 //! may still be running on the server (our timeout fired, the connection broke, a gateway gave
 //! up) is looked for again, with fresh listings and backoff, for `settle` (the request timeout)
 //! before it is sent again, so that at most one create of a target is ever running. Concurrent
-//! lookups share one listing.
+//! lookups share one listing. A patch and a delete are idempotent: the client retries them like
+//! reads (a delete whose first answer was lost may then find the copy gone: that is success).
 //!
-//! An interrupt stops new creates (and new tries) from starting; those still in flight get a
+//! An interrupt stops new writes (and new tries) from starting; those still in flight get a
 //! bounded grace period to finish, a second interrupt ends the wait at once, and the rest are
-//! reported truthfully (`not_run`, or `failed` with "may or may not exist").
+//! reported truthfully (`not_run`, or `failed` with "may or may not").
 
 use crate::client::{ApiError, ApiErrorKind, Client, RetryPolicy};
+use crate::diff::TargetError;
 use crate::existing::{Existing, ExistingCopies};
-use crate::preview;
 use crate::report::events::{Reporter, WriteResult};
-use crate::report::{Action, Mode, Outcome, Report};
-use crate::wire::{ConnectionCreateRequest, ConnectionResponse, ConnectionStatus};
-use futures::{StreamExt, stream};
+use crate::report::{Action, Outcome, Report};
+use crate::wire::{
+    ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse, ConnectionStatus,
+};
+use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -95,60 +99,96 @@ impl Interrupt {
     }
 }
 
-/// Creates the copies the report's `create` rows describe and records each outcome.
-pub async fn execute(
-    report: &mut Report,
-    client: &Client,
-    options: &ExecuteOptions,
-    interrupt: &Interrupt,
-    reporter: &Arc<dyn Reporter>,
-) {
-    let workspace = report.template.as_ref().map(|t| t.workspace_id);
-    let creates: Vec<Create> = report
-        .targets
-        .iter()
-        .enumerate()
-        .filter(|(_, row)| matches!(row.action, Action::Create | Action::Update))
-        .filter_map(|(row, target)| {
-            Some(Create {
-                row,
-                workspace: workspace?,
-                body: target.body.clone()?,
-            })
-        })
-        .collect();
-    let writes = write(stream::iter(creates), client, options, interrupt, reporter).await;
-    record(report, &writes);
-}
-
-/// How one target's create ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Written {
-    Created(Uuid),
-    Failed(String),
-    /// Still in flight when the grace period after an interrupt ran out.
-    Abandoned,
-}
-
-/// One copy to create: its report row, the workspace it lands in, and the body to post.
+/// One target's write: its report row, the workspace it lands in, and what to send.
 #[derive(Debug, Clone)]
-pub struct Create {
+pub struct Write {
     pub row: usize,
     pub workspace: Uuid,
-    pub body: ConnectionCreateRequest,
+    pub kind: WriteKind,
 }
 
-/// Posts every create `creates` yields, at most `options.concurrency` at once, as they come:
-/// the preview may still be reading catalogs. Returns how each started create ended, by report
-/// row; a create never started is absent.
+/// What a [`Write`] sends.
+#[derive(Debug, Clone)]
+pub enum WriteKind {
+    /// `POST /connections`.
+    Create(ConnectionCreateRequest),
+    /// `PATCH /connections/{id}`: only the fields that differ.
+    Update {
+        connection_id: Uuid,
+        patch: ConnectionPatchRequest,
+    },
+    /// `DELETE /connections/{id}` (a soft delete).
+    Delete { connection_id: Uuid },
+}
+
+impl WriteKind {
+    /// The body a `-v` preview shows for it.
+    pub fn body(&self) -> Option<serde_json::Value> {
+        match self {
+            WriteKind::Create(body) => serde_json::to_value(body).ok(),
+            WriteKind::Update { patch, .. } => serde_json::to_value(patch).ok(),
+            WriteKind::Delete { .. } => None,
+        }
+    }
+
+    fn what(&self) -> &'static str {
+        match self {
+            WriteKind::Create(_) => "create",
+            WriteKind::Update { .. } => "update",
+            WriteKind::Delete { .. } => "delete",
+        }
+    }
+}
+
+/// How one target's write ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetOutcome {
+    Created(Uuid),
+    Updated(Uuid),
+    Deleted(Uuid),
+    Failed(WriteError),
+}
+
+/// Why a write failed; every message says what the user can know about the server's state.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WriteError {
+    /// The server refused it, or it failed in a way that changed nothing.
+    #[error("{0}")]
+    Refused(String),
+    #[error(
+        "gave up after {secs} s; the {what} may or may not have happened, a re-run will find out"
+    )]
+    TimedOut { secs: u64, what: &'static str },
+    #[error(
+        "{error}; then looking for the copy failed too ({lookup}): it may or may not exist, a \
+         re-run will find it"
+    )]
+    LookupFailed { error: String, lookup: String },
+    #[error("{error} (gave up after {tries} tries; no copy was made)")]
+    GaveUp { error: String, tries: usize },
+    #[error("{error}; no copy was made, and it was not tried again: interrupted")]
+    Interrupted { error: String },
+    #[error(
+        "interrupted while the {what} was in flight: it may or may not have happened, a re-run \
+         will find out"
+    )]
+    Abandoned { what: &'static str },
+    /// A lookup after a lost answer found several copies: never a third.
+    #[error(transparent)]
+    Ambiguous(TargetError),
+}
+
+/// Sends every write `writes` yields, at most `options.concurrency` at once, as they come: the
+/// build stage may still be reading catalogs. Returns how each started write ended, by report
+/// row; a write never started is absent.
 pub async fn write(
-    creates: impl futures::Stream<Item = Create>,
+    writes: impl futures::Stream<Item = Write>,
     client: &Client,
     options: &ExecuteOptions,
     interrupt: &Interrupt,
     reporter: &Arc<dyn Reporter>,
-) -> Vec<(usize, Written)> {
-    // The bar appears with the first create, below the resolve spinners.
+) -> Vec<(usize, TargetOutcome)> {
+    // The bar appears with the first write, below the resolve spinners.
     let bar = std::sync::Once::new();
     let bar = &bar;
     let finder = CopyFinder {
@@ -156,41 +196,41 @@ pub async fn write(
         latest: Mutex::new(None),
     };
     let finder = &finder;
-    let in_flight = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let in_flight = std::sync::Mutex::new(std::collections::BTreeMap::new());
     let in_flight = &in_flight;
-    let results = creates
-        .map(|create| {
+    let results = writes
+        .map(|write| {
             bar.call_once(|| reporter.writes_started(0));
             reporter.writes_queued(1);
             async move {
-                let i = create.row;
+                let i = write.row;
                 if interrupt.is_raised() {
                     return (i, None);
                 }
-                if let Ok(mut set) = in_flight.lock() {
-                    set.insert(i);
+                if let Ok(mut map) = in_flight.lock() {
+                    map.insert(i, write.kind.what());
                 }
-                let written = tokio::time::timeout(
+                let outcome = tokio::time::timeout(
                     options.target_timeout,
-                    create_once(client, finder, &create, options, interrupt, reporter),
+                    write_once(client, finder, &write, options, interrupt, reporter),
                 )
                 .await
                 .unwrap_or_else(|_| {
-                    Err(format!(
-                        "gave up after {} s; the copy may or may not exist, a re-run will find it",
-                        options.target_timeout.as_secs()
-                    ))
+                    TargetOutcome::Failed(WriteError::TimedOut {
+                        secs: options.target_timeout.as_secs(),
+                        what: write.kind.what(),
+                    })
                 });
-                if let Ok(mut set) = in_flight.lock() {
-                    set.remove(&i);
+                if let Ok(mut map) = in_flight.lock() {
+                    map.remove(&i);
                 }
-                (i, Some(written))
+                (i, Some(outcome))
             }
         })
         .buffer_unordered(options.concurrency.max(1));
     let mut results = std::pin::pin!(results);
 
-    let mut writes = Vec::new();
+    let mut outcomes = Vec::new();
     let mut deadline: Option<Instant> = None;
     loop {
         let next = match deadline {
@@ -209,61 +249,66 @@ pub async fn write(
                 () = interrupt.urgent() => break,
             },
         };
-        let Some((i, written)) = next else { break };
-        match written {
-            None => {}
-            Some(Ok(copy)) => {
-                reporter.write_finished(WriteResult::Created);
-                writes.push((i, Written::Created(copy)));
-            }
-            Some(Err(message)) => {
-                reporter.write_finished(WriteResult::Failed);
-                writes.push((i, Written::Failed(message)));
-            }
-        }
+        let Some((i, outcome)) = next else { break };
+        let Some(outcome) = outcome else { continue };
+        reporter.write_finished(match outcome {
+            TargetOutcome::Created(_) => WriteResult::Created,
+            TargetOutcome::Updated(_) => WriteResult::Updated,
+            TargetOutcome::Deleted(_) => WriteResult::Deleted,
+            TargetOutcome::Failed(_) => WriteResult::Failed,
+        });
+        outcomes.push((i, outcome));
     }
-    if let Ok(set) = in_flight.lock() {
-        writes.extend(set.iter().map(|&i| (i, Written::Abandoned)));
+    if let Ok(map) = in_flight.lock() {
+        outcomes.extend(
+            map.iter()
+                .map(|(&i, &what)| (i, TargetOutcome::Failed(WriteError::Abandoned { what }))),
+        );
     }
     reporter.writes_finished();
-    writes
+    outcomes
 }
 
-/// Puts the writes into the report: every row gets its outcome (`unchanged`, `failed` for
-/// preview errors, `created`/`failed` for writes, `not_run` for creates never started).
-pub fn record(report: &mut Report, writes: &[(usize, Written)]) {
-    report.mode = Mode::Apply;
-    for row in &mut report.targets {
-        row.outcome = Some(match row.action {
-            Action::Unchanged => Outcome::Unchanged,
-            Action::Error => Outcome::Failed,
-            Action::Create | Action::Update => Outcome::NotRun,
-        });
-    }
-    for (i, written) in writes {
-        let Some(row) = report.targets.get_mut(*i) else {
-            continue;
-        };
-        match written {
-            Written::Created(id) => {
-                row.outcome = Some(Outcome::Created);
-                row.connection_id = Some(*id);
+/// One write, start to end.
+async fn write_once(
+    client: &Client,
+    finder: &CopyFinder<'_>,
+    write: &Write,
+    options: &ExecuteOptions,
+    interrupt: &Interrupt,
+    reporter: &Arc<dyn Reporter>,
+) -> TargetOutcome {
+    match &write.kind {
+        WriteKind::Create(body) => {
+            match create_once(
+                client,
+                finder,
+                write.workspace,
+                body,
+                options,
+                interrupt,
+                reporter,
+            )
+            .await
+            {
+                Ok(id) => TargetOutcome::Created(id),
+                Err(e) => TargetOutcome::Failed(e),
             }
-            Written::Failed(message) => {
-                row.outcome = Some(Outcome::Failed);
-                row.error = Some(message.clone());
-            }
-            Written::Abandoned => {
-                row.outcome = Some(Outcome::Failed);
-                row.error = Some(
-                    "interrupted while the create was in flight: the copy may or may not exist, \
-                     a re-run will find it"
-                        .into(),
-                );
+        }
+        WriteKind::Update {
+            connection_id,
+            patch,
+        } => match client.patch_connection(*connection_id, patch).await {
+            Ok(_) => TargetOutcome::Updated(*connection_id),
+            Err(e) => TargetOutcome::Failed(WriteError::Refused(e.to_string())),
+        },
+        WriteKind::Delete { connection_id } => {
+            match client.delete_connection(*connection_id).await {
+                Ok(()) => TargetOutcome::Deleted(*connection_id),
+                Err(e) => TargetOutcome::Failed(WriteError::Refused(e.to_string())),
             }
         }
     }
-    report.tally();
 }
 
 /// Creates one copy, adopting it instead when an ambiguous failure turns out to have created it.
@@ -271,17 +316,18 @@ pub fn record(report: &mut Report, writes: &[(usize, Written)]) {
 async fn create_once(
     client: &Client,
     finder: &CopyFinder<'_>,
-    create: &Create,
+    workspace: Uuid,
+    body: &ConnectionCreateRequest,
     options: &ExecuteOptions,
     interrupt: &Interrupt,
     reporter: &Arc<dyn Reporter>,
-) -> Result<Uuid, String> {
+) -> Result<Uuid, WriteError> {
     let mut delays = options.retry.delays();
     loop {
-        let error = match client.create_connection(&create.body).await {
+        let error = match client.create_connection(body).await {
             Ok(created) => return Ok(created.connection_id),
             Err(e) if e.is_ambiguous() => e,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(WriteError::Refused(e.to_string())),
         };
         let failed_at = Instant::now();
         // A create the server may still be running can land later: look until it could no
@@ -292,7 +338,7 @@ async fn create_once(
             Duration::ZERO
         };
         match finder
-            .settle(failed_at, settle, create, &options.retry)
+            .settle(failed_at, settle, workspace, body, &options.retry)
             .await
         {
             Ok(Some(id)) => {
@@ -303,23 +349,24 @@ async fn create_once(
                 return Ok(id);
             }
             Ok(None) => {}
-            Err(lookup) => {
-                return Err(format!(
-                    "{error}; then looking for the copy failed too ({lookup}): it may or may not \
-                     exist, a re-run will find it"
-                ));
+            Err(Lookup::Ambiguous(e)) => return Err(WriteError::Ambiguous(e)),
+            Err(Lookup::Failed(lookup)) => {
+                return Err(WriteError::LookupFailed {
+                    error: error.to_string(),
+                    lookup,
+                });
             }
         }
         let Some(delay) = delays.next() else {
-            return Err(format!(
-                "{error} (gave up after {} tries; no copy was made)",
-                options.retry.attempts
-            ));
+            return Err(WriteError::GaveUp {
+                error: error.to_string(),
+                tries: options.retry.attempts,
+            });
         };
         if interrupt.is_raised() {
-            return Err(format!(
-                "{error}; no copy was made, and it was not tried again: interrupted"
-            ));
+            return Err(WriteError::Interrupted {
+                error: error.to_string(),
+            });
         }
         reporter.log(
             1,
@@ -333,6 +380,12 @@ async fn create_once(
     }
 }
 
+/// Why a lookup after a lost answer decided nothing.
+enum Lookup {
+    Failed(String),
+    Ambiguous(TargetError),
+}
+
 /// Whether a create that failed this way may still be running on the server: no answer came
 /// (a timeout, a broken connection), or a gateway answered for a server it stopped waiting for.
 /// A server's own 500 or 503 ends its work on the request.
@@ -340,7 +393,8 @@ fn may_still_land(error: &ApiError) -> bool {
     match &error.kind {
         ApiErrorKind::Transport { not_sent, .. } => !not_sent,
         ApiErrorKind::Status { status, .. } => matches!(status, 502 | 504),
-        ApiErrorKind::Decode(_) => false,
+        // A failed token exchange: the create was never sent.
+        ApiErrorKind::Decode(_) | ApiErrorKind::Token(_) => false,
     }
 }
 
@@ -358,14 +412,15 @@ impl CopyFinder<'_> {
         &self,
         failed_at: Instant,
         settle: Duration,
-        create: &Create,
+        workspace: Uuid,
+        body: &ConnectionCreateRequest,
         retry: &RetryPolicy,
-    ) -> Result<Option<Uuid>, String> {
+    ) -> Result<Option<Uuid>, Lookup> {
         let until = failed_at + settle;
         let mut not_before = failed_at;
         let mut wait = retry.min_delay;
         loop {
-            if let Some(id) = self.find(not_before, create).await? {
+            if let Some(id) = self.find(not_before, workspace, body).await? {
                 return Ok(Some(id));
             }
             let now = Instant::now();
@@ -382,7 +437,12 @@ impl CopyFinder<'_> {
 
     /// The id of the copy `create` describes, in a listing that started at `not_before` or
     /// later.
-    async fn find(&self, not_before: Instant, create: &Create) -> Result<Option<Uuid>, String> {
+    async fn find(
+        &self,
+        not_before: Instant,
+        workspace: Uuid,
+        body: &ConnectionCreateRequest,
+    ) -> Result<Option<Uuid>, Lookup> {
         let connections = {
             let mut latest = self.latest.lock().await;
             match latest.as_ref() {
@@ -391,24 +451,28 @@ impl CopyFinder<'_> {
                     let started = Instant::now();
                     let list = Arc::new(
                         self.client
-                            .connections(Some(create.workspace), |_| {})
+                            .connections(Some(workspace), |_| {})
                             .await
-                            .map_err(|e| e.to_string())?,
+                            .map_err(|e| Lookup::Failed(e.to_string()))?,
                     );
                     *latest = Some((started, Arc::clone(&list)));
                     list
                 }
             }
         };
-        let body = &create.body;
         let name = body.name.as_deref().unwrap_or_default();
         match ExistingCopies::new(&connections).find(body.source_id, body.destination_id, name) {
             Existing::One(copy) => Ok(Some(copy.connection_id)),
             Existing::None => Ok(None),
             // Never a third: the copies are named, for the user to choose.
-            Existing::Ambiguous(copies) => {
-                Err(preview::ambiguous(&copies, "the destination", name))
-            }
+            Existing::Ambiguous(copies) => Err(Lookup::Ambiguous(TargetError::AmbiguousCopies {
+                destination: "the destination".into(),
+                name: name.to_string(),
+                candidates: copies
+                    .iter()
+                    .map(|c| (c.name.clone(), c.connection_id))
+                    .collect(),
+            })),
         }
     }
 }
@@ -422,7 +486,10 @@ pub async fn check_template(report: &mut Report, client: &Client, interrupt: &In
     };
     let wrote = report.targets.iter().any(|t| {
         matches!(t.action, Action::Create | Action::Update)
-            && matches!(t.outcome, Some(Outcome::Created | Outcome::Failed))
+            && matches!(
+                t.outcome,
+                Some(Outcome::Created | Outcome::Updated | Outcome::Failed)
+            )
     });
     if !wrote || report.error.is_some() || interrupt.is_urgent() {
         return;

@@ -6,6 +6,8 @@
 //! → `report` (human, JSON, progress). `client` talks to Airbyte; `wire` holds Airbyte's types,
 //! shared with `sandbox`, the local emulator of the API. `cli` owns the terminal.
 
+pub mod apply;
+pub mod build;
 pub mod cli;
 pub mod client;
 pub mod copy;
@@ -15,7 +17,6 @@ pub mod duration;
 pub mod execute;
 pub mod existing;
 pub mod plan;
-pub mod preview;
 pub mod report;
 pub mod resolve;
 pub mod sandbox;

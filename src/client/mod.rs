@@ -27,8 +27,8 @@ pub use url::{UrlError, check_base_url};
 use crate::report::events::Reporter;
 use crate::secret::Secret;
 use crate::wire::{
-    ConnectionCreateRequest, ConnectionResponse, DestinationResponse, GrantType, SourceResponse,
-    StreamProperties, TokenRequest,
+    ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse, DestinationResponse,
+    GrantType, SourceResponse, StreamProperties, TokenRequest,
 };
 use auth::Auth;
 use pace::Pace;
@@ -230,6 +230,38 @@ impl Client {
         let no_effect = |e: &ApiError| e.is_throttle() || (e.not_sent() && e.is_transient());
         self.call(Method::POST, "/connections", &[], Some(body), no_effect)
             .await
+    }
+
+    /// `PATCH /connections/{id}`. Only the fields sent are set, so sending it again has the same
+    /// effect: it is tried again like a read (a lost answer, a 5xx, a throttle).
+    pub async fn patch_connection(
+        &self,
+        id: Uuid,
+        patch: &ConnectionPatchRequest,
+    ) -> Result<ConnectionResponse, ApiError> {
+        let route = format!("/connections/{id}");
+        self.call(
+            Method::PATCH,
+            &route,
+            &[],
+            Some(patch),
+            ApiError::is_transient,
+        )
+        .await
+    }
+
+    /// `DELETE /connections/{id}` (Airbyte's soft delete). Idempotent, so tried again like a
+    /// read; a 404 means the connection is gone, which is what was asked (an earlier try whose
+    /// answer was lost, or someone else, deleted it).
+    pub async fn delete_connection(&self, id: Uuid) -> Result<(), ApiError> {
+        let path = format!("/connections/{id}");
+        match self
+            .call::<(), ()>(Method::DELETE, &path, &[], None, ApiError::is_transient)
+            .await
+        {
+            Err(e) if e.status() == Some(404) => Ok(()),
+            other => other,
+        }
     }
 
     pub(super) async fn get<T: DeserializeOwned>(

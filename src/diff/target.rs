@@ -63,14 +63,11 @@ pub enum TargetError {
         "a copy already exists: \"{name}\" ({connection_id}), and the plan says existing: fail"
     )]
     Exists { name: String, connection_id: Uuid },
-    #[error(
-        "{} connections already copy this source to {destination} and none is the one to keep; \
-         delete or rename all but one: {}",
-        candidates.len(),
-        candidates.iter().map(|(name, id)| format!("\"{name}\" ({id})")).collect::<Vec<_>>().join(", ")
-    )]
+    #[error("{}", ambiguous(destination, name, candidates))]
     AmbiguousCopies {
         destination: String,
+        /// The copy's name as the plan renders it.
+        name: String,
         candidates: Vec<(String, Uuid)>,
     },
     #[error("reading the source's catalog: {0}")]
@@ -88,6 +85,28 @@ pub enum TargetError {
         connection_id: Uuid,
         fields: String,
     },
+}
+
+/// Why a target with several copies cannot be decided: how many there are, how many carry the
+/// plan's name, and their ids.
+fn ambiguous(destination: &str, name: &str, candidates: &[(String, Uuid)]) -> String {
+    let named = candidates.iter().filter(|(n, _)| n == name).count();
+    let which = match (named, candidates.len()) {
+        (0, _) => format!("none named \"{name}\""),
+        (2, 2) => format!("both named \"{name}\""),
+        (n, all) if n == all => format!("all named \"{name}\""),
+        (n, _) => format!("{n} of them named \"{name}\""),
+    };
+    let listed: Vec<String> = candidates
+        .iter()
+        .map(|(name, id)| format!("\"{name}\" ({id})"))
+        .collect();
+    format!(
+        "{} connections already copy this source to {destination}, {which}: {}; delete or rename \
+         all but one",
+        candidates.len(),
+        listed.join(", ")
+    )
 }
 
 /// What the existing copy of a target needs, or that its catalog must be read first.

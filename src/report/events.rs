@@ -27,6 +27,8 @@ impl Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteResult {
     Created,
+    Updated,
+    Deleted,
     Failed,
 }
 

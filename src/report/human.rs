@@ -5,16 +5,18 @@
 //! server or the plan goes through [`escape::controls`]: the only escape sequences in the output
 //! are the colours written here.
 
+use super::changes;
 use super::escape::controls;
 use super::events::count;
 use super::{Action, Outcome, Report, TargetReport};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// How to render.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Style {
     pub color: bool,
-    /// `-v`: show the create bodies under each `+` line.
+    /// `-v`: show the request bodies under each `+` and `~` line.
     pub show_bodies: bool,
 }
 
@@ -28,8 +30,13 @@ impl Style {
     }
 }
 
-/// One line per target, with its symbol, then the `Plan:` summary line.
-pub fn preview(report: &Report, style: Style) -> String {
+/// One line per target, with its symbol (and under a `~` one line per change), then the `Plan:`
+/// summary line. `bodies` are the request bodies by row, shown with `-v`.
+pub fn preview(
+    report: &Report,
+    bodies: &BTreeMap<usize, serde_json::Value>,
+    style: Style,
+) -> String {
     let mut out = String::new();
     if let Some(t) = &report.template {
         let _ = writeln!(out, "Template: {} ({})", controls(&t.name), t.connection_id);
@@ -40,22 +47,38 @@ pub fn preview(report: &Report, style: Style) -> String {
         .map(|t| controls(label(t)).chars().count())
         .max()
         .unwrap_or(0);
-    for target in &report.targets {
+    for (row, target) in report.targets.iter().enumerate() {
         let (symbol, code) = match target.action {
             Action::Create => ("+", "32"),
             Action::Update => ("~", "33"),
             Action::Unchanged => ("=", "2"),
+            Action::Delete => ("-", "31"),
             Action::Error => ("!", "31"),
         };
         let label = controls(label(target));
         let pad = " ".repeat(width.saturating_sub(label.chars().count()));
         let detail = match target.action {
             Action::Error => target.error.clone().unwrap_or_default(),
-            Action::Unchanged => match target.connection_id {
-                Some(id) => format!("{} (exists: {id})", name(target)),
-                None => name(target).to_string(),
+            Action::Unchanged if target.drifted() => {
+                let fields: Vec<&str> = target
+                    .changes
+                    .iter()
+                    .map(|c| c.field.split('.').next().unwrap_or(&c.field))
+                    .fold(Vec::new(), |mut seen, f| {
+                        if !seen.contains(&f) {
+                            seen.push(f);
+                        }
+                        seen
+                    });
+                format!("{} (drifted: {})", name(target), fields.join(", "))
+            }
+            Action::Unchanged | Action::Update | Action::Delete => match target.connection_id {
+                Some(id) if target.action != Action::Update => {
+                    format!("{} (exists: {id})", name(target))
+                }
+                _ => name(target).to_string(),
             },
-            Action::Create | Action::Update => name(target).to_string(),
+            Action::Create => name(target).to_string(),
         };
         let _ = writeln!(
             out,
@@ -63,6 +86,11 @@ pub fn preview(report: &Report, style: Style) -> String {
             style.paint(code, symbol),
             controls(&detail)
         );
+        if target.action == Action::Update {
+            for change in &target.changes {
+                let _ = writeln!(out, "    {}", controls(&changes::line(change)));
+            }
+        }
         for warning in &target.warnings {
             let _ = writeln!(
                 out,
@@ -72,7 +100,7 @@ pub fn preview(report: &Report, style: Style) -> String {
             );
         }
         if style.show_bodies {
-            if let Some(body) = &target.body {
+            if let Some(body) = bodies.get(&row) {
                 let json = serde_json::to_string_pretty(body).unwrap_or_default();
                 for line in json.lines() {
                     let _ = writeln!(out, "    {}", controls(line));
@@ -81,9 +109,20 @@ pub fn preview(report: &Report, style: Style) -> String {
         }
     }
     let s = &report.summary;
+    // Deletes and drift are named only when there are some, so a plain fleet reads as before.
+    let deletes = if s.delete > 0 {
+        format!(", {} to delete", s.delete)
+    } else {
+        String::new()
+    };
+    let drifted = if s.drifted > 0 {
+        format!(" ({} drifted)", s.drifted)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "Plan: {} to create, {} to update, {} unchanged, {}.",
+        "Plan: {} to create, {} to update{deletes}, {} unchanged{drifted}, {}.",
         s.create,
         s.update,
         s.unchanged,
@@ -100,8 +139,13 @@ pub fn apply_summary(report: &Report, style: Style) -> String {
         .iter()
         .filter(|t| t.outcome == Some(Outcome::NotRun))
         .count();
+    let deleted = if s.deleted > 0 || s.delete > 0 {
+        format!(", {} deleted", s.deleted)
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "Apply: {} created, {} updated, {} unchanged, {} failed",
+        "Apply: {} created, {} updated{deleted}, {} unchanged, {} failed",
         s.created, s.updated, s.unchanged, s.failed
     );
     if not_run > 0 {
@@ -162,8 +206,8 @@ mod tests {
             connection_id: (action == Action::Unchanged).then(Uuid::nil),
             error: (action == Action::Error).then(|| r#"stream "products" is missing"#.into()),
             warnings: Vec::new(),
+            changes: Vec::new(),
             entry: "targets[0]".into(),
-            body: None,
         }
     }
 
@@ -177,7 +221,7 @@ mod tests {
         ];
         report.tally();
         let style = Style::default();
-        insta::assert_snapshot!(preview(&report, style), @r#"
+        insta::assert_snapshot!(preview(&report, &BTreeMap::new(), style), @r#"
         + shop-eu      shop-eu → Warehouse
         = shop-us      shop-us → Warehouse (exists: 00000000-0000-0000-0000-000000000000)
         ! shop-legacy  stream "products" is missing

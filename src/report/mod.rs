@@ -11,8 +11,10 @@ pub mod events;
 pub mod human;
 pub mod progress;
 
+use crate::build::Planned;
 use crate::copy::TemplateConnection;
-use crate::wire::ConnectionCreateRequest;
+use crate::diff::{Change, TargetPlan};
+use crate::execute::TargetOutcome;
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -43,6 +45,7 @@ pub enum Action {
     Create,
     Update,
     Unchanged,
+    Delete,
     Error,
 }
 
@@ -53,6 +56,7 @@ pub enum Outcome {
     Created,
     Updated,
     Unchanged,
+    Deleted,
     Failed,
     NotRun,
 }
@@ -72,12 +76,87 @@ pub struct TargetReport {
     pub connection_id: Option<Uuid>,
     pub error: Option<String>,
     pub warnings: Vec<String>,
+    /// How the copy differs from the plan: what an update writes, or, with `existing: skip`,
+    /// the drift it leaves (SPEC §8).
+    pub changes: Vec<Change>,
     /// The YAML path of the plan entry that selected this target (`targets[2]`).
     #[serde(skip)]
     pub entry: String,
-    /// The create body, for `plan -v` and for apply. Holds no secret.
-    #[serde(skip)]
-    pub body: Option<ConnectionCreateRequest>,
+}
+
+impl TargetReport {
+    /// The row of a decided target, before anything is written.
+    pub fn planned(planned: &Planned) -> TargetReport {
+        let mut row = TargetReport {
+            source_id: planned.source.as_ref().map(|s| s.id),
+            source_name: planned.source.as_ref().map(|s| s.name.clone()),
+            name: planned.name.clone(),
+            action: Action::Error,
+            outcome: None,
+            connection_id: None,
+            error: None,
+            warnings: planned.warnings.clone(),
+            changes: planned.plan.changes().to_vec(),
+            entry: planned.entry.clone(),
+        };
+        match &planned.plan {
+            TargetPlan::Unchanged { connection_id, .. } => {
+                row.action = Action::Unchanged;
+                row.connection_id = Some(*connection_id);
+            }
+            TargetPlan::Create { .. } => row.action = Action::Create,
+            TargetPlan::Update {
+                connection_id,
+                drift,
+                ..
+            } => {
+                row.action = Action::Update;
+                row.connection_id = Some(*connection_id);
+                if drift.resets_state() {
+                    row.warnings
+                        .extend(drift.changes.iter().filter(|c| c.resets_state).map(|c| {
+                            format!(
+                                "{}: the change resets the stream's sync state (a full re-sync)",
+                                c.field
+                            )
+                        }));
+                }
+            }
+            TargetPlan::Delete { connection_id } => {
+                row.action = Action::Delete;
+                row.connection_id = Some(*connection_id);
+            }
+            TargetPlan::Invalid(error) => row.error = Some(error.to_string()),
+        }
+        row
+    }
+
+    /// Whether the copy differs from the plan and is left so (`existing: skip`).
+    pub fn drifted(&self) -> bool {
+        self.action == Action::Unchanged && !self.changes.is_empty()
+    }
+
+    /// Puts a write's outcome into the row.
+    pub fn record(&mut self, outcome: &TargetOutcome) {
+        match outcome {
+            TargetOutcome::Created(id) => {
+                self.outcome = Some(Outcome::Created);
+                self.connection_id = Some(*id);
+            }
+            TargetOutcome::Updated(id) => {
+                self.outcome = Some(Outcome::Updated);
+                self.connection_id = Some(*id);
+            }
+            TargetOutcome::Deleted(id) => {
+                self.outcome = Some(Outcome::Deleted);
+                self.connection_id = Some(*id);
+            }
+            TargetOutcome::Failed(error) => {
+                self.outcome = Some(Outcome::Failed);
+                self.error = Some(error.to_string());
+            }
+        }
+    }
 }
 
 /// The counts of a run.
@@ -86,9 +165,13 @@ pub struct Summary {
     pub create: usize,
     pub update: usize,
     pub unchanged: usize,
+    pub delete: usize,
     pub error: usize,
+    /// Copies that differ from the plan and are left so (`existing: skip`).
+    pub drifted: usize,
     pub created: usize,
     pub updated: usize,
+    pub deleted: usize,
     pub failed: usize,
 }
 
@@ -121,6 +204,27 @@ impl Report {
         }
     }
 
+    /// After an apply: every row's outcome from the writes that ended (`outcomes`, by row);
+    /// rows that write nothing are `unchanged` or `failed`, and writes never started `not_run`.
+    pub fn record(&mut self, outcomes: &[(usize, TargetOutcome)]) {
+        self.mode = Mode::Apply;
+        for row in &mut self.targets {
+            row.outcome = Some(match (row.action, row.outcome) {
+                // A write never started, or a target the run stopped before deciding.
+                (Action::Create | Action::Update | Action::Delete, _)
+                | (_, Some(Outcome::NotRun)) => Outcome::NotRun,
+                (Action::Unchanged, _) => Outcome::Unchanged,
+                (Action::Error, _) => Outcome::Failed,
+            });
+        }
+        for (i, outcome) in outcomes {
+            if let Some(row) = self.targets.get_mut(*i) {
+                row.record(outcome);
+            }
+        }
+        self.tally();
+    }
+
     /// Recounts the summary from the targets.
     pub fn tally(&mut self) {
         let mut s = Summary::default();
@@ -129,11 +233,16 @@ impl Report {
                 Action::Create => s.create += 1,
                 Action::Update => s.update += 1,
                 Action::Unchanged => s.unchanged += 1,
+                Action::Delete => s.delete += 1,
                 Action::Error => s.error += 1,
+            }
+            if t.drifted() {
+                s.drifted += 1;
             }
             match t.outcome {
                 Some(Outcome::Created) => s.created += 1,
                 Some(Outcome::Updated) => s.updated += 1,
+                Some(Outcome::Deleted) => s.deleted += 1,
                 Some(Outcome::Failed) => s.failed += 1,
                 Some(Outcome::Unchanged | Outcome::NotRun) | None => {}
             }
@@ -154,7 +263,7 @@ impl Report {
     pub fn has_changes(&self) -> bool {
         self.targets
             .iter()
-            .any(|t| matches!(t.action, Action::Create | Action::Update))
+            .any(|t| matches!(t.action, Action::Create | Action::Update | Action::Delete))
     }
 
     /// The JSON document of SPEC §5, pretty-printed, with every control character escaped:

@@ -18,6 +18,8 @@ pub struct Progress {
     steps: Mutex<Vec<(Step, ProgressBar)>>,
     writes: Mutex<Option<ProgressBar>>,
     created: AtomicU64,
+    updated: AtomicU64,
+    deleted: AtomicU64,
     failed: AtomicU64,
     /// The pace the server allows, in requests per second (`f64` bits); 0 while unlimited.
     pace: AtomicU64,
@@ -38,6 +40,8 @@ impl Progress {
             steps: Mutex::new(Vec::new()),
             writes: Mutex::new(None),
             created: AtomicU64::new(0),
+            updated: AtomicU64::new(0),
+            deleted: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             pace: AtomicU64::new(0),
         }
@@ -60,9 +64,18 @@ impl Progress {
                 } else {
                     String::new()
                 };
+                // Updates and deletes are named only once there are some: a first apply
+                // creates, and its bar says just that.
+                let mut counts = format!("created {}", self.created.load(Ordering::Relaxed));
+                for (count, what) in [(&self.updated, "updated"), (&self.deleted, "deleted")] {
+                    let n = count.load(Ordering::Relaxed);
+                    if n > 0 {
+                        let _ =
+                            std::fmt::Write::write_fmt(&mut counts, format_args!(", {what} {n}"));
+                    }
+                }
                 bar.set_message(format!(
-                    "created {}, failed {}{pace}",
-                    self.created.load(Ordering::Relaxed),
+                    "{counts}, failed {}{pace}",
                     self.failed.load(Ordering::Relaxed)
                 ));
             }
@@ -143,6 +156,8 @@ impl Reporter for Progress {
     fn write_finished(&self, result: WriteResult) {
         match result {
             WriteResult::Created => self.created.fetch_add(1, Ordering::Relaxed),
+            WriteResult::Updated => self.updated.fetch_add(1, Ordering::Relaxed),
+            WriteResult::Deleted => self.deleted.fetch_add(1, Ordering::Relaxed),
             WriteResult::Failed => self.failed.fetch_add(1, Ordering::Relaxed),
         };
         if let Ok(writes) = self.writes.lock() {

@@ -1,0 +1,230 @@
+//! Build: what each resolved target needs, as a [`Planned`] value per target.
+//!
+//! resolve → **build** (this: the reads around the pure stages) → execute → report. For each
+//! target it finds the existing copy (`existing`), builds the desired body (`copy`) and asks the
+//! diff (`diff`) what to do. The only reads here are catalogs (`GET /streams`, a schema discover
+//! on Airbyte), and only where a decision needs one (SPEC §8): a copy to create, or an existing
+//! copy whose streams differ from the template's. A fleet in line costs no catalog at all.
+//!
+//! Each target's [`Planned`] is handed on the moment it is decided, so an `apply` that does not
+//! ask can start its write while other catalogs are still being read.
+
+use crate::client::Client;
+use crate::copy::{self, Blueprint, CopyPlan};
+use crate::diff::{Decision, TargetError, TargetPlan, decide_existing};
+use crate::execute::Interrupt;
+use crate::existing::{Existing, ExistingCopies};
+use crate::plan::{ExistingPolicy, MissingStreamsPolicy, Names};
+use crate::report::events::{Reporter, Step, count};
+use crate::resolve::{Resolved, ResolvedTarget, SourceSummary};
+use crate::wire::ConnectionResponse;
+use futures::{StreamExt, stream};
+use std::sync::Arc;
+
+/// Catalog reads queued at once; the client's pace decides how many are actually in flight.
+const CATALOGS_AT_ONCE: usize = 512;
+
+/// One target, decided: who it is, what it needs, and what the user should know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    /// The YAML path of the plan entry that selected it (`targets[2]`).
+    pub entry: String,
+    /// `None` when the entry selected no source.
+    pub source: Option<SourceSummary>,
+    /// The copy's name: as the plan renders it, else as it exists.
+    pub name: Option<String>,
+    pub plan: TargetPlan,
+    /// Full sentences (streams left out by `missing_streams: skip`, masked mapper secrets, …).
+    pub warnings: Vec<String>,
+}
+
+/// How targets are decided.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildOptions {
+    pub existing: ExistingPolicy,
+    pub missing_streams: MissingStreamsPolicy,
+}
+
+/// Decides every target of `resolved`, calling `decided(index, planned)` for each as soon as it
+/// is known (targets that need no catalog first, in order; the others as their catalogs arrive).
+/// Once `interrupt` is raised no more catalogs are read, and the targets still waiting for one
+/// are never handed on.
+pub async fn build(
+    resolved: &Resolved,
+    blueprint: &Blueprint,
+    options: BuildOptions,
+    client: &Client,
+    interrupt: &Interrupt,
+    reporter: &Arc<dyn Reporter>,
+    mut decided: impl FnMut(usize, Planned),
+) {
+    let existing = ExistingCopies::new(&resolved.connections);
+    let mut waiting = Vec::new();
+    for (index, target) in resolved.targets.iter().enumerate() {
+        match first_look(resolved, blueprint, options, &existing, target) {
+            Look::Decided(planned) => decided(index, *planned),
+            Look::NeedsCatalog(wait) => waiting.push((index, wait)),
+        }
+    }
+
+    let destination = resolved.template.destination_id;
+    reporter.step_started(Step::Catalogs);
+    let mut catalogs = stream::iter(waiting)
+        .map(|(index, wait)| async move {
+            let catalog = client.streams(wait.source.id, destination).await;
+            (index, wait, catalog)
+        })
+        .buffer_unordered(CATALOGS_AT_ONCE);
+    let mut read = 0;
+    loop {
+        let (index, wait, catalog) = tokio::select! {
+            next = catalogs.next() => match next {
+                Some(next) => next,
+                None => break,
+            },
+            () = interrupt.raised() => break,
+        };
+        read += 1;
+        reporter.step_advanced(Step::Catalogs, 1);
+        let target = &resolved.targets[index];
+        let names = names(&wait.source, resolved);
+        let built = match catalog {
+            Ok(catalog) => copy::build_copy(
+                blueprint,
+                &names,
+                &target.overrides,
+                &catalog,
+                options.missing_streams,
+            )
+            .map_err(TargetError::Build),
+            Err(e) => Err(TargetError::Catalog(e.to_string())),
+        };
+        let mut planned = Planned {
+            entry: target.entry.clone(),
+            name: Some(target.overrides.name_for(&names)),
+            source: Some(wait.source),
+            plan: TargetPlan::Invalid(TargetError::Build(Vec::new())),
+            warnings: Vec::new(),
+        };
+        match built {
+            Err(error) => planned.plan = TargetPlan::Invalid(error),
+            Ok(CopyPlan { body, warnings }) => {
+                planned.warnings = warnings;
+                planned.plan = match wait.copy {
+                    None => TargetPlan::Create { body },
+                    Some(copy) => match decide_existing(&body, copy, options.existing, true) {
+                        Decision::Decided(plan) => plan,
+                        // Unreachable with `catalog_read`; say so rather than guess.
+                        Decision::NeedsCatalog => TargetPlan::Invalid(TargetError::Build(vec![
+                            "the streams could not be compared even with the catalog".into(),
+                        ])),
+                    },
+                };
+                if let TargetPlan::Unchanged { drift, .. } | TargetPlan::Update { drift, .. } =
+                    &planned.plan
+                {
+                    planned.warnings.extend(drift.warnings.iter().cloned());
+                }
+            }
+        }
+        decided(index, planned);
+    }
+    reporter.step_finished(Step::Catalogs, &count(read, "catalog"));
+}
+
+/// A target that waits for its catalog: its source, and its copy if it has one.
+struct Wait<'a> {
+    source: SourceSummary,
+    copy: Option<&'a ConnectionResponse>,
+}
+
+enum Look<'a> {
+    Decided(Box<Planned>),
+    NeedsCatalog(Wait<'a>),
+}
+
+/// What a target needs, decided without its catalog where that is enough.
+fn first_look<'a>(
+    resolved: &Resolved,
+    blueprint: &Blueprint,
+    options: BuildOptions,
+    existing: &ExistingCopies<'a>,
+    target: &ResolvedTarget,
+) -> Look<'a> {
+    let invalid = |source: Option<SourceSummary>, name: Option<String>, error| {
+        Look::Decided(Box::new(Planned {
+            entry: target.entry.clone(),
+            source,
+            name,
+            plan: TargetPlan::Invalid(error),
+            warnings: Vec::new(),
+        }))
+    };
+    let source = match &target.source {
+        Ok(source) => source.clone(),
+        Err(error) => {
+            return invalid(
+                None,
+                None,
+                TargetError::Select {
+                    entry: target.entry.clone(),
+                    error: error.clone(),
+                },
+            );
+        }
+    };
+    let names = names(&source, resolved);
+    let name = target.overrides.name_for(&names);
+    let copy = match existing.find(source.id, resolved.destination.destination_id, &name) {
+        Existing::None => {
+            return Look::NeedsCatalog(Wait { source, copy: None });
+        }
+        Existing::Ambiguous(candidates) => {
+            let error = TargetError::AmbiguousCopies {
+                destination: resolved.destination.name.clone(),
+                name: name.clone(),
+                candidates: candidates
+                    .iter()
+                    .map(|c| (c.name.clone(), c.connection_id))
+                    .collect(),
+            };
+            return invalid(Some(source), Some(name), error);
+        }
+        Existing::One(copy) => copy,
+    };
+    let desired = match copy::build_desired(blueprint, &names, &target.overrides) {
+        Ok(desired) => desired,
+        Err(problems) => return invalid(Some(source), Some(name), TargetError::Build(problems)),
+    };
+    match decide_existing(&desired.body, copy, options.existing, false) {
+        Decision::NeedsCatalog => Look::NeedsCatalog(Wait {
+            source,
+            copy: Some(copy),
+        }),
+        Decision::Decided(plan) => {
+            let mut warnings = desired.warnings;
+            if let TargetPlan::Unchanged { drift, .. } | TargetPlan::Update { drift, .. } = &plan {
+                warnings.extend(drift.warnings.iter().cloned());
+            }
+            Look::Decided(Box::new(Planned {
+                entry: target.entry.clone(),
+                source: Some(source),
+                name: Some(name),
+                plan,
+                warnings,
+            }))
+        }
+    }
+}
+
+/// What a target's placeholders render to.
+fn names<'a>(source: &'a SourceSummary, resolved: &'a Resolved) -> Names<'a> {
+    Names {
+        source_name: &source.name,
+        source_id: source.id,
+        source_type: &source.source_type,
+        destination_name: &resolved.destination.name,
+        destination_id: resolved.destination.destination_id,
+        template_name: &resolved.template.name,
+    }
+}
