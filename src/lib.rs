@@ -13,6 +13,7 @@ pub mod cron;
 pub mod duration;
 pub mod execute;
 pub mod existing;
+pub mod input;
 pub mod plan;
 pub mod preview;
 pub mod report;

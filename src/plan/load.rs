@@ -12,9 +12,10 @@ use super::{Plan, PlanError, PlanErrors};
 use crate::yaml;
 use std::path::Path;
 
-/// Reads and validates the plan file at `path`. An I/O error names the file.
+/// Reads and validates the plan file at `path`, a regular file within the input-size limit
+/// ([`crate::input`]). An I/O error names the file.
 pub fn load(path: &Path) -> Result<Plan, PlanErrors> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = crate::input::read(path).map_err(|e| {
         PlanErrors(vec![PlanError::Read {
             file: path.to_path_buf(),
             message: format!("cannot read the plan file: {e}"),
