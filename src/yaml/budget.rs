@@ -1,6 +1,6 @@
 //! A bound on what a YAML document holds once its aliases are expanded ("billion laughs").
 //!
-//! serde_yaml stops after 100 alias jumps per event of the document, but a jump may replay a
+//! `serde_yaml` stops after 100 alias jumps per event of the document, but a jump may replay a
 //! large subtree or a long string: a 24 KB plan whose `exclude` lists alias a long string, inside
 //! targets that are themselves aliased, expands to a gigabyte. [`Budgeted`] wraps the deserializer
 //! and counts every value it hands out (scalars, sequences, mappings) and the bytes of every

@@ -1,14 +1,14 @@
 //! How deep a YAML text nests, found by a linear pre-scan before the parser sees it.
 //!
 //! libyaml's scanner checks every open flow level (`[`, `{`) at every token, so `[[[…]]]`
-//! 100,000 deep takes it about a minute, and serde_yaml refuses the depth (128) only after that
+//! 100,000 deep takes it about a minute, and `serde_yaml` refuses the depth (128) only after that
 //! scan. This pass follows the scanner's own rules for what opens a collection (flow brackets
 //! outside quotes, comments and block scalars; block sequences and mappings by their
 //! indentation) and stops at the first place deeper than [`MAX_DEPTH`]. Where it cannot tell, it
 //! counts a level rather than skip one: it may find a malformed document deeper than libyaml
 //! would, never a well-formed one shallower.
 
-/// serde_yaml's own recursion limit: a document nested deeper never deserializes.
+/// `serde_yaml`'s own recursion limit: a document nested deeper never deserializes.
 pub(super) const MAX_DEPTH: usize = 128;
 
 /// Where the text went past [`MAX_DEPTH`]: 1-based line and column.
@@ -68,9 +68,8 @@ impl<'a> Scanner<'a> {
     /// NEL, LS and PS, as libyaml reads them.
     fn break_len(&self, ahead: usize) -> usize {
         match (self.at(ahead), self.at(ahead + 1), self.at(ahead + 2)) {
-            (b'\r', b'\n', _) => 2,
+            (b'\r', b'\n', _) | (0xC2, 0x85, _) => 2,
             (b'\r' | b'\n', _, _) => 1,
-            (0xC2, 0x85, _) => 2,
             (0xE2, 0x80, 0xA8 | 0xA9) => 3,
             _ => 0,
         }
