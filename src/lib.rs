@@ -16,6 +16,7 @@ pub mod diff;
 pub mod duration;
 pub mod execute;
 pub mod existing;
+pub mod input;
 pub mod plan;
 pub mod report;
 pub mod resolve;

@@ -666,22 +666,32 @@ fn within<T: Send + 'static>(
 }
 
 #[test]
-fn a_seed_with_huge_catalogs_loads_or_fails_quickly() {
+fn a_seed_with_huge_catalogs_loads_or_names_its_limit() {
     let deep = vec!["f"; 5_000].join(", ");
     let wide: Vec<String> = (0..50_000).map(|i| format!("f{i}")).collect();
-    for (case, fields) in [
-        ("a 5,000 deep field path", format!("[[{deep}]]")),
-        ("50,000 fields", format!("[{}]", wide.join(", "))),
+    // Each case: the fields, and the error it must give (`None`: it loads, with every field).
+    for (case, fields, refused) in [
+        (
+            "a 5,000 deep field path",
+            format!("[[{deep}]]"),
+            Some("hostile-seed.yaml: catalogs.c[0].fields: a field path may have at most 32 parts"),
+        ),
+        ("50,000 fields", format!("[{}]", wide.join(", ")), None),
     ] {
         let text = format!(
             "workspaces: [{{name: W}}]\ndestinations: [{{name: D, type: bigquery}}]\n\
              catalogs: {{c: [{{name: s, fields: {fields}}}]}}\nsources: [{{name: S, type: pg, catalog: c}}]\n"
         );
-        // Either answer is fine (a depth or size limit, or a seed that loads); a hang is not.
-        within(case, std::time::Duration::from_secs(10), move || {
-            replicate::sandbox::Seed::from_yaml(Path::new(SEED_FILE), text.as_bytes()).map(|_| ())
-        })
-        .ok();
+        // A hang fails the test too.
+        let loaded = within(case, std::time::Duration::from_secs(10), move || {
+            replicate::sandbox::Seed::from_yaml(Path::new(SEED_FILE), text.as_bytes())
+        });
+        match (loaded, refused) {
+            (Ok(seed), None) => assert_eq!(seed.catalogs["c"][0].fields.len(), 50_000, "{case}"),
+            (Err(e), Some(message)) => assert_eq!(e.to_string(), message, "{case}"),
+            (Ok(_), Some(_)) => panic!("{case}: loaded"),
+            (Err(e), None) => panic!("{case}: {e}"),
+        }
     }
 }
 

@@ -3,9 +3,18 @@
 //! `load` reads a YAML plan and checks everything that can be known offline (syntax, keys,
 //! enums, placeholders, globs, cron shape), returning a validated [`Plan`]; every problem found
 //! is reported, each with its file and line or its YAML path. Nothing here touches the network.
+//!
+//! The stages, one file each: [`load`] (file → bytes → raw → `Plan`), `raw` (the serde mirror of
+//! the file), `secrets` (keys named like credentials), `check` (raw → `Plan`, every semantic
+//! problem collected) and [`placeholder`] (the `{source.name|slug}` templates).
 
+mod check;
 mod load;
 mod placeholder;
+mod raw;
+mod secrets;
+#[cfg(test)]
+mod tests;
 
 pub use load::{load, parse};
 pub use placeholder::{Names, PLACEHOLDERS, Template, slug};

@@ -134,7 +134,7 @@ impl SandboxConfig {
     pub fn from_args(args: &SandboxArgs) -> Result<Self, SandboxError> {
         let seed = match &args.seed {
             Some(path) => {
-                let bytes = std::fs::read(path).map_err(|source| SandboxError::ReadSeed {
+                let bytes = crate::input::read(path).map_err(|source| SandboxError::ReadSeed {
                     path: path.clone(),
                     source: Arc::new(source),
                 })?;

@@ -2,9 +2,15 @@
 //!
 //! Errors carry the file, the line and column, the YAML path serde reached (`targets[2]`), and,
 //! for a misspelt key, the closest valid key. Input is bytes, so a non-UTF-8 file, a byte-order
-//! mark or an empty file get a clear error instead of a panic; `serde_yaml` itself bounds nesting
-//! depth and alias expansion ("billion laughs"). A value quoted in an error is cut to an
-//! [`excerpt`], so a 10 MB scalar gives a one-line message, not a 10 MB one.
+//! mark or an empty file get a clear error instead of a panic. Two bounds hold before and while
+//! `serde_yaml` works: nesting depth is checked by a linear pre-scan ([`depth`]), so libyaml's
+//! scan, quadratic in flow depth, never starts on a deep document; and what the document holds
+//! with its aliases expanded is counted as it is deserialized ([`budget`]), so a "billion laughs"
+//! stops early. A value quoted in an error is cut to an [`excerpt`], so a 10 MB scalar gives a
+//! one-line message, not a 10 MB one.
+
+mod budget;
+mod depth;
 
 use crate::suggest;
 use serde::de::DeserializeOwned;
@@ -100,7 +106,24 @@ pub fn parse<T: DeserializeOwned>(file: &Path, bytes: &[u8]) -> Result<T, YamlEr
             YamlErrorKind::Invalid("the file is empty".into()),
         ));
     }
-    serde_yaml::from_str(text).map_err(|e| convert(file, &e))
+    if let Err(deep) = depth::check(text) {
+        let mut err = YamlError::new(
+            file,
+            YamlErrorKind::Invalid(format!(
+                "nested more than {} levels deep, the most the YAML reader takes (a fixed limit; \
+                 plans and seeds need a handful): look for unclosed `[` or `{{`",
+                depth::MAX_DEPTH
+            )),
+        );
+        err.location = Some((deep.line, deep.column));
+        return Err(err);
+    }
+    // A bad REPLICATE_MAX_FILE_BYTES is reported when a file is read; bytes given directly get
+    // the default.
+    let max_file_bytes = crate::input::max_bytes().unwrap_or(crate::input::DEFAULT_MAX_BYTES);
+    let budget = budget::Budget::new(text.len(), max_file_bytes);
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    T::deserialize(budget::Budgeted::new(deserializer, &budget)).map_err(|e| convert(file, &e))
 }
 
 /// The most characters of a value an error quotes.
@@ -266,5 +289,52 @@ mod tests {
         assert!(parse::<serde_json::Value>(Path::new("p.yaml"), bomb.as_bytes()).is_err());
         let deep = "[".repeat(10_000);
         assert!(parse::<serde_json::Value>(Path::new("p.yaml"), deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn aliases_may_share_values_but_not_multiply_them() {
+        // Sharing a list among targets is fine.
+        let shared = "a: &x [shop-legacy, shop-old]\nb: *x\nc: *x\n";
+        let value: serde_json::Value = parse(Path::new("p.yaml"), shared.as_bytes()).unwrap();
+        assert_eq!(value["c"][1], "shop-old");
+        // A long string, aliased 200 times in a list that is itself aliased 200 times: 24 KB
+        // of YAML, 850 MB of strings.
+        let mut bomb = format!("s: &s \"{}\"\nl: &l [", "x".repeat(21_000));
+        bomb.push_str(&vec!["*s"; 200].join(", "));
+        bomb.push_str("]\nm: [");
+        bomb.push_str(&vec!["*l"; 200].join(", "));
+        bomb.push_str("]\n");
+        let err = parse::<serde_json::Value>(Path::new("p.yaml"), bomb.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("p.yaml:1:4: m[")
+                && err.contains("aliases (`*name`) expand this document past")
+                && err.contains("REPLICATE_MAX_FILE_BYTES"),
+            "{err}"
+        );
+        // Many short values: the count of values stops it.
+        let mut many = String::from("s: &s [");
+        many.push_str(&vec!["x"; 5_000].join(", "));
+        many.push_str("]\nl: &l [");
+        many.push_str(&vec!["*s"; 300].join(", "));
+        many.push_str("]\n");
+        let err = parse::<serde_json::Value>(Path::new("p.yaml"), many.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("values (one per byte of the file plus 1000000"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            error(&deep),
+            "p.yaml:1:131: nested more than 128 levels deep, the most the YAML reader takes (a \
+             fixed limit; plans and seeds need a handful): look for unclosed `[` or `{`"
+        );
     }
 }
