@@ -82,19 +82,12 @@ impl Checker<'_> {
             defaults.name = Template::parse(DEFAULT_NAME).ok();
         }
         let existing = match raw.existing.as_deref() {
-            None | Some("skip") => ExistingPolicy::Skip,
+            None | Some("update") => ExistingPolicy::Update,
+            Some("skip") => ExistingPolicy::Skip,
             Some("fail") => ExistingPolicy::Fail,
-            Some("update") => {
-                self.error(
-                    "existing",
-                    "`update` is not supported yet; use `skip` (leave existing copies as they \
-                     are) or `fail` (an error for each target whose copy exists)",
-                );
-                ExistingPolicy::Skip
-            }
             Some(other) => {
-                self.error("existing", unknown_value(other, &["skip", "fail"]));
-                ExistingPolicy::Skip
+                self.error("existing", unknown_value(other, &["update", "skip", "fail"]));
+                ExistingPolicy::Update
             }
         };
         let missing_streams = match raw.missing_streams.as_deref() {

@@ -160,9 +160,9 @@ impl Overrides {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExistingPolicy {
     /// Bring it in line with the plan (SPEC §8).
+    #[default]
     Update,
     /// Leave it; the target is `unchanged` (its drift is still shown).
-    #[default]
     Skip,
     /// An error for that target.
     Fail,

@@ -237,13 +237,9 @@ fn top_level_checks() {
             &["p.yaml: targets: is empty; list at least one target"],
         ),
         (
-            with("existing: update\n"),
-            &["p.yaml: existing: `update` is not supported yet; use `skip`"],
-        ),
-        (
             with("existing: skp\n"),
             &[
-                "p.yaml: existing: unknown value `skp` (did you mean `skip`?); expected one of: skip, fail",
+                "p.yaml: existing: unknown value `skp` (did you mean `skip`?); expected one of: update, skip, fail",
             ],
         ),
         (
@@ -587,7 +583,7 @@ targets:
 defaults:
   name: \"{source}\"
   schedule: { scheduleType: cron }
-existing: update
+existing: updat
 concurrency: 0
 ";
     let got = errors(text);
@@ -639,7 +635,7 @@ defaults:
   name: \"{source.nam} → {destination.name}\"
   schedule: { scheduleType: cron, cronExpression: \"0 0 3 * * ? America/New_York\" }
   namespaceDefinition: customformat
-existing: update
+existing: updat
 missing_streams: skipp
 concurrency: 1000
 ";
@@ -822,7 +818,7 @@ fn minimal_plan_gets_the_defaults() {
     let plan = load_str(&with("")).unwrap();
     assert_eq!(plan.template, Reference::Name("shop-template".into()));
     assert_eq!(plan.url, None);
-    assert_eq!(plan.existing, ExistingPolicy::Skip);
+    assert_eq!(plan.existing, ExistingPolicy::Update);
     assert_eq!(plan.missing_streams, MissingStreamsPolicy::Fail);
     assert_eq!(plan.concurrency, None);
     assert_eq!(
