@@ -335,6 +335,48 @@ fn calls(base: &str) -> Vec<Call> {
             ),
             json!({"client_id": "sandbox-client", "client_secret": "wrong", "grant-type": "client_credentials"}),
         ),
+        // Jobs first, while the template connection is still active (job 1 is its sync).
+        with_body(
+            call("POST", "/jobs", format!("{base}/jobs"), 200),
+            json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        ),
+        with_body(
+            call("POST", "/jobs", format!("{base}/jobs"), 409),
+            json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        ),
+        with_body(
+            call("POST", "/jobs", format!("{base}/jobs"), 422),
+            json!({"connectionId": TEMPLATE, "jobType": "refresh"}),
+        ),
+        with_body(
+            call("POST", "/jobs", format!("{base}/jobs"), 404),
+            json!({"connectionId": MISSING, "jobType": "sync"}),
+        ),
+        call("GET", "/jobs", format!("{base}/jobs"), 200),
+        call(
+            "GET",
+            "/jobs",
+            format!(
+                "{base}/jobs?connectionId={TEMPLATE}&jobType=sync&status=pending&orderBy=createdAt|DESC&limit=5&offset=0"
+            ),
+            200,
+        ),
+        call(
+            "GET",
+            "/jobs",
+            format!("{base}/jobs?workspaceIds={WORKSPACE}&orderBy=updatedAt|ASC"),
+            200,
+        ),
+        call("GET", "/jobs", format!("{base}/jobs?orderBy=oops"), 400),
+        call("GET", "/jobs/{jobId}", format!("{base}/jobs/1"), 200),
+        call("GET", "/jobs/{jobId}", format!("{base}/jobs/999"), 404),
+        call("DELETE", "/jobs/{jobId}", format!("{base}/jobs/1"), 200),
+        call("GET", "/jobs/{jobId}", format!("{base}/jobs/1"), 200),
+        call("DELETE", "/jobs/{jobId}", format!("{base}/jobs/1"), 409),
+        with_body(
+            call("POST", "/jobs", format!("{base}/jobs"), 200),
+            json!({"connectionId": TEMPLATE, "jobType": "reset"}),
+        ),
         call("GET", "/connections", format!("{base}/connections"), 200),
         call(
             "GET",
@@ -606,6 +648,8 @@ async fn responses_and_requests_match_the_official_spec() {
         return;
     };
     let mut config = SandboxConfig::default_on_free_port();
+    // Long enough that the job the calls start is still pending when they cancel it.
+    config.job_duration = std::time::Duration::from_secs(600);
     config.seed.tags.push(SeedTag {
         name: "tenant".into(),
         color: "4F46E5".into(),

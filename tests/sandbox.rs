@@ -4,7 +4,9 @@
 // Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use replicate::sandbox::seed::SeedJob;
 use replicate::sandbox::{Sandbox, SandboxArgs, SandboxConfig, Seed};
+use replicate::wire::{JobStatus, JobType};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -1600,6 +1602,8 @@ async fn extra_sources_copy_the_template_source() {
         token_ttl: Duration::from_secs(900),
         create_delay: Duration::ZERO,
         churn_rate: 0.0,
+        job_duration: Duration::from_secs(2),
+        job_fail_rate: 0.0,
         fault_seed: None,
     };
     let api = Api::with(SandboxConfig::from_args(&args).unwrap()).await;
@@ -1656,6 +1660,8 @@ fn seed_error(yaml: &str) -> String {
         token_ttl: Duration::from_secs(900),
         create_delay: Duration::ZERO,
         churn_rate: 0.0,
+        job_duration: Duration::from_secs(2),
+        job_fail_rate: 0.0,
         fault_seed: None,
     };
     SandboxConfig::from_args(&args)
@@ -1843,7 +1849,7 @@ async fn shutdown_stops_serving() {
 #[tokio::test]
 async fn unknown_routes_and_methods_get_airbyte_shaped_errors() {
     let api = Api::start().await;
-    let (status, body) = api.get("/jobs").await;
+    let (status, body) = api.get("/regions").await;
     assert_eq!(status, 404);
     assert_eq!(body["title"], "resource-not-found");
     let (status, body) = api
@@ -1855,4 +1861,367 @@ async fn unknown_routes_and_methods_get_airbyte_shaped_errors() {
         .await;
     assert_eq!(status, 405, "{body}");
     assert_eq!(body["title"], "method-not-allowed");
+}
+
+// ---- Jobs (SPEC §10) ----
+
+/// The default seed plus these past jobs of the template connection.
+fn with_jobs(jobs: Vec<SeedJob>) -> SandboxConfig {
+    let mut config = SandboxConfig::default_on_free_port();
+    config.seed.jobs = jobs;
+    config
+}
+
+fn seed_job(id: i64, status: JobStatus, created_at: i64, updated_at: i64) -> SeedJob {
+    SeedJob {
+        connection: "shop-template → Warehouse".into(),
+        id: Some(id),
+        job_type: None,
+        status: Some(status),
+        created_at: Some(created_at),
+        updated_at: Some(updated_at),
+        rows_synced: None,
+        bytes_synced: None,
+    }
+}
+
+/// Asserts one of Airbyte's problem bodies and returns its `data.message`.
+fn problem(status: StatusCode, body: &Value, code: u16, title: &str) -> String {
+    assert_eq!(status, code, "{body}");
+    assert_eq!(body["status"], code);
+    assert_eq!(body["title"], title, "{body}");
+    assert!(body["type"].as_str().unwrap().ends_with(title), "{body}");
+    body["data"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_sync_goes_pending_then_running_then_succeeded_with_its_numbers() {
+    let api = Api::with(SandboxConfig {
+        job_duration: Duration::from_millis(300),
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await;
+    let (status, started) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["status"], "pending");
+    assert_eq!(started["jobType"], "sync");
+    assert_eq!(started["connectionId"], TEMPLATE);
+    assert!(
+        started.get("duration").is_none(),
+        "no duration while pending"
+    );
+    assert!(started.get("lastUpdatedAt").is_none());
+    let start_time = started["startTime"].as_str().unwrap();
+    assert!(
+        start_time.ends_with('Z') && start_time.contains('T'),
+        "{start_time}"
+    );
+    let id = started["jobId"].as_i64().unwrap();
+    let mut seen = vec![];
+    let mut job = Value::Null;
+    for _ in 0..1000 {
+        let (status, read) = api.get(&format!("/jobs/{id}")).await;
+        assert_eq!(status, 200);
+        let state = read["status"].as_str().unwrap().to_string();
+        if seen.last() != Some(&state) {
+            seen.push(state.clone());
+        }
+        job = read;
+        if state == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("succeeded"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|s| ["pending", "running", "succeeded"].contains(&s.as_str())),
+        "{seen:?}"
+    );
+    assert_eq!(job["startTime"], started["startTime"]);
+    assert!(job["duration"].as_str().unwrap().starts_with("PT"), "{job}");
+    assert!(job["lastUpdatedAt"].is_string(), "{job}");
+    assert!(job["rowsSynced"].as_i64().unwrap() > 0);
+    assert!(job["bytesSynced"].as_i64().unwrap() > job["rowsSynced"].as_i64().unwrap());
+    let (_, again) = api.get(&format!("/jobs/{id}")).await;
+    assert_eq!(again, job, "an ended job reads the same every time");
+    let (status, next) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        )
+        .await;
+    assert_eq!(status, 200, "a finished sync frees the connection: {next}");
+    assert_eq!(next["jobId"], id + 1);
+}
+
+#[tokio::test]
+async fn job_starts_are_refused_as_airbyte_refuses_them() {
+    let api = Api::with(with_jobs(vec![seed_job(
+        7,
+        JobStatus::Running,
+        1_767_225_600,
+        1_767_225_660,
+    )]))
+    .await;
+    let sync = |id: &str| json!({"connectionId": id, "jobType": "sync"});
+    let (status, body) = api.post("/jobs", &sync(TEMPLATE)).await;
+    let message = problem(status, &body, 409, "try-again-later");
+    assert_eq!(
+        message,
+        format!("A sync is already running for: {TEMPLATE}")
+    );
+    assert_eq!(body["detail"], "Please try again later.");
+
+    let (status, body) = api.post("/jobs", &sync(MISSING)).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["data"]["resourceType"], "connection");
+
+    let inactive = api
+        .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "status": "inactive"}))
+        .await;
+    let inactive = inactive["connectionId"].as_str().unwrap();
+    let (status, body) = api.post("/jobs", &sync(inactive)).await;
+    let message = problem(status, &body, 409, "state-conflict");
+    assert_eq!(message, "Could not fulfill request");
+    let deleted = api
+        .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}))
+        .await;
+    let deleted = deleted["connectionId"].as_str().unwrap();
+    api.delete(&format!("/connections/{deleted}")).await;
+    let (status, body) = api.post("/jobs", &sync(deleted)).await;
+    problem(status, &body, 409, "state-conflict");
+
+    let (status, body) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "refresh"}),
+        )
+        .await;
+    let message = problem(status, &body, 422, "unprocessable-entity");
+    assert_eq!(message, "Refreshes are not supported in the public API");
+    let (status, body) = api.post("/jobs", &json!({"connectionId": TEMPLATE})).await;
+    assert!(bad_request(status, &body).contains("jobType"), "{body}");
+    let (status, body) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "backfill"}),
+        )
+        .await;
+    bad_request(status, &body);
+
+    // A reset cancels the running sync and starts at once, even on an inactive connection.
+    let (status, reset) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "reset"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reset}");
+    assert_eq!(reset["jobType"], "reset");
+    assert_eq!(reset["jobId"], 8, "ids continue after the seeded ones");
+    let (_, old) = api.get("/jobs/7").await;
+    assert_eq!(old["status"], "cancelled");
+    let (status, clear) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": inactive, "jobType": "clear"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{clear}");
+    assert_eq!(clear["jobType"], "clear");
+}
+
+#[tokio::test]
+async fn a_running_job_is_cancelled_once() {
+    let api = Api::with(with_jobs(vec![seed_job(
+        3,
+        JobStatus::Running,
+        1_767_225_600,
+        1_767_225_601,
+    )]))
+    .await;
+    let (status, running) = api.get("/jobs/3").await;
+    assert_eq!(status, 200);
+    assert_eq!(running["status"], "running");
+    assert_eq!(running["startTime"], "2026-01-01T00:00Z");
+    assert_eq!(running["duration"], "PT1S");
+    assert!(running.get("lastUpdatedAt").is_none(), "{running}");
+    let (status, cancelled) = api.delete("/jobs/3").await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled["lastUpdatedAt"].is_string());
+    let (status, body) = api.delete("/jobs/3").await;
+    let message = problem(status, &body, 409, "state-conflict");
+    assert_eq!(message, "Job is not currently running");
+    let (status, body) = api.delete("/jobs/99").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["data"]["resourceType"], "job");
+    let (status, body) = api.get("/jobs/x1").await;
+    bad_request(status, &body);
+    let (status, _) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        )
+        .await;
+    assert_eq!(status, 200, "a cancelled job frees the connection");
+}
+
+#[tokio::test]
+async fn jobs_list_filters_orders_and_pages_like_airbyte() {
+    let day = 86_400;
+    let t0 = 1_767_225_600;
+    let mut jobs = vec![
+        seed_job(1, JobStatus::Succeeded, t0, t0 + 95),
+        seed_job(2, JobStatus::Failed, t0 + day, t0 + day + 30),
+        seed_job(3, JobStatus::Succeeded, t0 + 2 * day, t0 + 2 * day + 29_172),
+    ];
+    jobs.push(SeedJob {
+        job_type: Some(JobType::Reset),
+        ..seed_job(4, JobStatus::Succeeded, t0 + 3 * day, t0 + 3 * day)
+    });
+    let api = Api::with(with_jobs(jobs)).await;
+    let ids = |page: &Value| -> Vec<i64> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["jobId"].as_i64().unwrap())
+            .collect()
+    };
+    let (status, all) = api.get("/jobs").await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(ids(&all), [1, 2, 3, 4], "createdAt|ASC by default");
+    let third = &all["data"][2];
+    assert_eq!(third["duration"], "PT8H6M12S");
+    assert_eq!(third["startTime"], "2026-01-03T00:00Z");
+    assert_eq!(third["lastUpdatedAt"], "2026-01-03T08:06:12Z");
+    assert!(
+        third["rowsSynced"].as_i64().unwrap() > 0,
+        "made up for a success"
+    );
+    assert!(
+        all["data"][1].get("rowsSynced").is_none(),
+        "none for a seeded failure"
+    );
+
+    let path = format!("/jobs?connectionId={TEMPLATE}&orderBy=createdAt|DESC");
+    let (_, newest) = api.get(&path).await;
+    assert_eq!(ids(&newest), [4, 3, 2, 1]);
+    let (_, by_updated) = api.get("/jobs?orderBy=updatedAt|DESC").await;
+    assert_eq!(ids(&by_updated), [4, 3, 2, 1]);
+    let (_, failed) = api.get("/jobs?status=failed").await;
+    assert_eq!(ids(&failed), [2]);
+    let (_, resets) = api.get("/jobs?jobType=reset").await;
+    assert_eq!(ids(&resets), [4]);
+    let (_, in_workspace) = api.get(&format!("/jobs?workspaceIds={WORKSPACE}")).await;
+    assert_eq!(ids(&in_workspace), [1, 2, 3, 4]);
+
+    let (_, page) = api
+        .get(&format!(
+            "/jobs?connectionId={TEMPLATE}&jobType=sync&limit=2&offset=2"
+        ))
+        .await;
+    assert_eq!(ids(&page), [3]);
+    let base = api.sandbox.url();
+    assert_eq!(
+        page["next"],
+        format!("{base}/jobs?jobType=sync&connectionId={TEMPLATE}&limit=2&offset=4")
+    );
+    assert_eq!(
+        page["previous"],
+        format!("{base}/jobs?jobType=sync&connectionId={TEMPLATE}&limit=2&offset=0")
+    );
+    let (_, empty) = api.get("/jobs?offset=10").await;
+    assert_eq!(empty["data"], json!([]));
+    assert_eq!(empty["next"], "");
+
+    let (status, body) = api.get("/jobs?orderBy=createdAt").await;
+    assert_eq!(
+        bad_request(status, &body),
+        "Invalid order by clause provided: createdAt"
+    );
+    let (status, body) = api.get("/jobs?orderBy=name|ASC").await;
+    bad_request(status, &body);
+    let (status, body) = api.get("/jobs?status=done").await;
+    bad_request(status, &body);
+    let (status, body) = api.get("/jobs?limit=101").await;
+    bad_request(status, &body);
+    let (status, body) = api.get(&format!("/jobs?connectionId={MISSING}")).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = api.get(&format!("/jobs?workspaceIds={MISSING}")).await;
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn seeded_jobs_name_their_connection_and_keep_their_ids_apart() {
+    let base = "workspaces: [{name: W}]\ndestinations: [{name: D, type: bigquery}]\n\
+                catalogs: {c: [{name: s, fields: [id]}]}\nsources: [{name: S, type: pg, catalog: c}]\n\
+                connections: [{name: C, source: S, destination: D}]\n";
+    let ok = format!("{base}jobs: [{{connection: C}}, {{connection: C, status: running}}]\n");
+    let seed = Seed::from_yaml(Path::new("seed.yaml"), ok.as_bytes()).unwrap();
+    assert_eq!(seed.jobs.len(), 2);
+    assert_eq!(
+        seed_error(&format!("{base}jobs: [{{connection: Nope}}]\n")),
+        "invalid seed: seed.yaml: jobs[0].connection: no connection named `Nope`"
+    );
+    assert_eq!(
+        seed_error(&format!(
+            "{base}jobs: [{{connection: C, id: 1}}, {{connection: C, id: 1}}]\n"
+        )),
+        "invalid seed: seed.yaml: jobs[1].id: job id 1 is used twice"
+    );
+    assert!(
+        seed_error(&format!("{base}jobs: [{{connection: C, status: done}}]\n")).contains("status")
+    );
+}
+
+#[tokio::test]
+async fn stats_show_the_most_requests_of_each_route_in_flight_at_once() {
+    let api = Api::with(SandboxConfig {
+        latency: Duration::from_millis(300),
+        job_duration: Duration::ZERO,
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await;
+    let mut copies = vec![];
+    for _ in 0..3 {
+        let created = api
+            .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}))
+            .await;
+        copies.push(created["connectionId"].as_str().unwrap().to_string());
+    }
+    let bodies: Vec<Value> = copies
+        .iter()
+        .map(|id| json!({"connectionId": id, "jobType": "sync"}))
+        .collect();
+    let requests = bodies.iter().map(|body| api.post("/jobs", body));
+    let started = futures::future::join_all(requests).await;
+    assert!(started.iter().all(|(s, _)| *s == 200), "{started:?}");
+    for (_, job) in &started {
+        api.get(&format!("/jobs/{}", job["jobId"])).await;
+    }
+    let stats = api.stats().await;
+    let by_route = &stats["max_in_flight_by_route"];
+    assert_eq!(by_route["POST /jobs"], 3, "{stats}");
+    assert_eq!(
+        by_route["POST /connections"], 1,
+        "sequential creates never overlap"
+    );
+    assert_eq!(by_route["GET /jobs/{jobId}"], 1);
+    assert_eq!(stats["requests"]["POST /jobs"], 3);
+    assert_eq!(stats["requests"]["GET /jobs/{jobId}"], 3);
 }

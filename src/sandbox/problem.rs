@@ -103,6 +103,41 @@ impl ApiError {
         )
     }
 
+    /// 409 `try-again-later` (`TryAgainLaterConflictProblem`): what a sync start answers when
+    /// the connection already runs a job.
+    pub fn try_again_later(message: impl Into<String>) -> Self {
+        problem(
+            409,
+            "https://reference.airbyte.com/reference/errors#try-again-later",
+            "try-again-later",
+            "Please try again later.",
+            json!({ "message": message.into() }),
+        )
+    }
+
+    /// 409 `state-conflict` (`StateConflictProblem`): a sync of a connection that is not
+    /// active, a cancel of a job that is not running.
+    pub fn state_conflict(message: impl Into<String>) -> Self {
+        problem(
+            409,
+            "https://reference.airbyte.com/reference/errors#409-state-conflict",
+            "state-conflict",
+            "State conflict",
+            json!({ "message": message.into() }),
+        )
+    }
+
+    /// 422 `unprocessable-entity`: e.g. a refresh job through the public API.
+    pub fn unprocessable_entity(message: impl Into<String>) -> Self {
+        problem(
+            422,
+            "https://reference.airbyte.com/reference/errors#unprocessable-entity",
+            "unprocessable-entity",
+            "The body of the request was not understood",
+            json!({ "message": message.into() }),
+        )
+    }
+
     /// 409 `error:tag-already-exists`: another tag of the workspace has the name. Airbyte's
     /// problem carries no `data`.
     pub fn tag_already_exists() -> Self {

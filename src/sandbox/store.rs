@@ -15,16 +15,17 @@
 //! [`rendered`] turns one into what a read returns.
 
 use super::catalog::{Catalog, DestinationSyncMode};
+use super::jobs::{Job, JobFilter, Jobs, Now};
 use super::positions::{Positions, page};
 use super::problem::{ApiError, MASK};
 use super::tags::Tags;
 use super::validate;
 use crate::wire::{
     ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse,
-    ConnectionScheduleResponse, ConnectionStatus, DestinationResponse, NamespaceDefinition,
-    NonBreakingSchemaUpdatesBehavior, ScheduleType, ScheduleTypeWithBasic, SourceResponse,
-    StreamConfigurations, StreamMapperType, Tag, TagCreateRequest, TagPatchRequest,
-    WorkspaceResponse,
+    ConnectionScheduleResponse, ConnectionStatus, DestinationResponse, JobCreateRequest,
+    JobResponse, JobType, NamespaceDefinition, NonBreakingSchemaUpdatesBehavior, ScheduleType,
+    ScheduleTypeWithBasic, SourceResponse, StreamConfigurations, StreamMapperType, Tag,
+    TagCreateRequest, TagPatchRequest, WorkspaceResponse,
 };
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -61,6 +62,7 @@ pub struct Store {
     connection_ids: HashMap<Uuid, usize>,
     connection_positions: Positions,
     live_positions: Positions,
+    jobs: Jobs,
 }
 
 impl Store {
@@ -325,6 +327,81 @@ impl Store {
             tags,
             status_reason: None,
         })
+    }
+
+    /// `--job-duration`: how long the jobs started from now on take.
+    pub fn set_job_duration(&mut self, duration: std::time::Duration) {
+        self.jobs.duration = duration;
+    }
+
+    /// The id the next job gets (seeded jobs without an id take it in turn).
+    pub fn next_job_id(&self) -> i64 {
+        self.jobs.next_id()
+    }
+
+    /// Adds a seeded job; `false` when its id is taken.
+    pub fn add_job(&mut self, job: Job) -> bool {
+        self.jobs.add(job)
+    }
+
+    /// `POST /jobs`, checked in the order Airbyte checks: the connection must exist (404); a
+    /// refresh is 422; a sync needs an `active` connection (409 `state-conflict`) with no job
+    /// pending or running (409 `try-again-later`); a reset or clear cancels the running job
+    /// first. `fails` is asked only when a job is started, so the fault dice roll once per job.
+    pub fn start_job(
+        &mut self,
+        request: &JobCreateRequest,
+        now: Now,
+        fails: impl FnOnce() -> bool,
+    ) -> Result<JobResponse, ApiError> {
+        let connection = self
+            .connection(request.connection_id)
+            .ok_or_else(|| ApiError::not_found("connection", request.connection_id.to_string()))?;
+        let (id, workspace, status) = (
+            connection.connection_id,
+            connection.workspace_id,
+            connection.status,
+        );
+        match request.job_type {
+            JobType::Refresh => {
+                return Err(ApiError::unprocessable_entity(
+                    "Refreshes are not supported in the public API",
+                ));
+            }
+            JobType::Sync => {
+                if status != ConnectionStatus::Active {
+                    // `check(sync.status == ACTIVE)` throws an IllegalStateException, which the
+                    // public API maps to this generic message.
+                    return Err(ApiError::state_conflict("Could not fulfill request"));
+                }
+                if self.jobs.any_active(id, now) {
+                    return Err(ApiError::try_again_later(format!(
+                        "A sync is already running for: {id}"
+                    )));
+                }
+            }
+            JobType::Reset | JobType::Clear => {
+                if status == ConnectionStatus::Deprecated {
+                    return Err(ApiError::try_again_later("Could not fulfill request"));
+                }
+                self.jobs.cancel_active(id, now);
+            }
+        }
+        Ok(self
+            .jobs
+            .start(id, workspace, request.job_type, fails(), now))
+    }
+
+    pub fn job(&self, id: i64, now: Now) -> Option<JobResponse> {
+        self.jobs.get(id).map(|j| j.response(now))
+    }
+
+    pub fn cancel_job(&mut self, id: i64, now: Now) -> Result<JobResponse, ApiError> {
+        self.jobs.cancel(id, now)
+    }
+
+    pub fn list_jobs(&self, filter: &JobFilter, now: Now) -> Vec<JobResponse> {
+        self.jobs.list(filter, now)
     }
 
     /// Stores a connection [`Store::prepare_create`] accepted.
