@@ -427,6 +427,20 @@ fn calls(base: &str) -> Vec<Call> {
             json!({"sourceId": MISSING, "destinationId": WAREHOUSE}),
         ),
         with_body(
+            call("POST", "/connections", format!("{base}/connections"), 500),
+            json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "configurations": {"streams": [
+                {"name": "orders"}, {"name": "orders", "namespace": "public"}]}}),
+        ),
+        with_body(
+            call(
+                "PATCH",
+                "/connections/{connectionId}",
+                format!("{base}/connections/{TEMPLATE}"),
+                500,
+            ),
+            json!({"configurations": {"streams": [{"name": "orders"}, {"name": "orders", "namespace": "public"}]}}),
+        ),
+        with_body(
             call(
                 "PATCH",
                 "/connections/{connectionId}",
@@ -719,6 +733,20 @@ async fn responses_and_requests_match_the_official_spec() {
             failures.push(format!("{} {} → {status}: {errors:?}", c.method, c.url));
         }
     }
+
+    // A body that is not JSON: 415 with a problem body.
+    let refused = http
+        .post(format!("{base}/connections"))
+        .bearer_auth("sandbox-token")
+        .header("content-type", "text/plain")
+        .body(json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 415);
+    let body: Value = refused.json().await.unwrap();
+    let errors = spec.validate(&body, &problem_schema());
+    assert!(errors.is_empty(), "{errors:?}");
 
     // The form-encoded token request is the same schema under its own content type.
     let form = json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret", "grant-type": "client_credentials"});

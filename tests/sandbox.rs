@@ -451,7 +451,7 @@ async fn create_applies_the_server_defaults() {
     let c = api
         .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}))
         .await;
-    assert_eq!(c["name"], "shop-eu → Warehouse");
+    assert_eq!(c["name"], "shop-eu <> Warehouse", "Airbyte's default name");
     assert_eq!(c["status"], "active");
     assert_eq!(c["schedule"], json!({"scheduleType": "manual"}));
     assert_eq!(c["namespaceDefinition"], "destination");
@@ -744,8 +744,99 @@ async fn streams_match_by_name_first_and_by_namespace_only_when_names_collide() 
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["configurations"]["streams"][0]["namespace"], "b");
     assert_eq!(
-        created["configurations"]["streams"][1]["namespace"], "elsewhere",
-        "a unique name matches whatever namespace is sent"
+        created["configurations"]["streams"][1]["namespace"], "a",
+        "a unique name matches whatever namespace is sent, and reads back as discovered"
+    );
+}
+
+/// Airbyte's body for a failure inside its connection handler.
+fn unexpected_problem(status: StatusCode, body: &Value) {
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body["type"],
+        "https://reference.airbyte.com/reference/errors"
+    );
+    assert_eq!(body["title"], "unexpected-problem");
+    assert_eq!(
+        body["detail"],
+        "An unexpected problem has occurred. If this is an error that needs to be addressed, \
+         please submit a pull request or github issue."
+    );
+}
+
+#[tokio::test]
+async fn one_stream_under_two_namespace_spellings_is_airbytes_500() {
+    let api = Api::start().await;
+    let streams = json!([{"name": "orders"}, {"name": "orders", "namespace": "public"}]);
+    let (status, body) = api
+        .post(
+            "/connections",
+            &json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "configurations": {"streams": streams}}),
+        )
+        .await;
+    unexpected_problem(status, &body);
+    assert!(
+        body.get("data").is_none(),
+        "a create's 500 carries no data: {body}"
+    );
+    assert_eq!(api.stats().await["connections"], 1, "nothing was created");
+    let (status, body) = api
+        .patch(
+            &format!("/connections/{TEMPLATE}"),
+            &json!({"configurations": {"streams": streams}}),
+        )
+        .await;
+    unexpected_problem(status, &body);
+    assert_eq!(
+        body["data"]["message"],
+        "Catalog contains duplicate stream names: public.orders"
+    );
+    let (_, template) = api.get(&format!("/connections/{TEMPLATE}")).await;
+    assert_eq!(
+        template["configurations"]["streams"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_are_415() {
+    let api = Api::start().await;
+    let body = json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}).to_string();
+    for (method, path) in [
+        (reqwest::Method::POST, "/connections".to_string()),
+        (reqwest::Method::PATCH, format!("/connections/{TEMPLATE}")),
+        (reqwest::Method::POST, "/tags".to_string()),
+        (reqwest::Method::POST, "/jobs".to_string()),
+    ] {
+        let request = api
+            .http
+            .request(method.clone(), api.url(&path))
+            .header("content-type", "text/plain")
+            .body(body.clone());
+        let (status, answer) = api.send(request).await;
+        assert_eq!(status, 415, "{method} {path}: {answer}");
+        assert_eq!(answer["status"], 415);
+        assert_eq!(answer["title"], "unsupported-media-type");
+        assert_eq!(
+            answer["data"]["message"],
+            "Content Type [text/plain] not allowed. Allowed types: [application/json]"
+        );
+    }
+    assert_eq!(api.stats().await["connections"], 1, "nothing was created");
+    let charset = api
+        .http
+        .post(api.url("/connections"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body.clone());
+    assert_eq!(api.send(charset).await.0, 200);
+    let untyped = api.http.post(api.url("/connections")).body(body);
+    assert_eq!(
+        api.send(untyped).await.0,
+        200,
+        "no content type is read as JSON"
     );
 }
 
@@ -830,18 +921,57 @@ async fn a_sync_mode_the_pair_does_not_support_is_400() {
 
 #[tokio::test]
 async fn cron_expressions_are_checked() {
-    for (cron, needle) in [
-        ("0 0 2 * *", "contains 5 parts"),
-        ("0 * 2 * * ?", "more than 1 hour apart"),
-        ("0 0 2 * * ? Europe/Paris", "time zone other than UTC"),
-        ("0 0 2 * * ? 2030 Europe/Paris", "contains 8 parts"),
+    let quartz = ". Please check the cron expression format at \
+                  https://www.quartz-scheduler.org/documentation/quartz-2.3.0/tutorials/crontrigger.html";
+    let hourly = " is not valid or is less than the one hour minimum. The seconds and minutes \
+                  values cannot be `*`.";
+    for (cron, expected) in [
+        (
+            "0 0 2 * *",
+            format!(
+                "The cron expression 0 0 2 * * is not valid. Error: Cron expression contains 5 parts but we expect one of [6, 7]{quartz}"
+            ),
+        ),
+        (
+            "0 0 2 * * ? 2030 Europe/Paris",
+            format!(
+                "The cron expression 0 0 2 * * ? 2030 Europe/Paris is not valid. Error: Cron expression contains 8 parts but we expect one of [6, 7]{quartz}"
+            ),
+        ),
+        (
+            "0 * 2 * * ?",
+            format!("The cron expression 0 * 2 * * ?{hourly}"),
+        ),
+        (
+            "* 0 2 * * ? UTC",
+            format!("The cron expression * 0 2 * * ? UTC{hourly}"),
+        ),
+        (
+            "* 0 2 * * MON",
+            format!(
+                "The cron expression * 0 2 * * MON is not valid. Error: Both, a day-of-week AND a day-of-month parameter, are not supported.{quartz}"
+            ),
+        ),
     ] {
-        rejects_create(
-            json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron", "cronExpression": cron}}),
-            needle,
-        )
-        .await;
+        let api = Api::start().await;
+        let (status, answer) = api
+            .post(
+                "/connections",
+                &json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron", "cronExpression": cron}}),
+            )
+            .await;
+        assert_eq!(bad_request(status, &answer), expected, "{cron}");
     }
+    rejects_create(
+        json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron", "cronExpression": "0 0 2 * * ? Europe/Paris"}}),
+        "The cron expression 0 0 2 * * ? Europe/Paris is not valid. Error: 'Europe/Paris' is not a valid year",
+    )
+    .await;
+    rejects_create(
+        json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron", "cronExpression": "0 75 2 * * ?"}}),
+        "The cron expression 0 75 2 * * ? is not valid. Error: ",
+    )
+    .await;
     rejects_create(
         json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron"}}),
         "Missing cron expression in the schedule.",
@@ -964,7 +1094,19 @@ async fn source_and_destination_must_share_a_workspace() {
             &json!({"sourceId": stray["sourceId"], "destinationId": WAREHOUSE}),
         )
         .await;
-    assert!(bad_request(status, &body).contains("same workspace"));
+    unexpected_problem(status, &body);
+    assert!(body.get("data").is_none(), "{body}");
+    let (status, body) = api
+        .post(
+            "/connections",
+            &json!({"sourceId": stray["sourceId"], "destinationId": WAREHOUSE,
+                    "configurations": {"streams": [{"name": "nope"}]}}),
+        )
+        .await;
+    assert!(
+        bad_request(status, &body).starts_with("No streams found"),
+        "streams are checked before the workspaces, as on Airbyte"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1639,7 +1781,7 @@ async fn extra_sources_copy_the_template_source() {
     let c = api
         .create(&json!({"sourceId": bulk["sourceId"], "destinationId": WAREHOUSE}))
         .await;
-    assert_eq!(c["name"], "bulk-000001 → Warehouse");
+    assert_eq!(c["name"], "bulk-000001 <> Warehouse");
 }
 
 // ---------------------------------------------------------------------------------------------

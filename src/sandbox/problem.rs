@@ -16,6 +16,10 @@ use serde_json::json;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError(pub Box<Problem>);
 
+const UNEXPECTED_DETAIL: &str = "An unexpected problem has occurred. If this is an error that \
+                                 needs to be addressed, please submit a pull request or github \
+                                 issue.";
+
 /// The text real Airbyte puts in place of a secret on reads.
 pub const MASK: &str = "**********";
 
@@ -201,15 +205,27 @@ impl ApiError {
         )
     }
 
-    /// 500 `unexpected-problem`: what Airbyte answers when something failed on its side.
+    /// 500 `unexpected-problem`: what Airbyte answers when something failed on its side. The
+    /// type and texts are the catalogue's (`UnexpectedProblemResponse`: no `#` fragment).
     pub fn unexpected_problem(message: impl Into<String>) -> Self {
         problem(
             500,
-            "https://reference.airbyte.com/reference/errors#unexpected-problem",
+            "https://reference.airbyte.com/reference/errors",
             "unexpected-problem",
-            "An unexpected problem has occurred. If this is an error that needs to be addressed, \
-             please submit a pull request or github issue.",
+            UNEXPECTED_DETAIL,
             json!({ "message": message.into() }),
+        )
+    }
+
+    /// 500 `unexpected-problem` without `data`: what the public API's create answers for any
+    /// failure inside Airbyte's connection handler (`handleCreateConnectionError` throws a bare
+    /// `UnexpectedProblem()`), such as a source and destination in different workspaces.
+    pub fn unexpected_problem_bare() -> Self {
+        bare(
+            500,
+            "https://reference.airbyte.com/reference/errors",
+            "unexpected-problem",
+            UNEXPECTED_DETAIL,
         )
     }
 
@@ -217,10 +233,27 @@ impl ApiError {
     pub fn service_unavailable(message: impl Into<String>) -> Self {
         problem(
             503,
-            "https://reference.airbyte.com/reference/errors#service-unavailable",
+            "https://reference.airbyte.com/reference/errors",
             "service-unavailable",
-            "The service is temporarily unavailable. Please try again later.",
+            "The server is currently unable to handle the request.",
             json!({ "message": message.into() }),
+        )
+    }
+
+    /// 415 for a body sent with a content type other than JSON. Micronaut refuses it before
+    /// the controller runs; the body's shape and texts are our guess (the message is
+    /// Micronaut's wording).
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        problem(
+            415,
+            "https://reference.airbyte.com/reference/errors#unsupported-media-type",
+            "unsupported-media-type",
+            "The request body's content type is not supported.",
+            json!({
+                "message": format!(
+                    "Content Type [{content_type}] not allowed. Allowed types: [application/json]"
+                )
+            }),
         )
     }
 

@@ -91,6 +91,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/jobs", get(list_jobs).post(create_job))
         .route("/jobs/{jobId}", get(get_job).delete(cancel_job))
+        .route_layer(from_fn(require_json))
         .route_layer(from_fn_with_state(app.clone(), require_auth));
     let api = open
         .merge(secured)
@@ -139,6 +140,27 @@ async fn require_auth(State(app): State<Arc<App>>, request: Request, next: Next)
         Some(response) => response,
         None => next.run(request).await,
     }
+}
+
+/// A body sent as anything but JSON (`Content-Type: text/plain`, a form) is refused with 415,
+/// as Micronaut refuses it before Airbyte's controller runs. A body without a content type is
+/// read as JSON.
+async fn require_json(request: Request, next: Next) -> Response {
+    let writes = matches!(
+        *request.method(),
+        Method::POST | Method::PATCH | Method::PUT
+    );
+    let content_type = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if let (true, Some(content_type)) = (writes, content_type) {
+        let media = content_type.split(';').next().unwrap_or_default().trim();
+        if !media.eq_ignore_ascii_case("application/json") {
+            return ApiError::unsupported_media_type(media).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {

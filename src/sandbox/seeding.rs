@@ -242,11 +242,13 @@ impl Builder {
             let id = lookup(&self.tags, name, &format!("tags[{j}]"), "tag")?;
             tags.extend(self.store.tag(id).cloned());
         }
-        let request = seed_request(c, source_id, destination_id, tags);
+        // The seed's own default name (the API's is `<source> <> <destination>`).
         let name = c
             .name
             .clone()
             .unwrap_or_else(|| format!("{} → {}", c.source, c.destination));
+        let mut request = seed_request(c, source_id, destination_id, tags);
+        request.name = Some(name.clone());
         let id = c.id.unwrap_or_else(|| derived_id("connection", &name));
         let mut mapper = 0u32;
         let mut new_id = || {

@@ -279,16 +279,6 @@ impl Store {
             .source(request.source_id)
             .ok_or_else(|| ApiError::not_found("source", request.source_id.to_string()))?;
         let workspace_id = destination.response.workspace_id;
-        if source.response.workspace_id != workspace_id {
-            return Err(ApiError::bad_request(format!(
-                "Source {} is in workspace {} but destination {} is in workspace {}: a connection \
-                 needs both in the same workspace.",
-                source.response.source_id,
-                source.response.workspace_id,
-                destination.response.destination_id,
-                workspace_id
-            )));
-        }
         let streams = match request.configurations {
             Some(c) if !c.streams.is_empty() => validate::configure_streams(
                 &source.catalog,
@@ -296,14 +286,30 @@ impl Store {
                 &c.streams,
                 &[],
                 new_id,
-            )?,
+            )
+            .map_err(|e| {
+                if e.status().is_server_error() {
+                    ApiError::unexpected_problem_bare()
+                } else {
+                    e
+                }
+            })?,
             _ => validate::default_streams(&source.catalog),
         };
+        // What follows runs in Airbyte's connection handler, whose every failure the public
+        // create answers with a bare 500 (`handleCreateConnectionError`): the duplicate-stream
+        // check (above, inside `configure_streams`) and `validateWorkspace` (an
+        // IllegalArgumentException: "Source and destination do not belong to the same
+        // workspace").
+        if source.response.workspace_id != workspace_id {
+            return Err(ApiError::unexpected_problem_bare());
+        }
         let tags = self.resolve_tags(request.tags.as_deref().unwrap_or_default(), workspace_id)?;
         Ok(ConnectionResponse {
             connection_id: id,
+            // Airbyte's `ConnectionsHandler.createConnection` default.
             name: request.name.unwrap_or_else(|| {
-                format!("{} → {}", source.response.name, destination.response.name)
+                format!("{} <> {}", source.response.name, destination.response.name)
             }),
             source_id: request.source_id,
             destination_id: request.destination_id,
