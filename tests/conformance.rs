@@ -265,7 +265,11 @@ fn problem_schema() -> Value {
             "data": {"anyOf": [
                 {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
                 {"type": "object", "required": ["resourceType", "resourceId"],
-                 "properties": {"resourceType": {"type": "string"}, "resourceId": {"type": "string"}}}
+                 "properties": {"resourceType": {"type": "string"}, "resourceId": {"type": "string"}}},
+                {"type": "object", "required": ["streams"], "properties": {"streams": {
+                    "type": "array", "items": {"type": "object", "required": ["streamName", "connectionIds"],
+                    "properties": {"streamName": {"type": "string"}, "streamNamespace": {"type": "string"},
+                                   "connectionIds": {"type": "array", "items": {"type": "string", "format": "uuid"}}}}}}}
             ]}
         }
     })
@@ -733,6 +737,45 @@ async fn responses_and_requests_match_the_official_spec() {
             failures.push(format!("{} {} → {status}: {errors:?}", c.method, c.url));
         }
     }
+
+    // With --refuse-conflicting-streams, a patch onto another connection's tables is refused with
+    // Airbyte's problem, whose `data` names the streams.
+    let strict = Sandbox::start(SandboxConfig {
+        refuse_conflicting_streams: true,
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await
+    .unwrap();
+    let copy = json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "prefix": "eu_"});
+    let patch = json!({"prefix": "eu_"});
+    for (method, route, body) in [
+        ("POST", "/connections", &copy),
+        ("PATCH", "/connections/{connectionId}", &patch),
+    ] {
+        let errors = spec.validate(body, spec.request_schema(method, route, "application/json"));
+        assert!(errors.is_empty(), "{method} {route}: {errors:?}");
+    }
+    let created = http
+        .post(format!("{}/connections", strict.url()))
+        .bearer_auth("sandbox-token")
+        .json(&copy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let refused = http
+        .patch(format!("{}/connections/{TEMPLATE}", strict.url()))
+        .bearer_auth("sandbox-token")
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    let errors = spec.validate(&body, &problem_schema());
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(body["data"]["streams"][0]["streamName"], "orders");
+    strict.shutdown().await;
 
     // A body that is not JSON: 415 with a problem body.
     let refused = http

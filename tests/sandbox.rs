@@ -16,6 +16,7 @@ const WORKSPACE: &str = "5a4d0000-0000-4000-8000-000000000001";
 const WAREHOUSE: &str = "de570000-0000-4000-8000-000000000001";
 const SHOP_TEMPLATE: &str = "50c00000-0000-4000-8000-000000000001";
 const SHOP_EU: &str = "50c00000-0000-4000-8000-000000000002";
+const SHOP_US: &str = "50c00000-0000-4000-8000-000000000003";
 const SHOP_LEGACY: &str = "50c00000-0000-4000-8000-000000000006";
 const CRM: &str = "50c00000-0000-4000-8000-000000000007";
 const TEMPLATE: &str = "c0000000-0000-4000-8000-000000000001";
@@ -1747,6 +1748,7 @@ async fn extra_sources_copy_the_template_source() {
         job_duration: Duration::from_secs(2),
         job_fail_rate: 0.0,
         fault_seed: None,
+        refuse_conflicting_streams: false,
     };
     let api = Api::with(SandboxConfig::from_args(&args).unwrap()).await;
     let mut names = Vec::new();
@@ -1805,6 +1807,7 @@ fn seed_error(yaml: &str) -> String {
         job_duration: Duration::from_secs(2),
         job_fail_rate: 0.0,
         fault_seed: None,
+        refuse_conflicting_streams: false,
     };
     SandboxConfig::from_args(&args)
         .unwrap_err()
@@ -2366,4 +2369,81 @@ async fn stats_show_the_most_requests_of_each_route_in_flight_at_once() {
     assert_eq!(by_route["GET /jobs/{jobId}"], 1);
     assert_eq!(stats["requests"]["POST /jobs"], 3);
     assert_eq!(stats["requests"]["GET /jobs/{jobId}"], 3);
+}
+
+// ---- --refuse-conflicting-streams ----
+
+#[tokio::test]
+async fn conflicting_destination_streams_are_refused_only_with_the_knob() {
+    let api = Api::with(SandboxConfig {
+        refuse_conflicting_streams: true,
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await;
+    let copy =
+        |source: &str| json!({"sourceId": source, "destinationId": WAREHOUSE, "prefix": "eu_"});
+    let first = api.create(&copy(SHOP_EU)).await;
+    let first_id = first["connectionId"].as_str().unwrap();
+    // The same tables again: Airbyte's public create answers any handler problem with a bare 500.
+    let (status, body) = api.post("/connections", &copy(SHOP_US)).await;
+    unexpected_problem(status, &body);
+    assert!(body.get("data").is_none(), "{body}");
+    assert_eq!(api.stats().await["connections"], 2, "nothing was created");
+    let other_prefix = json!({"sourceId": SHOP_US, "destinationId": WAREHOUSE, "prefix": "us_"});
+    let (status, _) = api.post("/connections", &other_prefix).await;
+    assert_eq!(status, 200, "another prefix, other tables");
+
+    // A patch shows Airbyte's problem, naming the streams and who holds them.
+    let template = format!("/connections/{TEMPLATE}");
+    let (status, body) = api.patch(&template, &json!({"prefix": "eu_"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["type"],
+        "error:connection-conflicting-destination-stream"
+    );
+    let streams = body["data"]["streams"].as_array().unwrap();
+    let names: Vec<&str> = streams
+        .iter()
+        .map(|s| s["streamName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["orders", "customers", "products"]);
+    assert_eq!(streams[0]["streamNamespace"], "public");
+    assert_eq!(streams[0]["connectionIds"], json!([first_id]));
+    let (_, unchanged) = api.get(&template).await;
+    assert_eq!(
+        unchanged["prefix"], "shop_template_",
+        "a refused patch changes nothing"
+    );
+    let (status, _) = api.patch(&template, &json!({"name": "renamed"})).await;
+    assert_eq!(
+        status, 200,
+        "a patch that does not touch the tables is not checked"
+    );
+    let (status, body) = api
+        .patch(
+            &template,
+            &json!({"prefix": "eu_", "namespaceDefinition": "custom_format", "namespaceFormat": "eu"}),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "another namespace setting, other tables: {body}"
+    );
+
+    // Only active connections hold their tables.
+    api.patch(
+        &format!("/connections/{first_id}"),
+        &json!({"status": "inactive"}),
+    )
+    .await;
+    let (status, _) = api.post("/connections", &copy(SHOP_US)).await;
+    assert_eq!(status, 200, "the holder is inactive");
+
+    let without = Api::start().await;
+    without.create(&copy(SHOP_EU)).await;
+    let (status, _) = without.post("/connections", &copy(SHOP_US)).await;
+    assert_eq!(
+        status, 200,
+        "without the knob, Airbyte's default, nothing is checked"
+    );
 }

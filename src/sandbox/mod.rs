@@ -87,6 +87,10 @@ pub struct SandboxArgs {
     /// Seed of the fault dice, to repeat a run's faults; without it, a random seed (printed).
     #[arg(long, value_name = "N")]
     pub fault_seed: Option<u64>,
+    /// Refuse a create or patch whose streams would write to the destination tables of another
+    /// active connection (Airbyte's `ValidateConflictingDestinationStreams` flag).
+    #[arg(long)]
+    pub refuse_conflicting_streams: bool,
 }
 
 /// A probability on the command line: a number from 0 to 1.
@@ -138,6 +142,8 @@ pub struct SandboxConfig {
     pub job_fail_rate: f64,
     /// `--fault-seed`: seed of the fault dice; `None` draws one (see [`Sandbox::fault_seed`]).
     pub fault_seed: Option<u64>,
+    /// `--refuse-conflicting-streams`.
+    pub refuse_conflicting_streams: bool,
 }
 
 /// The most sources `--sources` may add (20,000 is the benchmark's size).
@@ -169,6 +175,7 @@ impl SandboxConfig {
             job_duration: args.job_duration,
             job_fail_rate: args.job_fail_rate,
             fault_seed: args.fault_seed,
+            refuse_conflicting_streams: args.refuse_conflicting_streams,
         };
         config.validate()?;
         Ok(config)
@@ -241,6 +248,7 @@ impl SandboxConfig {
             job_duration: DEFAULT_JOB_DURATION,
             job_fail_rate: 0.0,
             fault_seed: None,
+            refuse_conflicting_streams: false,
         }
     }
 }
@@ -293,6 +301,8 @@ impl Sandbox {
             churn::prepare(&mut store);
         }
         store.set_job_duration(config.job_duration);
+        // Seeds are not checked: a seed may hold connections that already conflict.
+        store.set_refuse_conflicting_streams(config.refuse_conflicting_streams);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| SandboxError::Bind {

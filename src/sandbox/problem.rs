@@ -142,6 +142,22 @@ impl ApiError {
         )
     }
 
+    /// 400 `error:connection-conflicting-destination-stream`
+    /// (`ConnectionConflictingStreamProblem`): streams that would write to the tables of another
+    /// active connection to the same destination. `data` is Airbyte's
+    /// `{streams: [{connectionIds, streamName, streamNamespace}]}` (the UI reads
+    /// `data.streams[0].streamName`); the title and detail are our guess.
+    pub fn conflicting_destination_streams(streams: Vec<serde_json::Value>) -> Self {
+        problem(
+            400,
+            "error:connection-conflicting-destination-stream",
+            "Conflicting destination streams",
+            "This connection has conflicting streams with an existing connection to the same \
+             destination: they would write to the same destination tables.",
+            json!({ "streams": serde_json::Value::Array(streams) }),
+        )
+    }
+
     /// 409 `error:tag-already-exists`: another tag of the workspace has the name. Airbyte's
     /// problem carries no `data`.
     pub fn tag_already_exists() -> Self {

@@ -24,13 +24,32 @@ use crate::wire::{
     ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse,
     ConnectionScheduleResponse, ConnectionStatus, DestinationResponse, JobCreateRequest,
     JobResponse, JobType, NamespaceDefinition, NonBreakingSchemaUpdatesBehavior, ScheduleType,
-    ScheduleTypeWithBasic, SourceResponse, StreamConfigurations, StreamMapperType, Tag,
-    TagCreateRequest, TagPatchRequest, WorkspaceResponse,
+    ScheduleTypeWithBasic, SourceResponse, StreamConfiguration, StreamConfigurations,
+    StreamMapperType, Tag, TagCreateRequest, TagPatchRequest, WorkspaceResponse,
 };
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
+
+/// What, besides a stream's namespace and name, decides which destination table it writes to.
+struct DestinationSettings<'a> {
+    namespace_definition: NamespaceDefinition,
+    namespace_format: Option<&'a str>,
+    prefix: Option<&'a str>,
+}
+
+impl<'a> DestinationSettings<'a> {
+    fn of(connection: &'a ConnectionResponse) -> Self {
+        Self {
+            namespace_definition: connection
+                .namespace_definition
+                .unwrap_or(NamespaceDefinition::Destination),
+            namespace_format: connection.namespace_format.as_deref(),
+            prefix: connection.prefix.as_deref(),
+        }
+    }
+}
 
 /// A destination and the destination sync modes it supports.
 #[derive(Debug, Clone)]
@@ -63,6 +82,8 @@ pub struct Store {
     connection_positions: Positions,
     live_positions: Positions,
     jobs: Jobs,
+    /// `--refuse-conflicting-streams`: Airbyte's `ValidateConflictingDestinationStreams` flag.
+    refuse_conflicting_streams: bool,
 }
 
 impl Store {
@@ -304,6 +325,22 @@ impl Store {
         if source.response.workspace_id != workspace_id {
             return Err(ApiError::unexpected_problem_bare());
         }
+        let namespace_definition = request
+            .namespace_definition
+            .unwrap_or(NamespaceDefinition::Destination);
+        // The public create turns this problem, like every other failure of the handler, into a
+        // bare 500 (`handleCreateConnectionError`); only a patch shows its body.
+        self.check_conflicting_streams(
+            request.destination_id,
+            &DestinationSettings {
+                namespace_definition,
+                namespace_format: request.namespace_format.as_deref(),
+                prefix: Some(request.prefix.as_deref().unwrap_or_default()),
+            },
+            &streams,
+            None,
+        )
+        .map_err(|_| ApiError::unexpected_problem_bare())?;
         let tags = self.resolve_tags(request.tags.as_deref().unwrap_or_default(), workspace_id)?;
         Ok(ConnectionResponse {
             connection_id: id,
@@ -321,11 +358,7 @@ impl Store {
                     .non_breaking_schema_updates_behavior
                     .unwrap_or(NonBreakingSchemaUpdatesBehavior::Ignore),
             ),
-            namespace_definition: Some(
-                request
-                    .namespace_definition
-                    .unwrap_or(NamespaceDefinition::Destination),
-            ),
+            namespace_definition: Some(namespace_definition),
             namespace_format: request.namespace_format,
             prefix: Some(request.prefix.unwrap_or_default()),
             configurations: StreamConfigurations { streams },
@@ -333,6 +366,72 @@ impl Store {
             tags,
             status_reason: None,
         })
+    }
+
+    /// `--refuse-conflicting-streams`: refuse creates and patches whose streams would write to
+    /// another active connection's destination tables.
+    pub fn set_refuse_conflicting_streams(&mut self, on: bool) {
+        self.refuse_conflicting_streams = on;
+    }
+
+    /// Airbyte's `validateStreamsDoNotConflictWithExistingDestinationStreams`, when the flag is
+    /// on: a stream conflicts when an `active` connection to the same destination (other than
+    /// `current`) has a stream with the same key. The key is Airbyte's, made of the raw
+    /// settings rather than the resolved destination namespace: namespace definition, namespace
+    /// format, the stream's (discovered) namespace, prefix and name.
+    fn check_conflicting_streams(
+        &self,
+        destination_id: Uuid,
+        settings: &DestinationSettings<'_>,
+        streams: &[StreamConfiguration],
+        current: Option<Uuid>,
+    ) -> Result<(), ApiError> {
+        if !self.refuse_conflicting_streams {
+            return Ok(());
+        }
+        let key = |s: &DestinationSettings<'_>, stream: &StreamConfiguration| {
+            (
+                s.namespace_definition,
+                s.namespace_format.map(str::to_string),
+                stream.namespace.clone(),
+                s.prefix.unwrap_or_default().to_string(),
+                stream.name.clone(),
+            )
+        };
+        let mut existing: Vec<(_, Vec<Uuid>, &StreamConfiguration)> = Vec::new();
+        for other in self.connections.iter().filter(|c| {
+            c.destination_id == destination_id
+                && c.status == ConnectionStatus::Active
+                && Some(c.connection_id) != current
+        }) {
+            let theirs = DestinationSettings::of(other);
+            for stream in &other.configurations.streams {
+                let k = key(&theirs, stream);
+                match existing.iter_mut().find(|(ek, _, _)| *ek == k) {
+                    Some((_, ids, _)) => ids.push(other.connection_id),
+                    None => existing.push((k, vec![other.connection_id], stream)),
+                }
+            }
+        }
+        let conflicts: Vec<Value> = streams
+            .iter()
+            .filter_map(|stream| {
+                let k = key(settings, stream);
+                existing.iter().find(|(ek, _, _)| *ek == k)
+            })
+            .map(|(_, ids, stream)| {
+                serde_json::json!({
+                    "connectionIds": ids,
+                    "streamName": stream.name,
+                    "streamNamespace": stream.namespace,
+                })
+            })
+            .collect();
+        if conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::conflicting_destination_streams(conflicts))
+        }
     }
 
     /// `--job-duration`: how long the jobs started from now on take.
@@ -462,6 +561,33 @@ impl Store {
             }
             _ => None,
         };
+        // Airbyte's `isPatchRelevantForDestinationValidation`: we take it to mean a patch that
+        // sends streams or changes what the key is made of.
+        if streams.is_some()
+            || request.namespace_definition.is_some()
+            || request.namespace_format.is_some()
+            || request.prefix.is_some()
+        {
+            let stored = DestinationSettings::of(current);
+            let settings = DestinationSettings {
+                namespace_definition: request
+                    .namespace_definition
+                    .unwrap_or(stored.namespace_definition),
+                namespace_format: request
+                    .namespace_format
+                    .as_deref()
+                    .or(stored.namespace_format),
+                prefix: request.prefix.as_deref().or(stored.prefix),
+            };
+            self.check_conflicting_streams(
+                current.destination_id,
+                &settings,
+                streams
+                    .as_deref()
+                    .unwrap_or(&current.configurations.streams),
+                Some(id),
+            )?;
+        }
         let tags = match &request.tags {
             Some(tags) => Some(self.resolve_tags(tags, current.workspace_id)?),
             None => None,
