@@ -2332,6 +2332,12 @@ fn seeded_jobs_name_their_connection_and_keep_their_ids_apart() {
     assert!(
         seed_error(&format!("{base}jobs: [{{connection: C, status: done}}]\n")).contains("status")
     );
+    assert!(
+        seed_error(&format!(
+            "{base}jobs: [{{connection: C, id: 9223372036854775807}}]\n"
+        ))
+        .contains("a job id is a number from 1 to")
+    );
 }
 
 #[tokio::test]

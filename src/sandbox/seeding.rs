@@ -23,6 +23,9 @@ use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// The largest job id a seed may give.
+const MAX_JOB_ID: i64 = 1_000_000_000_000;
+
 /// `createdAt` of seed objects that do not set one: 2026-01-01T00:00:00Z, so reads are stable.
 pub const SEED_CREATED_AT: i64 = 1_767_225_600;
 
@@ -283,10 +286,11 @@ impl Builder {
                 )
             })?;
         let id = j.id.unwrap_or_else(|| self.store.next_job_id());
-        if id < 1 {
+        // Bounded so that the ids of the jobs started later never run out.
+        if !(1..=MAX_JOB_ID).contains(&id) {
             return Err(SeedError::invalid(
                 format!("{path}.id"),
-                "a job id is a positive number",
+                format!("a job id is a number from 1 to {MAX_JOB_ID}"),
             ));
         }
         let created_at = j.created_at.unwrap_or(SEED_CREATED_AT);
