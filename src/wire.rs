@@ -524,3 +524,88 @@ mod tests {
         assert_eq!(p.message(), "No fields selected");
     }
 }
+
+/// `JobStatusEnum` (L3775).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Pending,
+    Queued,
+    Running,
+    Incomplete,
+    Failed,
+    Succeeded,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Incomplete => "incomplete",
+            JobStatus::Failed => "failed",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// A job in this status will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Failed | JobStatus::Succeeded | JobStatus::Cancelled
+        )
+    }
+}
+
+/// `JobTypeEnum` (L3786).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobType {
+    Sync,
+    Reset,
+    Refresh,
+    Clear,
+}
+
+impl JobType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::Sync => "sync",
+            JobType::Reset => "reset",
+            JobType::Refresh => "refresh",
+            JobType::Clear => "clear",
+        }
+    }
+}
+
+/// `JobCreateRequest` (L3757): both fields are required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobCreateRequest {
+    pub connection_id: Uuid,
+    pub job_type: JobType,
+}
+
+/// `JobResponse` (L3600). `startTime` and `lastUpdatedAt` are ISO 8601 date-times as text,
+/// `duration` an ISO 8601 duration (`PT8H6M12S`); `lastUpdatedAt` only once the job ended,
+/// `duration` once it left `pending`. A list of jobs is a [`Page`] of these (`JobsResponse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResponse {
+    pub job_id: i64,
+    pub status: JobStatus,
+    pub job_type: JobType,
+    pub start_time: String,
+    pub connection_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_synced: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_synced: Option<i64>,
+}

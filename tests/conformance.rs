@@ -265,7 +265,11 @@ fn problem_schema() -> Value {
             "data": {"anyOf": [
                 {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
                 {"type": "object", "required": ["resourceType", "resourceId"],
-                 "properties": {"resourceType": {"type": "string"}, "resourceId": {"type": "string"}}}
+                 "properties": {"resourceType": {"type": "string"}, "resourceId": {"type": "string"}}},
+                {"type": "object", "required": ["streams"], "properties": {"streams": {
+                    "type": "array", "items": {"type": "object", "required": ["streamName", "connectionIds"],
+                    "properties": {"streamName": {"type": "string"}, "streamNamespace": {"type": "string"},
+                                   "connectionIds": {"type": "array", "items": {"type": "string", "format": "uuid"}}}}}}}
             ]}
         }
     })
@@ -335,6 +339,48 @@ fn calls(base: &str) -> Vec<Call> {
             ),
             json!({"client_id": "sandbox-client", "client_secret": "wrong", "grant-type": "client_credentials"}),
         ),
+        // Jobs first, while the template connection is still active (job 1 is its sync).
+        with_body(
+            call("POST", "/jobs", format!("{base}/jobs"), 200),
+            json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        ),
+        with_body(
+            call("POST", "/jobs", format!("{base}/jobs"), 409),
+            json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        ),
+        with_body(
+            call("POST", "/jobs", format!("{base}/jobs"), 422),
+            json!({"connectionId": TEMPLATE, "jobType": "refresh"}),
+        ),
+        with_body(
+            call("POST", "/jobs", format!("{base}/jobs"), 404),
+            json!({"connectionId": MISSING, "jobType": "sync"}),
+        ),
+        call("GET", "/jobs", format!("{base}/jobs"), 200),
+        call(
+            "GET",
+            "/jobs",
+            format!(
+                "{base}/jobs?connectionId={TEMPLATE}&jobType=sync&status=pending&orderBy=createdAt|DESC&limit=5&offset=0"
+            ),
+            200,
+        ),
+        call(
+            "GET",
+            "/jobs",
+            format!("{base}/jobs?workspaceIds={WORKSPACE}&orderBy=updatedAt|ASC"),
+            200,
+        ),
+        call("GET", "/jobs", format!("{base}/jobs?orderBy=oops"), 400),
+        call("GET", "/jobs/{jobId}", format!("{base}/jobs/1"), 200),
+        call("GET", "/jobs/{jobId}", format!("{base}/jobs/999"), 404),
+        call("DELETE", "/jobs/{jobId}", format!("{base}/jobs/1"), 200),
+        call("GET", "/jobs/{jobId}", format!("{base}/jobs/1"), 200),
+        call("DELETE", "/jobs/{jobId}", format!("{base}/jobs/1"), 409),
+        with_body(
+            call("POST", "/jobs", format!("{base}/jobs"), 200),
+            json!({"connectionId": TEMPLATE, "jobType": "reset"}),
+        ),
         call("GET", "/connections", format!("{base}/connections"), 200),
         call(
             "GET",
@@ -383,6 +429,20 @@ fn calls(base: &str) -> Vec<Call> {
         with_body(
             call("POST", "/connections", format!("{base}/connections"), 404),
             json!({"sourceId": MISSING, "destinationId": WAREHOUSE}),
+        ),
+        with_body(
+            call("POST", "/connections", format!("{base}/connections"), 500),
+            json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "configurations": {"streams": [
+                {"name": "orders"}, {"name": "orders", "namespace": "public"}]}}),
+        ),
+        with_body(
+            call(
+                "PATCH",
+                "/connections/{connectionId}",
+                format!("{base}/connections/{TEMPLATE}"),
+                500,
+            ),
+            json!({"configurations": {"streams": [{"name": "orders"}, {"name": "orders", "namespace": "public"}]}}),
         ),
         with_body(
             call(
@@ -606,6 +666,8 @@ async fn responses_and_requests_match_the_official_spec() {
         return;
     };
     let mut config = SandboxConfig::default_on_free_port();
+    // Long enough that the job the calls start is still pending when they cancel it.
+    config.job_duration = std::time::Duration::from_secs(600);
     config.seed.tags.push(SeedTag {
         name: "tenant".into(),
         color: "4F46E5".into(),
@@ -675,6 +737,59 @@ async fn responses_and_requests_match_the_official_spec() {
             failures.push(format!("{} {} → {status}: {errors:?}", c.method, c.url));
         }
     }
+
+    // With --refuse-conflicting-streams, a patch onto another connection's tables is refused with
+    // Airbyte's problem, whose `data` names the streams.
+    let strict = Sandbox::start(SandboxConfig {
+        refuse_conflicting_streams: true,
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await
+    .unwrap();
+    let copy = json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "prefix": "eu_"});
+    let patch = json!({"prefix": "eu_"});
+    for (method, route, body) in [
+        ("POST", "/connections", &copy),
+        ("PATCH", "/connections/{connectionId}", &patch),
+    ] {
+        let errors = spec.validate(body, spec.request_schema(method, route, "application/json"));
+        assert!(errors.is_empty(), "{method} {route}: {errors:?}");
+    }
+    let created = http
+        .post(format!("{}/connections", strict.url()))
+        .bearer_auth("sandbox-token")
+        .json(&copy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let refused = http
+        .patch(format!("{}/connections/{TEMPLATE}", strict.url()))
+        .bearer_auth("sandbox-token")
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    let errors = spec.validate(&body, &problem_schema());
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(body["data"]["streams"][0]["streamName"], "orders");
+    strict.shutdown().await;
+
+    // A body that is not JSON: 415 with a problem body.
+    let refused = http
+        .post(format!("{base}/connections"))
+        .bearer_auth("sandbox-token")
+        .header("content-type", "text/plain")
+        .body(json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 415);
+    let body: Value = refused.json().await.unwrap();
+    let errors = spec.validate(&body, &problem_schema());
+    assert!(errors.is_empty(), "{errors:?}");
 
     // The form-encoded token request is the same schema under its own content type.
     let form = json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret", "grant-type": "client_credentials"});

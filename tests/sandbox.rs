@@ -4,7 +4,9 @@
 // Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use replicate::sandbox::seed::SeedJob;
 use replicate::sandbox::{Sandbox, SandboxArgs, SandboxConfig, Seed};
+use replicate::wire::{JobStatus, JobType};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -14,6 +16,7 @@ const WORKSPACE: &str = "5a4d0000-0000-4000-8000-000000000001";
 const WAREHOUSE: &str = "de570000-0000-4000-8000-000000000001";
 const SHOP_TEMPLATE: &str = "50c00000-0000-4000-8000-000000000001";
 const SHOP_EU: &str = "50c00000-0000-4000-8000-000000000002";
+const SHOP_US: &str = "50c00000-0000-4000-8000-000000000003";
 const SHOP_LEGACY: &str = "50c00000-0000-4000-8000-000000000006";
 const CRM: &str = "50c00000-0000-4000-8000-000000000007";
 const TEMPLATE: &str = "c0000000-0000-4000-8000-000000000001";
@@ -449,7 +452,7 @@ async fn create_applies_the_server_defaults() {
     let c = api
         .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}))
         .await;
-    assert_eq!(c["name"], "shop-eu → Warehouse");
+    assert_eq!(c["name"], "shop-eu <> Warehouse", "Airbyte's default name");
     assert_eq!(c["status"], "active");
     assert_eq!(c["schedule"], json!({"scheduleType": "manual"}));
     assert_eq!(c["namespaceDefinition"], "destination");
@@ -742,8 +745,99 @@ async fn streams_match_by_name_first_and_by_namespace_only_when_names_collide() 
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["configurations"]["streams"][0]["namespace"], "b");
     assert_eq!(
-        created["configurations"]["streams"][1]["namespace"], "elsewhere",
-        "a unique name matches whatever namespace is sent"
+        created["configurations"]["streams"][1]["namespace"], "a",
+        "a unique name matches whatever namespace is sent, and reads back as discovered"
+    );
+}
+
+/// Airbyte's body for a failure inside its connection handler.
+fn unexpected_problem(status: StatusCode, body: &Value) {
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body["type"],
+        "https://reference.airbyte.com/reference/errors"
+    );
+    assert_eq!(body["title"], "unexpected-problem");
+    assert_eq!(
+        body["detail"],
+        "An unexpected problem has occurred. If this is an error that needs to be addressed, \
+         please submit a pull request or github issue."
+    );
+}
+
+#[tokio::test]
+async fn one_stream_under_two_namespace_spellings_is_airbytes_500() {
+    let api = Api::start().await;
+    let streams = json!([{"name": "orders"}, {"name": "orders", "namespace": "public"}]);
+    let (status, body) = api
+        .post(
+            "/connections",
+            &json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "configurations": {"streams": streams}}),
+        )
+        .await;
+    unexpected_problem(status, &body);
+    assert!(
+        body.get("data").is_none(),
+        "a create's 500 carries no data: {body}"
+    );
+    assert_eq!(api.stats().await["connections"], 1, "nothing was created");
+    let (status, body) = api
+        .patch(
+            &format!("/connections/{TEMPLATE}"),
+            &json!({"configurations": {"streams": streams}}),
+        )
+        .await;
+    unexpected_problem(status, &body);
+    assert_eq!(
+        body["data"]["message"],
+        "Catalog contains duplicate stream names: public.orders"
+    );
+    let (_, template) = api.get(&format!("/connections/{TEMPLATE}")).await;
+    assert_eq!(
+        template["configurations"]["streams"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_json_are_415() {
+    let api = Api::start().await;
+    let body = json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}).to_string();
+    for (method, path) in [
+        (reqwest::Method::POST, "/connections".to_string()),
+        (reqwest::Method::PATCH, format!("/connections/{TEMPLATE}")),
+        (reqwest::Method::POST, "/tags".to_string()),
+        (reqwest::Method::POST, "/jobs".to_string()),
+    ] {
+        let request = api
+            .http
+            .request(method.clone(), api.url(&path))
+            .header("content-type", "text/plain")
+            .body(body.clone());
+        let (status, answer) = api.send(request).await;
+        assert_eq!(status, 415, "{method} {path}: {answer}");
+        assert_eq!(answer["status"], 415);
+        assert_eq!(answer["title"], "unsupported-media-type");
+        assert_eq!(
+            answer["data"]["message"],
+            "Content Type [text/plain] not allowed. Allowed types: [application/json]"
+        );
+    }
+    assert_eq!(api.stats().await["connections"], 1, "nothing was created");
+    let charset = api
+        .http
+        .post(api.url("/connections"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body.clone());
+    assert_eq!(api.send(charset).await.0, 200);
+    let untyped = api.http.post(api.url("/connections")).body(body);
+    assert_eq!(
+        api.send(untyped).await.0,
+        200,
+        "no content type is read as JSON"
     );
 }
 
@@ -828,18 +922,57 @@ async fn a_sync_mode_the_pair_does_not_support_is_400() {
 
 #[tokio::test]
 async fn cron_expressions_are_checked() {
-    for (cron, needle) in [
-        ("0 0 2 * *", "contains 5 parts"),
-        ("0 * 2 * * ?", "more than 1 hour apart"),
-        ("0 0 2 * * ? Europe/Paris", "time zone other than UTC"),
-        ("0 0 2 * * ? 2030 Europe/Paris", "contains 8 parts"),
+    let quartz = ". Please check the cron expression format at \
+                  https://www.quartz-scheduler.org/documentation/quartz-2.3.0/tutorials/crontrigger.html";
+    let hourly = " is not valid or is less than the one hour minimum. The seconds and minutes \
+                  values cannot be `*`.";
+    for (cron, expected) in [
+        (
+            "0 0 2 * *",
+            format!(
+                "The cron expression 0 0 2 * * is not valid. Error: Cron expression contains 5 parts but we expect one of [6, 7]{quartz}"
+            ),
+        ),
+        (
+            "0 0 2 * * ? 2030 Europe/Paris",
+            format!(
+                "The cron expression 0 0 2 * * ? 2030 Europe/Paris is not valid. Error: Cron expression contains 8 parts but we expect one of [6, 7]{quartz}"
+            ),
+        ),
+        (
+            "0 * 2 * * ?",
+            format!("The cron expression 0 * 2 * * ?{hourly}"),
+        ),
+        (
+            "* 0 2 * * ? UTC",
+            format!("The cron expression * 0 2 * * ? UTC{hourly}"),
+        ),
+        (
+            "* 0 2 * * MON",
+            format!(
+                "The cron expression * 0 2 * * MON is not valid. Error: Both, a day-of-week AND a day-of-month parameter, are not supported.{quartz}"
+            ),
+        ),
     ] {
-        rejects_create(
-            json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron", "cronExpression": cron}}),
-            needle,
-        )
-        .await;
+        let api = Api::start().await;
+        let (status, answer) = api
+            .post(
+                "/connections",
+                &json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron", "cronExpression": cron}}),
+            )
+            .await;
+        assert_eq!(bad_request(status, &answer), expected, "{cron}");
     }
+    rejects_create(
+        json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron", "cronExpression": "0 0 2 * * ? Europe/Paris"}}),
+        "The cron expression 0 0 2 * * ? Europe/Paris is not valid. Error: 'Europe/Paris' is not a valid year",
+    )
+    .await;
+    rejects_create(
+        json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron", "cronExpression": "0 75 2 * * ?"}}),
+        "The cron expression 0 75 2 * * ? is not valid. Error: ",
+    )
+    .await;
     rejects_create(
         json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "schedule": {"scheduleType": "cron"}}),
         "Missing cron expression in the schedule.",
@@ -962,7 +1095,19 @@ async fn source_and_destination_must_share_a_workspace() {
             &json!({"sourceId": stray["sourceId"], "destinationId": WAREHOUSE}),
         )
         .await;
-    assert!(bad_request(status, &body).contains("same workspace"));
+    unexpected_problem(status, &body);
+    assert!(body.get("data").is_none(), "{body}");
+    let (status, body) = api
+        .post(
+            "/connections",
+            &json!({"sourceId": stray["sourceId"], "destinationId": WAREHOUSE,
+                    "configurations": {"streams": [{"name": "nope"}]}}),
+        )
+        .await;
+    assert!(
+        bad_request(status, &body).starts_with("No streams found"),
+        "streams are checked before the workspaces, as on Airbyte"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1600,7 +1745,10 @@ async fn extra_sources_copy_the_template_source() {
         token_ttl: Duration::from_secs(900),
         create_delay: Duration::ZERO,
         churn_rate: 0.0,
+        job_duration: Duration::from_secs(2),
+        job_fail_rate: 0.0,
         fault_seed: None,
+        refuse_conflicting_streams: false,
     };
     let api = Api::with(SandboxConfig::from_args(&args).unwrap()).await;
     let mut names = Vec::new();
@@ -1635,7 +1783,7 @@ async fn extra_sources_copy_the_template_source() {
     let c = api
         .create(&json!({"sourceId": bulk["sourceId"], "destinationId": WAREHOUSE}))
         .await;
-    assert_eq!(c["name"], "bulk-000001 → Warehouse");
+    assert_eq!(c["name"], "bulk-000001 <> Warehouse");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1656,7 +1804,10 @@ fn seed_error(yaml: &str) -> String {
         token_ttl: Duration::from_secs(900),
         create_delay: Duration::ZERO,
         churn_rate: 0.0,
+        job_duration: Duration::from_secs(2),
+        job_fail_rate: 0.0,
         fault_seed: None,
+        refuse_conflicting_streams: false,
     };
     SandboxConfig::from_args(&args)
         .unwrap_err()
@@ -1843,7 +1994,7 @@ async fn shutdown_stops_serving() {
 #[tokio::test]
 async fn unknown_routes_and_methods_get_airbyte_shaped_errors() {
     let api = Api::start().await;
-    let (status, body) = api.get("/jobs").await;
+    let (status, body) = api.get("/regions").await;
     assert_eq!(status, 404);
     assert_eq!(body["title"], "resource-not-found");
     let (status, body) = api
@@ -1855,4 +2006,450 @@ async fn unknown_routes_and_methods_get_airbyte_shaped_errors() {
         .await;
     assert_eq!(status, 405, "{body}");
     assert_eq!(body["title"], "method-not-allowed");
+}
+
+// ---- Jobs (SPEC §10) ----
+
+/// The default seed plus these past jobs of the template connection.
+fn with_jobs(jobs: Vec<SeedJob>) -> SandboxConfig {
+    let mut config = SandboxConfig::default_on_free_port();
+    config.seed.jobs = jobs;
+    config
+}
+
+fn seed_job(id: i64, status: JobStatus, created_at: i64, updated_at: i64) -> SeedJob {
+    SeedJob {
+        connection: "shop-template → Warehouse".into(),
+        id: Some(id),
+        job_type: None,
+        status: Some(status),
+        created_at: Some(created_at),
+        updated_at: Some(updated_at),
+        rows_synced: None,
+        bytes_synced: None,
+    }
+}
+
+/// Asserts one of Airbyte's problem bodies and returns its `data.message`.
+fn problem(status: StatusCode, body: &Value, code: u16, title: &str) -> String {
+    assert_eq!(status, code, "{body}");
+    assert_eq!(body["status"], code);
+    assert_eq!(body["title"], title, "{body}");
+    assert!(body["type"].as_str().unwrap().ends_with(title), "{body}");
+    body["data"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_sync_goes_pending_then_running_then_succeeded_with_its_numbers() {
+    let api = Api::with(SandboxConfig {
+        job_duration: Duration::from_millis(300),
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await;
+    let (status, started) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["status"], "pending");
+    assert_eq!(started["jobType"], "sync");
+    assert_eq!(started["connectionId"], TEMPLATE);
+    assert!(
+        started.get("duration").is_none(),
+        "no duration while pending"
+    );
+    assert!(started.get("lastUpdatedAt").is_none());
+    let start_time = started["startTime"].as_str().unwrap();
+    assert!(
+        start_time.ends_with('Z') && start_time.contains('T'),
+        "{start_time}"
+    );
+    let id = started["jobId"].as_i64().unwrap();
+    let mut seen = vec![];
+    let mut job = Value::Null;
+    for _ in 0..1000 {
+        let (status, read) = api.get(&format!("/jobs/{id}")).await;
+        assert_eq!(status, 200);
+        let state = read["status"].as_str().unwrap().to_string();
+        if seen.last() != Some(&state) {
+            seen.push(state.clone());
+        }
+        job = read;
+        if state == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("succeeded"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|s| ["pending", "running", "succeeded"].contains(&s.as_str())),
+        "{seen:?}"
+    );
+    assert_eq!(job["startTime"], started["startTime"]);
+    assert!(job["duration"].as_str().unwrap().starts_with("PT"), "{job}");
+    assert!(job["lastUpdatedAt"].is_string(), "{job}");
+    assert!(job["rowsSynced"].as_i64().unwrap() > 0);
+    assert!(job["bytesSynced"].as_i64().unwrap() > job["rowsSynced"].as_i64().unwrap());
+    let (_, again) = api.get(&format!("/jobs/{id}")).await;
+    assert_eq!(again, job, "an ended job reads the same every time");
+    let (status, next) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        )
+        .await;
+    assert_eq!(status, 200, "a finished sync frees the connection: {next}");
+    assert_eq!(next["jobId"], id + 1);
+}
+
+#[tokio::test]
+async fn job_starts_are_refused_as_airbyte_refuses_them() {
+    let api = Api::with(with_jobs(vec![seed_job(
+        7,
+        JobStatus::Running,
+        1_767_225_600,
+        1_767_225_660,
+    )]))
+    .await;
+    let sync = |id: &str| json!({"connectionId": id, "jobType": "sync"});
+    let (status, body) = api.post("/jobs", &sync(TEMPLATE)).await;
+    let message = problem(status, &body, 409, "try-again-later");
+    assert_eq!(
+        message,
+        format!("A sync is already running for: {TEMPLATE}")
+    );
+    assert_eq!(body["detail"], "Please try again later.");
+
+    let (status, body) = api.post("/jobs", &sync(MISSING)).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["data"]["resourceType"], "connection");
+
+    let inactive = api
+        .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "status": "inactive"}))
+        .await;
+    let inactive = inactive["connectionId"].as_str().unwrap();
+    let (status, body) = api.post("/jobs", &sync(inactive)).await;
+    let message = problem(status, &body, 409, "state-conflict");
+    assert_eq!(message, "Could not fulfill request");
+    let deleted = api
+        .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}))
+        .await;
+    let deleted = deleted["connectionId"].as_str().unwrap();
+    api.delete(&format!("/connections/{deleted}")).await;
+    let (status, body) = api.post("/jobs", &sync(deleted)).await;
+    problem(status, &body, 409, "state-conflict");
+
+    let (status, body) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "refresh"}),
+        )
+        .await;
+    let message = problem(status, &body, 422, "unprocessable-entity");
+    assert_eq!(message, "Refreshes are not supported in the public API");
+    let (status, body) = api.post("/jobs", &json!({"connectionId": TEMPLATE})).await;
+    assert!(bad_request(status, &body).contains("jobType"), "{body}");
+    let (status, body) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "backfill"}),
+        )
+        .await;
+    bad_request(status, &body);
+
+    // A reset cancels the running sync and starts at once, even on an inactive connection.
+    let (status, reset) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "reset"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reset}");
+    assert_eq!(reset["jobType"], "reset");
+    assert_eq!(reset["jobId"], 8, "ids continue after the seeded ones");
+    let (_, old) = api.get("/jobs/7").await;
+    assert_eq!(old["status"], "cancelled");
+    let (status, clear) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": inactive, "jobType": "clear"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{clear}");
+    assert_eq!(clear["jobType"], "clear");
+}
+
+#[tokio::test]
+async fn a_running_job_is_cancelled_once() {
+    let api = Api::with(with_jobs(vec![seed_job(
+        3,
+        JobStatus::Running,
+        1_767_225_600,
+        1_767_225_601,
+    )]))
+    .await;
+    let (status, running) = api.get("/jobs/3").await;
+    assert_eq!(status, 200);
+    assert_eq!(running["status"], "running");
+    assert_eq!(running["startTime"], "2026-01-01T00:00Z");
+    assert_eq!(running["duration"], "PT1S");
+    assert!(running.get("lastUpdatedAt").is_none(), "{running}");
+    let (status, cancelled) = api.delete("/jobs/3").await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled["lastUpdatedAt"].is_string());
+    let (status, body) = api.delete("/jobs/3").await;
+    let message = problem(status, &body, 409, "state-conflict");
+    assert_eq!(message, "Job is not currently running");
+    let (status, body) = api.delete("/jobs/99").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["data"]["resourceType"], "job");
+    let (status, body) = api.get("/jobs/x1").await;
+    bad_request(status, &body);
+    let (status, _) = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        )
+        .await;
+    assert_eq!(status, 200, "a cancelled job frees the connection");
+}
+
+#[tokio::test]
+async fn jobs_list_filters_orders_and_pages_like_airbyte() {
+    let day = 86_400;
+    let t0 = 1_767_225_600;
+    let mut jobs = vec![
+        seed_job(1, JobStatus::Succeeded, t0, t0 + 95),
+        seed_job(2, JobStatus::Failed, t0 + day, t0 + day + 30),
+        seed_job(3, JobStatus::Succeeded, t0 + 2 * day, t0 + 2 * day + 29_172),
+    ];
+    jobs.push(SeedJob {
+        job_type: Some(JobType::Reset),
+        ..seed_job(4, JobStatus::Succeeded, t0 + 3 * day, t0 + 3 * day)
+    });
+    let api = Api::with(with_jobs(jobs)).await;
+    let ids = |page: &Value| -> Vec<i64> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["jobId"].as_i64().unwrap())
+            .collect()
+    };
+    let (status, all) = api.get("/jobs").await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(ids(&all), [1, 2, 3, 4], "createdAt|ASC by default");
+    let third = &all["data"][2];
+    assert_eq!(third["duration"], "PT8H6M12S");
+    assert_eq!(third["startTime"], "2026-01-03T00:00Z");
+    assert_eq!(third["lastUpdatedAt"], "2026-01-03T08:06:12Z");
+    assert!(
+        third["rowsSynced"].as_i64().unwrap() > 0,
+        "made up for a success"
+    );
+    assert!(
+        all["data"][1].get("rowsSynced").is_none(),
+        "none for a seeded failure"
+    );
+
+    let path = format!("/jobs?connectionId={TEMPLATE}&orderBy=createdAt|DESC");
+    let (_, newest) = api.get(&path).await;
+    assert_eq!(ids(&newest), [4, 3, 2, 1]);
+    let (_, by_updated) = api.get("/jobs?orderBy=updatedAt|DESC").await;
+    assert_eq!(ids(&by_updated), [4, 3, 2, 1]);
+    let (_, failed) = api.get("/jobs?status=failed").await;
+    assert_eq!(ids(&failed), [2]);
+    let (_, resets) = api.get("/jobs?jobType=reset").await;
+    assert_eq!(ids(&resets), [4]);
+    let (_, in_workspace) = api.get(&format!("/jobs?workspaceIds={WORKSPACE}")).await;
+    assert_eq!(ids(&in_workspace), [1, 2, 3, 4]);
+
+    let (_, page) = api
+        .get(&format!(
+            "/jobs?connectionId={TEMPLATE}&jobType=sync&limit=2&offset=2"
+        ))
+        .await;
+    assert_eq!(ids(&page), [3]);
+    let base = api.sandbox.url();
+    assert_eq!(
+        page["next"],
+        format!("{base}/jobs?jobType=sync&connectionId={TEMPLATE}&limit=2&offset=4")
+    );
+    assert_eq!(
+        page["previous"],
+        format!("{base}/jobs?jobType=sync&connectionId={TEMPLATE}&limit=2&offset=0")
+    );
+    let (_, empty) = api.get("/jobs?offset=10").await;
+    assert_eq!(empty["data"], json!([]));
+    assert_eq!(empty["next"], "");
+
+    let (status, body) = api.get("/jobs?orderBy=createdAt").await;
+    assert_eq!(
+        bad_request(status, &body),
+        "Invalid order by clause provided: createdAt"
+    );
+    let (status, body) = api.get("/jobs?orderBy=name|ASC").await;
+    bad_request(status, &body);
+    let (status, body) = api.get("/jobs?status=done").await;
+    bad_request(status, &body);
+    let (status, body) = api.get("/jobs?limit=101").await;
+    bad_request(status, &body);
+    let (status, body) = api.get(&format!("/jobs?connectionId={MISSING}")).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = api.get(&format!("/jobs?workspaceIds={MISSING}")).await;
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn seeded_jobs_name_their_connection_and_keep_their_ids_apart() {
+    let base = "workspaces: [{name: W}]\ndestinations: [{name: D, type: bigquery}]\n\
+                catalogs: {c: [{name: s, fields: [id]}]}\nsources: [{name: S, type: pg, catalog: c}]\n\
+                connections: [{name: C, source: S, destination: D}]\n";
+    let ok = format!("{base}jobs: [{{connection: C}}, {{connection: C, status: running}}]\n");
+    let seed = Seed::from_yaml(Path::new("seed.yaml"), ok.as_bytes()).unwrap();
+    assert_eq!(seed.jobs.len(), 2);
+    assert_eq!(
+        seed_error(&format!("{base}jobs: [{{connection: Nope}}]\n")),
+        "invalid seed: seed.yaml: jobs[0].connection: no connection named `Nope`"
+    );
+    assert_eq!(
+        seed_error(&format!(
+            "{base}jobs: [{{connection: C, id: 1}}, {{connection: C, id: 1}}]\n"
+        )),
+        "invalid seed: seed.yaml: jobs[1].id: job id 1 is used twice"
+    );
+    assert!(
+        seed_error(&format!("{base}jobs: [{{connection: C, status: done}}]\n")).contains("status")
+    );
+    assert!(
+        seed_error(&format!(
+            "{base}jobs: [{{connection: C, id: 9223372036854775807}}]\n"
+        ))
+        .contains("a job id is a number from 1 to")
+    );
+}
+
+#[tokio::test]
+async fn stats_show_the_most_requests_of_each_route_in_flight_at_once() {
+    let api = Api::with(SandboxConfig {
+        latency: Duration::from_millis(300),
+        job_duration: Duration::ZERO,
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await;
+    let mut copies = vec![];
+    for _ in 0..3 {
+        let created = api
+            .create(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}))
+            .await;
+        copies.push(created["connectionId"].as_str().unwrap().to_string());
+    }
+    let bodies: Vec<Value> = copies
+        .iter()
+        .map(|id| json!({"connectionId": id, "jobType": "sync"}))
+        .collect();
+    let requests = bodies.iter().map(|body| api.post("/jobs", body));
+    let started = futures::future::join_all(requests).await;
+    assert!(started.iter().all(|(s, _)| *s == 200), "{started:?}");
+    for (_, job) in &started {
+        api.get(&format!("/jobs/{}", job["jobId"])).await;
+    }
+    let stats = api.stats().await;
+    let by_route = &stats["max_in_flight_by_route"];
+    assert_eq!(by_route["POST /jobs"], 3, "{stats}");
+    assert_eq!(
+        by_route["POST /connections"], 1,
+        "sequential creates never overlap"
+    );
+    assert_eq!(by_route["GET /jobs/{jobId}"], 1);
+    assert_eq!(stats["requests"]["POST /jobs"], 3);
+    assert_eq!(stats["requests"]["GET /jobs/{jobId}"], 3);
+}
+
+// ---- --refuse-conflicting-streams ----
+
+#[tokio::test]
+async fn conflicting_destination_streams_are_refused_only_with_the_knob() {
+    let api = Api::with(SandboxConfig {
+        refuse_conflicting_streams: true,
+        ..SandboxConfig::default_on_free_port()
+    })
+    .await;
+    let copy =
+        |source: &str| json!({"sourceId": source, "destinationId": WAREHOUSE, "prefix": "eu_"});
+    let first = api.create(&copy(SHOP_EU)).await;
+    let first_id = first["connectionId"].as_str().unwrap();
+    // The same tables again: Airbyte's public create answers any handler problem with a bare 500.
+    let (status, body) = api.post("/connections", &copy(SHOP_US)).await;
+    unexpected_problem(status, &body);
+    assert!(body.get("data").is_none(), "{body}");
+    assert_eq!(api.stats().await["connections"], 2, "nothing was created");
+    let other_prefix = json!({"sourceId": SHOP_US, "destinationId": WAREHOUSE, "prefix": "us_"});
+    let (status, _) = api.post("/connections", &other_prefix).await;
+    assert_eq!(status, 200, "another prefix, other tables");
+
+    // A patch shows Airbyte's problem, naming the streams and who holds them.
+    let template = format!("/connections/{TEMPLATE}");
+    let (status, body) = api.patch(&template, &json!({"prefix": "eu_"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["type"],
+        "error:connection-conflicting-destination-stream"
+    );
+    let streams = body["data"]["streams"].as_array().unwrap();
+    let names: Vec<&str> = streams
+        .iter()
+        .map(|s| s["streamName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["orders", "customers", "products"]);
+    assert_eq!(streams[0]["streamNamespace"], "public");
+    assert_eq!(streams[0]["connectionIds"], json!([first_id]));
+    let (_, unchanged) = api.get(&template).await;
+    assert_eq!(
+        unchanged["prefix"], "shop_template_",
+        "a refused patch changes nothing"
+    );
+    let (status, _) = api.patch(&template, &json!({"name": "renamed"})).await;
+    assert_eq!(
+        status, 200,
+        "a patch that does not touch the tables is not checked"
+    );
+    let (status, body) = api
+        .patch(
+            &template,
+            &json!({"prefix": "eu_", "namespaceDefinition": "custom_format", "namespaceFormat": "eu"}),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "another namespace setting, other tables: {body}"
+    );
+
+    // Only active connections hold their tables.
+    api.patch(
+        &format!("/connections/{first_id}"),
+        &json!({"status": "inactive"}),
+    )
+    .await;
+    let (status, _) = api.post("/connections", &copy(SHOP_US)).await;
+    assert_eq!(status, 200, "the holder is inactive");
+
+    let without = Api::start().await;
+    without.create(&copy(SHOP_EU)).await;
+    let (status, _) = without.post("/connections", &copy(SHOP_US)).await;
+    assert_eq!(
+        status, 200,
+        "without the knob, Airbyte's default, nothing is checked"
+    );
 }

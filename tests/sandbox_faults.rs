@@ -160,8 +160,8 @@ fn assert_injected_failure(seen: &Seen) {
     assert_eq!(body["status"], status.as_u16());
     assert_eq!(body["title"], title);
     assert_eq!(
-        body["type"],
-        format!("https://reference.airbyte.com/reference/errors#{title}")
+        body["type"], "https://reference.airbyte.com/reference/errors",
+        "the problem catalogue's type for both"
     );
     assert!(body["detail"].is_string());
     assert!(
@@ -263,7 +263,7 @@ async fn lost_creates_and_patches_take_effect_all_the_same() {
     let names = api.connection_names().await;
     assert_eq!(names.len(), 5, "every lost create took effect: {names:?}");
     assert!(
-        names.contains(&"shop-eu → Warehouse".to_string()),
+        names.contains(&"shop-eu <> Warehouse".to_string()),
         "{names:?}"
     );
     assert!(
@@ -505,7 +505,7 @@ async fn a_delayed_create_completes_after_the_client_gives_up() {
     assert!(
         api.connection_names()
             .await
-            .contains(&"shop-us → Warehouse".to_string()),
+            .contains(&"shop-us <> Warehouse".to_string()),
         "the server finished the create"
     );
 }
@@ -687,6 +687,8 @@ fn fault_flags_are_validated_and_default_to_off() {
         "2s",
         "--churn-rate",
         "0.5",
+        "--job-fail-rate",
+        "0.1",
         "--fault-seed",
         "9",
     ])
@@ -700,7 +702,8 @@ fn fault_flags_are_validated_and_default_to_off() {
             "--rate-limit 10",
             "--token-ttl 30s",
             "--create-delay 2s",
-            "--churn-rate 0.5"
+            "--churn-rate 0.5",
+            "--job-fail-rate 0.1"
         ]
     );
     assert_eq!(config.fault_seed, Some(9));
@@ -714,6 +717,8 @@ fn fault_flags_are_validated_and_default_to_off() {
         (["--fail-rate", "often"], "--fail-rate"),
         (["--rate-limit", "0"], "--rate-limit"),
         (["--churn-rate", "2"], "--churn-rate"),
+        (["--job-fail-rate", "1.01"], "--job-fail-rate"),
+        (["--job-duration", "soon"], "--job-duration"),
     ] {
         let error = parse(&flags).err().unwrap();
         assert!(error.contains(complaint), "{flags:?}: {error}");
@@ -780,4 +785,83 @@ fn the_startup_output_names_the_active_faults_and_the_seed() {
         lines[lines.len() - 2],
         "faults:        --fail-rate 0.1, --rate-limit 20 (replay with --fault-seed 1234)"
     );
+}
+
+/// The end states of `n` syncs of the template, each started once the previous one ended.
+async fn job_outcomes(seed: u64, rate: f64, n: usize) -> (Vec<String>, Value) {
+    let api = Api::with(|c| {
+        c.job_fail_rate = rate;
+        c.job_duration = Duration::ZERO;
+        c.fault_seed = Some(seed);
+    })
+    .await;
+    let sync = json!({"connectionId": TEMPLATE, "jobType": "sync"});
+    let mut outcomes = Vec::new();
+    for _ in 0..n {
+        let job = api.post("/jobs", &sync).await.json();
+        let read = api.get(&format!("/jobs/{}", job["jobId"])).await.json();
+        outcomes.push(read["status"].as_str().unwrap().to_string());
+    }
+    (outcomes, api.stats().await)
+}
+
+#[tokio::test]
+async fn job_failures_follow_the_fault_seed() {
+    let (first, stats) = job_outcomes(11, 0.5, 24).await;
+    assert!(first.contains(&"failed".to_string()), "{first:?}");
+    assert!(first.contains(&"succeeded".to_string()), "{first:?}");
+    let failed = first.iter().filter(|s| *s == "failed").count();
+    assert_eq!(stats["faults"]["jobs_failed"], failed, "{stats}");
+    assert_eq!(
+        job_outcomes(11, 0.5, 24).await.0,
+        first,
+        "the same seed, the same ends"
+    );
+    let (all, _) = job_outcomes(5, 1.0, 4).await;
+    assert_eq!(all, ["failed"; 4]);
+    let (none, stats) = job_outcomes(5, 0.0, 4).await;
+    assert_eq!(none, ["succeeded"; 4]);
+    assert_eq!(stats["faults"]["jobs_failed"], 0);
+}
+
+#[tokio::test]
+async fn a_lost_job_start_started_the_job_all_the_same() {
+    let api = Api::with(|c| {
+        c.lost_response_rate = 1.0;
+        c.fault_seed = Some(4);
+    })
+    .await;
+    let seen = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        )
+        .await;
+    match &seen {
+        Seen::NoAnswer(_) => {}
+        Seen::Answer(status, text) => assert_eq!(*status, 504, "{text}"),
+    }
+    let listed = api
+        .get(&format!("/jobs?connectionId={TEMPLATE}&status=pending"))
+        .await
+        .json();
+    let running = api
+        .get(&format!("/jobs?connectionId={TEMPLATE}&status=running"))
+        .await
+        .json();
+    let found =
+        listed["data"].as_array().unwrap().len() + running["data"].as_array().unwrap().len();
+    assert_eq!(found, 1, "the job was started: {listed} {running}");
+    let again = api
+        .post(
+            "/jobs",
+            &json!({"connectionId": TEMPLATE, "jobType": "sync"}),
+        )
+        .await;
+    assert_eq!(
+        again.label(),
+        "409",
+        "a retried start meets the running sync"
+    );
+    assert_eq!(api.stats().await["faults"]["lost"], 1);
 }

@@ -8,7 +8,8 @@
 //!   handler never runs. It applies to `/health` and `/applications/token` too, before auth, as a
 //!   failing server or proxy would.
 //! - `--lost-response-rate`, on the writes a client must recover from (`POST /connections`,
-//!   `PATCH /connections/{connectionId}`, `POST /tags`, `PATCH` and `DELETE /tags/{tagId}`): the
+//!   `PATCH /connections/{connectionId}`, `POST /tags`, `PATCH` and `DELETE /tags/{tagId}`,
+//!   `POST /jobs`): the
 //!   handler runs, and if it succeeded (the write took effect) the answer is replaced by either
 //!   a dropped connection (no status line at all) or a proxy's 504 (an even pick).
 //!
@@ -46,7 +47,9 @@ pub struct Faults {
     rng: Mutex<fastrand::Rng>,
     limiter: Option<RateLimiter>,
     churn_rate: f64,
+    job_fail_rate: f64,
     failed: AtomicU64,
+    jobs_failed: AtomicU64,
     churned: AtomicU64,
     lost: AtomicU64,
     rate_limited: AtomicU64,
@@ -86,7 +89,9 @@ impl Faults {
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             limiter: rate_limit.map(RateLimiter::new),
             churn_rate: 0.0,
+            job_fail_rate: 0.0,
             failed: AtomicU64::new(0),
+            jobs_failed: AtomicU64::new(0),
             churned: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
@@ -98,6 +103,28 @@ impl Faults {
     pub fn with_churn(mut self, churn_rate: f64) -> Self {
         self.churn_rate = churn_rate;
         self
+    }
+
+    /// `--job-fail-rate`: the share of started jobs that end `failed`.
+    #[must_use]
+    pub fn with_job_fail_rate(mut self, rate: f64) -> Self {
+        self.job_fail_rate = rate;
+        self
+    }
+
+    /// Rolls for one started job: `true` when it is to fail. Counted in `jobs_failed`.
+    pub fn roll_job_failure(&self) -> bool {
+        if self.job_fail_rate <= 0.0 {
+            return false;
+        }
+        let fails = {
+            let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+            rng.f64() < self.job_fail_rate
+        };
+        if fails {
+            self.jobs_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        fails
     }
 
     /// Rolls for one `GET /connections` page: no churn, or a delete or a create (an even pick).
@@ -163,6 +190,7 @@ impl Faults {
             "lost": self.lost.load(Ordering::Relaxed),
             "rate_limited": self.rate_limited.load(Ordering::Relaxed),
             "churned": self.churned.load(Ordering::Relaxed),
+            "jobs_failed": self.jobs_failed.load(Ordering::Relaxed),
         })
     }
 }
@@ -178,6 +206,7 @@ pub async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: N
                     | "POST /tags"
                     | "PATCH /tags/{tagId}"
                     | "DELETE /tags/{tagId}"
+                    | "POST /jobs"
             )
         );
     match faults.roll(losable) {

@@ -5,7 +5,7 @@
 //! [`seed`] (the starting state, YAML or code) → [`seeding`] (builds the store from it) →
 //! [`store`] (state and indices, paged through [`positions`]) ← [`routes`] (HTTP handlers)
 //! using [`request`] (parsing), [`validate`] (create and patch rules), [`tags`] (tag rules),
-//! [`auth`] (tokens),
+//! [`jobs`] (sync and reset jobs, on the clock), [`auth`] (tokens),
 //! [`stats`] (the accounting layer and `/_sandbox/stats`), [`faults`] (the fault knobs, for
 //! reliability tests; [`churn`] applies `--churn-rate` to the store) and [`problem`] (error
 //! bodies). Each layer holds its own state, so no
@@ -17,6 +17,7 @@ mod auth;
 mod catalog;
 mod churn;
 mod faults;
+mod jobs;
 mod positions;
 mod problem;
 mod request;
@@ -59,8 +60,8 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
     pub fail_rate: f64,
     /// Fault: lose the answer to this share (0 to 1) of successful writes of connections
-    /// (create, patch) and tags (create, patch, delete), after they took effect: the connection
-    /// is closed, or 504 is answered.
+    /// (create, patch), tags (create, patch, delete) and job starts, after they took effect: the
+    /// connection is closed, or 504 is answered.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
     pub lost_response_rate: f64,
     /// Fault: at most N requests per second per bearer token (bursts of N); above it, 429.
@@ -76,9 +77,20 @@ pub struct SandboxArgs {
     /// the listing already passed, or create one, so that offset paging shifts.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
     pub churn_rate: f64,
+    /// How long a job started with `POST /jobs` takes: pending for its first tenth, then
+    /// running, then succeeded (or failed, see `--job-fail-rate`).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::duration::parse)]
+    pub job_duration: Duration,
+    /// Fault: this share (0 to 1) of started jobs ends `failed` instead of `succeeded`.
+    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = parse_rate)]
+    pub job_fail_rate: f64,
     /// Seed of the fault dice, to repeat a run's faults; without it, a random seed (printed).
     #[arg(long, value_name = "N")]
     pub fault_seed: Option<u64>,
+    /// Refuse a create or patch whose streams would write to the destination tables of another
+    /// active connection (Airbyte's `ValidateConflictingDestinationStreams` flag).
+    #[arg(long)]
+    pub refuse_conflicting_streams: bool,
 }
 
 /// A probability on the command line: a number from 0 to 1.
@@ -113,7 +125,8 @@ pub struct SandboxConfig {
     /// `--fail-rate`: share of API requests answered 500 or 503 without effect, 0 to 1.
     pub fail_rate: f64,
     /// `--lost-response-rate`: share of successful connection creates and patches, and tag
-    /// creates, patches and deletes, whose answer is lost after they took effect, 0 to 1.
+    /// creates, patches and deletes, and job starts, whose answer is lost after they took
+    /// effect, 0 to 1.
     pub lost_response_rate: f64,
     /// `--rate-limit`: requests per second per bearer token (a bucket of this many, refilled at
     /// this rate); `None` for no limit. At least 1.
@@ -123,8 +136,14 @@ pub struct SandboxConfig {
     /// `--churn-rate`: share of `GET /connections` pages on which an unrelated connection is
     /// deleted or created (see the README's fault knobs), 0 to 1.
     pub churn_rate: f64,
+    /// `--job-duration`: how long a started job takes (2 s by default).
+    pub job_duration: Duration,
+    /// `--job-fail-rate`: share of started jobs that end `failed`, 0 to 1.
+    pub job_fail_rate: f64,
     /// `--fault-seed`: seed of the fault dice; `None` draws one (see [`Sandbox::fault_seed`]).
     pub fault_seed: Option<u64>,
+    /// `--refuse-conflicting-streams`.
+    pub refuse_conflicting_streams: bool,
 }
 
 /// The most sources `--sources` may add (20,000 is the benchmark's size).
@@ -153,7 +172,10 @@ impl SandboxConfig {
             rate_limit: args.rate_limit,
             create_delay: args.create_delay,
             churn_rate: args.churn_rate,
+            job_duration: args.job_duration,
+            job_fail_rate: args.job_fail_rate,
             fault_seed: args.fault_seed,
+            refuse_conflicting_streams: args.refuse_conflicting_streams,
         };
         config.validate()?;
         Ok(config)
@@ -168,6 +190,7 @@ impl SandboxConfig {
             ("--fail-rate", self.fail_rate),
             ("--lost-response-rate", self.lost_response_rate),
             ("--churn-rate", self.churn_rate),
+            ("--job-fail-rate", self.job_fail_rate),
         ] {
             if !rate_is_valid(rate) {
                 return Err(SandboxError::Rate { flag, rate });
@@ -203,6 +226,9 @@ impl SandboxConfig {
         if self.churn_rate > 0.0 {
             on.push(format!("--churn-rate {}", self.churn_rate));
         }
+        if self.job_fail_rate > 0.0 {
+            on.push(format!("--job-fail-rate {}", self.job_fail_rate));
+        }
         on
     }
 
@@ -219,12 +245,16 @@ impl SandboxConfig {
             rate_limit: None,
             create_delay: Duration::ZERO,
             churn_rate: 0.0,
+            job_duration: DEFAULT_JOB_DURATION,
+            job_fail_rate: 0.0,
             fault_seed: None,
+            refuse_conflicting_streams: false,
         }
     }
 }
 
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(900);
+const DEFAULT_JOB_DURATION: Duration = Duration::from_secs(2);
 
 /// Why a sandbox could not start.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -270,6 +300,9 @@ impl Sandbox {
         if config.churn_rate > 0.0 {
             churn::prepare(&mut store);
         }
+        store.set_job_duration(config.job_duration);
+        // Seeds are not checked: a seed may hold connections that already conflict.
+        store.set_refuse_conflicting_streams(config.refuse_conflicting_streams);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| SandboxError::Bind {
@@ -293,7 +326,8 @@ impl Sandbox {
                     config.create_delay,
                     fault_seed,
                 )
-                .with_churn(config.churn_rate),
+                .with_churn(config.churn_rate)
+                .with_job_fail_rate(config.job_fail_rate),
             ),
             addr,
         });
@@ -357,8 +391,10 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     let config = SandboxConfig::from_args(&args)?;
     let seed = config.seed.clone();
     let faults = config.active_faults();
-    let rolls_dice =
-        config.fail_rate > 0.0 || config.lost_response_rate > 0.0 || config.churn_rate > 0.0;
+    let rolls_dice = config.fail_rate > 0.0
+        || config.lost_response_rate > 0.0
+        || config.churn_rate > 0.0
+        || config.job_fail_rate > 0.0;
     let sandbox = Sandbox::start(config).await?;
     {
         let mut out = std::io::stdout().lock();

@@ -16,6 +16,10 @@ use serde_json::json;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError(pub Box<Problem>);
 
+const UNEXPECTED_DETAIL: &str = "An unexpected problem has occurred. If this is an error that \
+                                 needs to be addressed, please submit a pull request or github \
+                                 issue.";
+
 /// The text real Airbyte puts in place of a secret on reads.
 pub const MASK: &str = "**********";
 
@@ -103,6 +107,57 @@ impl ApiError {
         )
     }
 
+    /// 409 `try-again-later` (`TryAgainLaterConflictProblem`): what a sync start answers when
+    /// the connection already runs a job.
+    pub fn try_again_later(message: impl Into<String>) -> Self {
+        problem(
+            409,
+            "https://reference.airbyte.com/reference/errors#try-again-later",
+            "try-again-later",
+            "Please try again later.",
+            json!({ "message": message.into() }),
+        )
+    }
+
+    /// 409 `state-conflict` (`StateConflictProblem`): a sync of a connection that is not
+    /// active, a cancel of a job that is not running.
+    pub fn state_conflict(message: impl Into<String>) -> Self {
+        problem(
+            409,
+            "https://reference.airbyte.com/reference/errors#409-state-conflict",
+            "state-conflict",
+            "State conflict",
+            json!({ "message": message.into() }),
+        )
+    }
+
+    /// 422 `unprocessable-entity`: e.g. a refresh job through the public API.
+    pub fn unprocessable_entity(message: impl Into<String>) -> Self {
+        problem(
+            422,
+            "https://reference.airbyte.com/reference/errors#unprocessable-entity",
+            "unprocessable-entity",
+            "The body of the request was not understood",
+            json!({ "message": message.into() }),
+        )
+    }
+
+    /// 400 `error:connection-conflicting-destination-stream`
+    /// (`ConnectionConflictingStreamProblem`): streams that would write to the tables of another
+    /// active connection to the same destination. `data` is Airbyte's
+    /// `{streams: [{connectionIds, streamName, streamNamespace}]}` (the UI reads
+    /// `data.streams[0].streamName`); the title and detail are our guess.
+    pub fn conflicting_destination_streams(streams: Vec<serde_json::Value>) -> Self {
+        problem(
+            400,
+            "error:connection-conflicting-destination-stream",
+            "Conflicting destination streams",
+            "This connection has conflicting streams with an existing connection to the same \
+             destination: they would write to the same destination tables.",
+            json!({ "streams": serde_json::Value::Array(streams) }),
+        )
+    }
+
     /// 409 `error:tag-already-exists`: another tag of the workspace has the name. Airbyte's
     /// problem carries no `data`.
     pub fn tag_already_exists() -> Self {
@@ -166,15 +221,27 @@ impl ApiError {
         )
     }
 
-    /// 500 `unexpected-problem`: what Airbyte answers when something failed on its side.
+    /// 500 `unexpected-problem`: what Airbyte answers when something failed on its side. The
+    /// type and texts are the catalogue's (`UnexpectedProblemResponse`: no `#` fragment).
     pub fn unexpected_problem(message: impl Into<String>) -> Self {
         problem(
             500,
-            "https://reference.airbyte.com/reference/errors#unexpected-problem",
+            "https://reference.airbyte.com/reference/errors",
             "unexpected-problem",
-            "An unexpected problem has occurred. If this is an error that needs to be addressed, \
-             please submit a pull request or github issue.",
+            UNEXPECTED_DETAIL,
             json!({ "message": message.into() }),
+        )
+    }
+
+    /// 500 `unexpected-problem` without `data`: what the public API's create answers for any
+    /// failure inside Airbyte's connection handler (`handleCreateConnectionError` throws a bare
+    /// `UnexpectedProblem()`), such as a source and destination in different workspaces.
+    pub fn unexpected_problem_bare() -> Self {
+        bare(
+            500,
+            "https://reference.airbyte.com/reference/errors",
+            "unexpected-problem",
+            UNEXPECTED_DETAIL,
         )
     }
 
@@ -182,10 +249,27 @@ impl ApiError {
     pub fn service_unavailable(message: impl Into<String>) -> Self {
         problem(
             503,
-            "https://reference.airbyte.com/reference/errors#service-unavailable",
+            "https://reference.airbyte.com/reference/errors",
             "service-unavailable",
-            "The service is temporarily unavailable. Please try again later.",
+            "The server is currently unable to handle the request.",
             json!({ "message": message.into() }),
+        )
+    }
+
+    /// 415 for a body sent with a content type other than JSON. Micronaut refuses it before
+    /// the controller runs; the body's shape and texts are our guess (the message is
+    /// Micronaut's wording).
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        problem(
+            415,
+            "https://reference.airbyte.com/reference/errors#unsupported-media-type",
+            "unsupported-media-type",
+            "The request body's content type is not supported.",
+            json!({
+                "message": format!(
+                    "Content Type [{content_type}] not allowed. Allowed types: [application/json]"
+                )
+            }),
         )
     }
 

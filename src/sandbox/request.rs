@@ -155,15 +155,7 @@ impl ListParams {
         resource: &str,
         data: Vec<T>,
     ) -> Page<T> {
-        let host = headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .map_or_else(|| fallback.to_string(), str::to_string);
-        let base = if uri.path().starts_with("/api/public/v1") {
-            "/api/public/v1"
-        } else {
-            "/v1"
-        };
+        let base = api_base(fallback, headers, uri);
         let link = |offset: usize| {
             let mut query = String::new();
             if !self.workspace_ids.is_empty() {
@@ -171,24 +163,69 @@ impl ListParams {
                 query = format!("workspaceIds={}&", ids.join(","));
             }
             format!(
-                "http://{host}{base}/{resource}?{query}includeDeleted={}&limit={}&offset={offset}",
+                "{base}/{resource}?{query}includeDeleted={}&limit={}&offset={offset}",
                 self.include_deleted, self.limit
             )
         };
-        let next = if data.is_empty() {
-            String::new()
-        } else {
-            link(self.offset + self.limit)
-        };
-        let previous = if self.offset == 0 {
-            String::new()
-        } else {
-            link(self.offset.saturating_sub(self.limit))
-        };
+        let (next, previous) = page_links(self.offset, self.limit, data.is_empty(), link);
         Page {
             previous: Some(previous),
             next: Some(next),
             data,
         }
     }
+}
+
+/// The API base a paging link starts with, e.g. `http://127.0.0.1:8006/v1`: the request's
+/// `Host` (or `fallback`) and the base it came in under.
+pub fn api_base(fallback: SocketAddr, headers: &HeaderMap, uri: &Uri) -> String {
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or_else(|| fallback.to_string(), str::to_string);
+    let base = if uri.path().starts_with("/api/public/v1") {
+        "/api/public/v1"
+    } else {
+        "/v1"
+    };
+    format!("http://{host}{base}")
+}
+
+/// `next` and `previous` of a page as Airbyte's `PaginationMapper` builds them from `link`
+/// (which gets the offset): `next` whenever the page has items, `""` when it is empty;
+/// `previous` `""` at offset 0.
+pub fn page_links(
+    offset: usize,
+    limit: usize,
+    empty: bool,
+    link: impl Fn(usize) -> String,
+) -> (String, String) {
+    let next = if empty {
+        String::new()
+    } else {
+        link(offset + limit)
+    };
+    let previous = if offset == 0 {
+        String::new()
+    } else {
+        link(offset.saturating_sub(limit))
+    };
+    (next, previous)
+}
+
+/// An enum query parameter (`status`, `jobType`), by its wire name; anything else is a 400.
+pub fn enum_param<T: DeserializeOwned>(
+    pairs: &[(String, String)],
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    single(pairs, name)
+        .map(|raw| {
+            serde_json::from_value(serde_json::Value::String(raw.to_string())).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "Failed to convert argument [{name}] for value [{raw}]: not one of its \
+                     allowed values."
+                ))
+            })
+        })
+        .transpose()
 }

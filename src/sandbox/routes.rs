@@ -10,16 +10,18 @@
 use super::auth::Auth;
 use super::churn;
 use super::faults::{self, Faults};
+use super::jobs::{JobFilter, JobOrder, Now};
 use super::problem::ApiError;
 use super::request::{
-    ListParams, bool_param, parse_json, path_uuid, query_pairs, query_uuid, single, uuid_list,
+    ListParams, api_base, bool_param, enum_param, int_param, page_links, parse_json, path_uuid,
+    query_pairs, query_uuid, single, uuid_list,
 };
 use super::stats::{self, Stats};
 use super::store::{Store, rendered};
 use crate::wire::{
-    ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse, DestinationResponse, Page,
-    SourceResponse, StreamProperties, Tag, TagCreateRequest, TagPatchRequest, TagsResponse,
-    TokenResponse, WorkspaceResponse,
+    ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse, DestinationResponse,
+    JobCreateRequest, JobResponse, JobStatus, JobType, Page, SourceResponse, StreamProperties, Tag,
+    TagCreateRequest, TagPatchRequest, TagsResponse, TokenResponse, WorkspaceResponse,
 };
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, RawQuery, Request, State};
@@ -87,11 +89,14 @@ pub fn router(app: Arc<App>) -> Router {
             "/tags/{tagId}",
             get(get_tag).patch(patch_tag).delete(delete_tag),
         )
+        .route("/jobs", get(list_jobs).post(create_job))
+        .route("/jobs/{jobId}", get(get_job).delete(cancel_job))
+        .route_layer(from_fn(require_json))
         .route_layer(from_fn_with_state(app.clone(), require_auth));
     let api = open
         .merge(secured)
         .route_layer(from_fn_with_state(app.faults.clone(), faults::inject))
-        .route_layer(from_fn(stats::tag_route))
+        .route_layer(from_fn_with_state(app.stats.clone(), stats::tag_route))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/v1", api.clone())
@@ -135,6 +140,27 @@ async fn require_auth(State(app): State<Arc<App>>, request: Request, next: Next)
         Some(response) => response,
         None => next.run(request).await,
     }
+}
+
+/// A body sent as anything but JSON (`Content-Type: text/plain`, a form) is refused with 415,
+/// as Micronaut refuses it before Airbyte's controller runs. A body without a content type is
+/// read as JSON.
+async fn require_json(request: Request, next: Next) -> Response {
+    let writes = matches!(
+        *request.method(),
+        Method::POST | Method::PATCH | Method::PUT
+    );
+    let content_type = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if let (true, Some(content_type)) = (writes, content_type) {
+        let media = content_type.split(';').next().unwrap_or_default().trim();
+        if !media.eq_ignore_ascii_case("application/json") {
+            return ApiError::unsupported_media_type(media).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> ApiError {
@@ -464,4 +490,104 @@ fn known_workspaces(store: &Store, ids: &[Uuid]) -> Result<(), ApiError> {
         Some(id) => Err(ApiError::not_found("workspace", id.to_string())),
         None => Ok(()),
     }
+}
+
+/// `POST /jobs`: the rules are [`Store::start_job`]'s; the fault dice decide, once per job
+/// started, whether it will fail (`--job-fail-rate`).
+async fn create_job(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Json<JobResponse>, ApiError> {
+    let request: JobCreateRequest = parse_json(&body)?;
+    let faults = app.faults.clone();
+    app.write()
+        .start_job(&request, Now::system(), || faults.roll_job_failure())
+        .map(Json)
+}
+
+fn path_job_id(value: &str) -> Result<i64, ApiError> {
+    value.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "Failed to convert argument [jobId] for value [{value}]: not an integer."
+        ))
+    })
+}
+
+async fn get_job(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<JobResponse>, ApiError> {
+    let id = path_job_id(&id)?;
+    app.read()
+        .job(id, Now::system())
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("job", id.to_string()))
+}
+
+/// `DELETE /jobs/{jobId}`: cancels, and answers 200 with the cancelled job.
+async fn cancel_job(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<JobResponse>, ApiError> {
+    let id = path_job_id(&id)?;
+    app.write().cancel_job(id, Now::system()).map(Json)
+}
+
+/// `GET /jobs`: by `connectionId` or `workspaceIds` (all when neither), `status`, `jobType`,
+/// `orderBy` (`createdAt|ASC` by default, as Airbyte), `limit` and `offset`. The paging links
+/// carry `jobType` and `connectionId` or `workspaceIds`, as Airbyte's `JobsResponseMapper` does.
+async fn list_jobs(
+    State(app): State<Arc<App>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Page<JobResponse>>, ApiError> {
+    let pairs = query_pairs(query.as_deref());
+    let limit = int_param(&pairs, "limit", 20, 1, 100)?;
+    let offset = int_param(&pairs, "offset", 0, 0, i64::from(i32::MAX))?;
+    let connection_id = single(&pairs, "connectionId")
+        .map(|v| query_uuid("connectionId", v))
+        .transpose()?;
+    let filter = JobFilter {
+        connection_id,
+        workspace_ids: uuid_list(&pairs, "workspaceIds")?,
+        status: enum_param::<JobStatus>(&pairs, "status")?,
+        job_type: enum_param::<JobType>(&pairs, "jobType")?,
+        order: single(&pairs, "orderBy")
+            .map(JobOrder::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        offset: usize::try_from(offset).unwrap_or(0),
+        limit: usize::try_from(limit).unwrap_or(20),
+    };
+    let data = {
+        let store = app.read();
+        if let Some(id) = connection_id {
+            if store.connection(id).is_none() {
+                return Err(ApiError::not_found("connection", id.to_string()));
+            }
+        }
+        known_workspaces(&store, &filter.workspace_ids)?;
+        store.list_jobs(&filter, Now::system())
+    };
+    let base = api_base(app.addr, &headers, &uri);
+    let mut query = Vec::new();
+    if let Some(t) = filter.job_type {
+        query.push(format!("jobType={}&", t.as_str()));
+    }
+    if let Some(id) = connection_id {
+        query.push(format!("connectionId={id}&"));
+    } else if !filter.workspace_ids.is_empty() {
+        let ids: Vec<String> = filter.workspace_ids.iter().map(Uuid::to_string).collect();
+        query.push(format!("workspaceIds={}&", ids.join(",")));
+    }
+    let query = query.concat();
+    let (next, previous) = page_links(filter.offset, filter.limit, data.is_empty(), |offset| {
+        format!("{base}/jobs?{query}limit={}&offset={offset}", filter.limit)
+    });
+    Ok(Json(Page {
+        previous: Some(previous),
+        next: Some(next),
+        data,
+    }))
 }

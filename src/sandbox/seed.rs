@@ -10,8 +10,9 @@
 
 use super::catalog::{DestinationSyncMode, SourceSyncMode};
 use crate::wire::{
-    ConfiguredStreamMapper, ConnectionSchedule, ConnectionStatus, NamespaceDefinition,
-    NonBreakingSchemaUpdatesBehavior, ScheduleType, ScheduleTypeWithBasic, SyncMode,
+    ConfiguredStreamMapper, ConnectionSchedule, ConnectionStatus, JobStatus, JobType,
+    NamespaceDefinition, NonBreakingSchemaUpdatesBehavior, ScheduleType, ScheduleTypeWithBasic,
+    SyncMode,
 };
 use crate::yaml::{self, YamlError};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,9 @@ pub struct Seed {
     pub tags: Vec<SeedTag>,
     #[serde(default)]
     pub connections: Vec<SeedConnection>,
+    /// Past jobs of the seeded connections, frozen in their status.
+    #[serde(default)]
+    pub jobs: Vec<SeedJob>,
     /// Application credentials that `POST /applications/token` exchanges for a token.
     #[serde(default)]
     pub applications: Vec<SeedApplication>,
@@ -251,6 +255,35 @@ pub struct SeedStreamConfiguration {
     pub destination_object_name: Option<String>,
     #[serde(default)]
     pub mappers: Option<Vec<ConfiguredStreamMapper>>,
+}
+
+/// A past job of a seeded connection. It keeps its status for good: a `running` one stays
+/// running (a sync start of its connection answers 409) until it is cancelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SeedJob {
+    /// The connection's name.
+    pub connection: String,
+    /// Defaults to the next free id, counting from 1.
+    #[serde(default)]
+    pub id: Option<i64>,
+    /// Defaults to `sync`.
+    #[serde(default)]
+    pub job_type: Option<JobType>,
+    /// Defaults to `succeeded`.
+    #[serde(default)]
+    pub status: Option<JobStatus>,
+    /// Seconds since the epoch; defaults to the seed's fixed time.
+    #[serde(default)]
+    pub created_at: Option<i64>,
+    /// Seconds since the epoch, when the status last changed; defaults to `createdAt`.
+    #[serde(default)]
+    pub updated_at: Option<i64>,
+    /// Defaults to a number made up from the id for a succeeded job, none otherwise.
+    #[serde(default)]
+    pub rows_synced: Option<i64>,
+    #[serde(default)]
+    pub bytes_synced: Option<i64>,
 }
 
 /// Client credentials for the token endpoint.

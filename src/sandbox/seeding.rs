@@ -6,12 +6,13 @@
 //! The seed document itself ([`super::seed`]) knows nothing of the store.
 
 use super::catalog::{Catalog, CatalogStream};
+use super::jobs::{Job, SeededJob};
 use super::seed::{
-    FieldPath, Seed, SeedConnection, SeedError, SeedSchedule, SeedStream, derived_id,
+    FieldPath, Seed, SeedConnection, SeedError, SeedJob, SeedSchedule, SeedStream, derived_id,
 };
 use super::store::{Destination, Source, Store};
 use crate::wire::{
-    ConnectionCreateRequest, ConnectionScheduleResponse, DestinationResponse,
+    ConnectionCreateRequest, ConnectionScheduleResponse, DestinationResponse, JobStatus, JobType,
     ScheduleTypeWithBasic, SelectedFieldInfo, SourceResponse, StreamConfiguration,
     StreamConfigurations, Tag, WorkspaceResponse,
 };
@@ -21,6 +22,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;
+
+/// The largest job id a seed may give.
+const MAX_JOB_ID: i64 = 1_000_000_000_000;
 
 /// `createdAt` of seed objects that do not set one: 2026-01-01T00:00:00Z, so reads are stable.
 pub const SEED_CREATED_AT: i64 = 1_767_225_600;
@@ -50,6 +54,9 @@ pub fn build(seed: &Seed, extra_sources: usize) -> Result<Store, SeedError> {
     for (i, c) in seed.connections.iter().enumerate() {
         builder.connection(c, &format!("connections[{i}]"))?;
     }
+    for (i, j) in seed.jobs.iter().enumerate() {
+        builder.job(j, &format!("jobs[{i}]"))?;
+    }
     Ok(builder.store)
 }
 
@@ -62,6 +69,7 @@ struct Builder {
     destinations: HashMap<String, Uuid>,
     sources: HashMap<String, Uuid>,
     tags: HashMap<String, Uuid>,
+    connections: HashMap<String, Uuid>,
 }
 
 impl Builder {
@@ -237,11 +245,13 @@ impl Builder {
             let id = lookup(&self.tags, name, &format!("tags[{j}]"), "tag")?;
             tags.extend(self.store.tag(id).cloned());
         }
-        let request = seed_request(c, source_id, destination_id, tags);
+        // The seed's own default name (the API's is `<source> <> <destination>`).
         let name = c
             .name
             .clone()
             .unwrap_or_else(|| format!("{} → {}", c.source, c.destination));
+        let mut request = seed_request(c, source_id, destination_id, tags);
+        request.name = Some(name.clone());
         let id = c.id.unwrap_or_else(|| derived_id("connection", &name));
         let mut mapper = 0u32;
         let mut new_id = || {
@@ -260,6 +270,54 @@ impl Builder {
             return Err(duplicate_id(path, id));
         }
         self.store.insert_connection(connection);
+        self.connections.insert(name, id);
+        Ok(())
+    }
+
+    fn job(&mut self, j: &SeedJob, path: &str) -> Result<(), SeedError> {
+        let connection = self
+            .connections
+            .get(&j.connection)
+            .and_then(|id| self.store.connection(*id))
+            .ok_or_else(|| {
+                SeedError::invalid(
+                    format!("{path}.connection"),
+                    format!("no connection named `{}`", j.connection),
+                )
+            })?;
+        let id = j.id.unwrap_or_else(|| self.store.next_job_id());
+        // Bounded so that the ids of the jobs started later never run out.
+        if !(1..=MAX_JOB_ID).contains(&id) {
+            return Err(SeedError::invalid(
+                format!("{path}.id"),
+                format!("a job id is a number from 1 to {MAX_JOB_ID}"),
+            ));
+        }
+        let created_at = j.created_at.unwrap_or(SEED_CREATED_AT);
+        let updated_at = j.updated_at.unwrap_or(created_at);
+        if updated_at < created_at {
+            return Err(SeedError::invalid(
+                format!("{path}.updatedAt"),
+                "a job cannot change before it was created",
+            ));
+        }
+        let job = Job::seeded(&SeededJob {
+            id,
+            connection_id: connection.connection_id,
+            workspace_id: connection.workspace_id,
+            job_type: j.job_type.unwrap_or(JobType::Sync),
+            status: j.status.unwrap_or(JobStatus::Succeeded),
+            created_at,
+            updated_at,
+            rows: j.rows_synced,
+            bytes: j.bytes_synced,
+        });
+        if !self.store.add_job(job) {
+            return Err(SeedError::invalid(
+                format!("{path}.id"),
+                format!("job id {id} is used twice"),
+            ));
+        }
         Ok(())
     }
 }

@@ -1,9 +1,11 @@
 //! Request accounting for `GET /_sandbox/stats`, and the one layer every API request passes.
 //!
-//! [`observe`] wraps the whole server: it counts a request in flight, applies `--latency`, runs
-//! the request, and records its route template and status. The route template comes from
-//! [`tag_route`], which runs inside the router (where the matched route is known) and hands the
-//! template back on the response. The fault knobs ([`super::faults`]) sit inside these layers,
+//! [`observe`] wraps the whole server: it counts a request in flight, runs the request, and
+//! records its route template and status. The route template comes from [`tag_route`], which
+//! runs inside the router (where the matched route is known), counts the request in flight
+//! under its route, applies `--latency` there (so that the latency falls inside the route's
+//! in-flight window, and concurrent requests of one route are seen to overlap), and hands the
+//! template back on the response. A request no route matched gets its latency in [`observe`]. The fault knobs ([`super::faults`]) sit inside these layers,
 //! so a faulted answer is counted like any other: by its status, or as `"dropped"` when the
 //! connection is closed without an answer (the fault layer marks such an answer [`Dropped`]).
 //! `/_sandbox/*` is left out of every count, of the latency and of every fault. The layer's
@@ -14,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +27,28 @@ pub struct Stats {
     counts: Mutex<Counts>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    /// Per route template: requests in flight now, and the most ever at once.
+    by_route: Mutex<BTreeMap<String, (u64, u64)>>,
+}
+
+/// Set on a request by [`observe`]; [`tag_route`] marks it once it applied the latency.
+#[derive(Debug, Clone, Default)]
+struct LatencyPaid(Arc<AtomicBool>);
+
+/// Leaves the route's in-flight count when dropped.
+struct RouteInFlight<'a>(&'a Stats, String);
+
+impl Drop for RouteInFlight<'_> {
+    fn drop(&mut self) {
+        let mut routes = self
+            .0
+            .by_route
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((now, _)) = routes.get_mut(&self.1) {
+            *now = now.saturating_sub(1);
+        }
+    }
 }
 
 /// Marks a response whose connection is to be dropped, so the accounting counts it as
@@ -68,6 +92,17 @@ impl Stats {
         InFlight(self)
     }
 
+    fn enter_route(&self, route: String) -> RouteInFlight<'_> {
+        let mut routes = self
+            .by_route
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (now, max) = routes.entry(route.clone()).or_default();
+        *now += 1;
+        *max = (*max).max(*now);
+        RouteInFlight(self, route)
+    }
+
     /// Counts a request under its route, and its answer by status (`None`: dropped).
     fn record(&self, route: String, status: Option<u16>) {
         let mut counts = self
@@ -95,27 +130,41 @@ impl Stats {
         if counts.dropped > 0 {
             responses.insert("dropped".to_string(), counts.dropped);
         }
+        let max_by_route: BTreeMap<String, u64> = self
+            .by_route
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(route, (_, max))| (route.clone(), *max))
+            .collect();
         json!({
             "requests": counts.requests,
             "responses": responses,
             "in_flight": self.in_flight.load(Ordering::SeqCst),
             "max_in_flight": self.max_in_flight.load(Ordering::SeqCst),
+            "max_in_flight_by_route": max_by_route,
             "connections": live_connections,
         })
     }
 }
 
-/// The outer layer: in-flight accounting, latency, and the counts.
-pub async fn observe(State(counters): State<Arc<Stats>>, request: Request, next: Next) -> Response {
+/// The outer layer: in-flight accounting, the counts, and the latency of unmatched requests.
+pub async fn observe(
+    State(counters): State<Arc<Stats>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if request.uri().path().starts_with("/_sandbox/") {
         return next.run(request).await;
     }
     let method = request.method().clone();
     let _in_flight = counters.enter();
-    if !counters.latency.is_zero() {
+    let paid = LatencyPaid::default();
+    request.extensions_mut().insert(paid.clone());
+    let response = next.run(request).await;
+    if !counters.latency.is_zero() && !paid.0.load(Ordering::SeqCst) {
         tokio::time::sleep(counters.latency).await;
     }
-    let response = next.run(request).await;
     let route = response
         .extensions()
         .get::<RouteTemplate>()
@@ -129,13 +178,25 @@ pub async fn observe(State(counters): State<Arc<Stats>>, request: Request, next:
     response
 }
 
-/// The inner layer: names the matched route on its response.
-pub async fn tag_route(request: Request, next: Next) -> Response {
-    let route = matched_route(&request);
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(RouteTemplate(route));
+/// The inner layer: counts the request in flight under its route, applies the latency, and
+/// names the matched route on its response.
+pub async fn tag_route(
+    State(counters): State<Arc<Stats>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(route) = matched_route(&request) else {
+        return next.run(request).await;
+    };
+    let _in_flight = counters.enter_route(route.clone());
+    if !counters.latency.is_zero() {
+        if let Some(paid) = request.extensions().get::<LatencyPaid>() {
+            paid.0.store(true, Ordering::SeqCst);
+        }
+        tokio::time::sleep(counters.latency).await;
     }
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(RouteTemplate(route));
     response
 }
 

@@ -15,21 +15,41 @@
 //! [`rendered`] turns one into what a read returns.
 
 use super::catalog::{Catalog, DestinationSyncMode};
+use super::jobs::{Job, JobFilter, Jobs, Now};
 use super::positions::{Positions, page};
 use super::problem::{ApiError, MASK};
 use super::tags::Tags;
 use super::validate;
 use crate::wire::{
     ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse,
-    ConnectionScheduleResponse, ConnectionStatus, DestinationResponse, NamespaceDefinition,
-    NonBreakingSchemaUpdatesBehavior, ScheduleType, ScheduleTypeWithBasic, SourceResponse,
-    StreamConfigurations, StreamMapperType, Tag, TagCreateRequest, TagPatchRequest,
-    WorkspaceResponse,
+    ConnectionScheduleResponse, ConnectionStatus, DestinationResponse, JobCreateRequest,
+    JobResponse, JobType, NamespaceDefinition, NonBreakingSchemaUpdatesBehavior, ScheduleType,
+    ScheduleTypeWithBasic, SourceResponse, StreamConfiguration, StreamConfigurations,
+    StreamMapperType, Tag, TagCreateRequest, TagPatchRequest, WorkspaceResponse,
 };
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
+
+/// What, besides a stream's namespace and name, decides which destination table it writes to.
+struct DestinationSettings<'a> {
+    namespace_definition: NamespaceDefinition,
+    namespace_format: Option<&'a str>,
+    prefix: Option<&'a str>,
+}
+
+impl<'a> DestinationSettings<'a> {
+    fn of(connection: &'a ConnectionResponse) -> Self {
+        Self {
+            namespace_definition: connection
+                .namespace_definition
+                .unwrap_or(NamespaceDefinition::Destination),
+            namespace_format: connection.namespace_format.as_deref(),
+            prefix: connection.prefix.as_deref(),
+        }
+    }
+}
 
 /// A destination and the destination sync modes it supports.
 #[derive(Debug, Clone)]
@@ -61,6 +81,9 @@ pub struct Store {
     connection_ids: HashMap<Uuid, usize>,
     connection_positions: Positions,
     live_positions: Positions,
+    jobs: Jobs,
+    /// `--refuse-conflicting-streams`: Airbyte's `ValidateConflictingDestinationStreams` flag.
+    refuse_conflicting_streams: bool,
 }
 
 impl Store {
@@ -277,16 +300,6 @@ impl Store {
             .source(request.source_id)
             .ok_or_else(|| ApiError::not_found("source", request.source_id.to_string()))?;
         let workspace_id = destination.response.workspace_id;
-        if source.response.workspace_id != workspace_id {
-            return Err(ApiError::bad_request(format!(
-                "Source {} is in workspace {} but destination {} is in workspace {}: a connection \
-                 needs both in the same workspace.",
-                source.response.source_id,
-                source.response.workspace_id,
-                destination.response.destination_id,
-                workspace_id
-            )));
-        }
         let streams = match request.configurations {
             Some(c) if !c.streams.is_empty() => validate::configure_streams(
                 &source.catalog,
@@ -294,14 +307,46 @@ impl Store {
                 &c.streams,
                 &[],
                 new_id,
-            )?,
+            )
+            .map_err(|e| {
+                if e.status().is_server_error() {
+                    ApiError::unexpected_problem_bare()
+                } else {
+                    e
+                }
+            })?,
             _ => validate::default_streams(&source.catalog),
         };
+        // What follows runs in Airbyte's connection handler, whose every failure the public
+        // create answers with a bare 500 (`handleCreateConnectionError`): the duplicate-stream
+        // check (above, inside `configure_streams`) and `validateWorkspace` (an
+        // IllegalArgumentException: "Source and destination do not belong to the same
+        // workspace").
+        if source.response.workspace_id != workspace_id {
+            return Err(ApiError::unexpected_problem_bare());
+        }
+        let namespace_definition = request
+            .namespace_definition
+            .unwrap_or(NamespaceDefinition::Destination);
+        // The public create turns this problem, like every other failure of the handler, into a
+        // bare 500 (`handleCreateConnectionError`); only a patch shows its body.
+        self.check_conflicting_streams(
+            request.destination_id,
+            &DestinationSettings {
+                namespace_definition,
+                namespace_format: request.namespace_format.as_deref(),
+                prefix: Some(request.prefix.as_deref().unwrap_or_default()),
+            },
+            &streams,
+            None,
+        )
+        .map_err(|_| ApiError::unexpected_problem_bare())?;
         let tags = self.resolve_tags(request.tags.as_deref().unwrap_or_default(), workspace_id)?;
         Ok(ConnectionResponse {
             connection_id: id,
+            // Airbyte's `ConnectionsHandler.createConnection` default.
             name: request.name.unwrap_or_else(|| {
-                format!("{} → {}", source.response.name, destination.response.name)
+                format!("{} <> {}", source.response.name, destination.response.name)
             }),
             source_id: request.source_id,
             destination_id: request.destination_id,
@@ -313,11 +358,7 @@ impl Store {
                     .non_breaking_schema_updates_behavior
                     .unwrap_or(NonBreakingSchemaUpdatesBehavior::Ignore),
             ),
-            namespace_definition: Some(
-                request
-                    .namespace_definition
-                    .unwrap_or(NamespaceDefinition::Destination),
-            ),
+            namespace_definition: Some(namespace_definition),
             namespace_format: request.namespace_format,
             prefix: Some(request.prefix.unwrap_or_default()),
             configurations: StreamConfigurations { streams },
@@ -325,6 +366,147 @@ impl Store {
             tags,
             status_reason: None,
         })
+    }
+
+    /// `--refuse-conflicting-streams`: refuse creates and patches whose streams would write to
+    /// another active connection's destination tables.
+    pub fn set_refuse_conflicting_streams(&mut self, on: bool) {
+        self.refuse_conflicting_streams = on;
+    }
+
+    /// Airbyte's `validateStreamsDoNotConflictWithExistingDestinationStreams`, when the flag is
+    /// on: a stream conflicts when an `active` connection to the same destination (other than
+    /// `current`) has a stream with the same key. The key is Airbyte's, made of the raw
+    /// settings rather than the resolved destination namespace: namespace definition, namespace
+    /// format, the stream's (discovered) namespace, prefix and name.
+    fn check_conflicting_streams(
+        &self,
+        destination_id: Uuid,
+        settings: &DestinationSettings<'_>,
+        streams: &[StreamConfiguration],
+        current: Option<Uuid>,
+    ) -> Result<(), ApiError> {
+        if !self.refuse_conflicting_streams {
+            return Ok(());
+        }
+        let key = |s: &DestinationSettings<'_>, stream: &StreamConfiguration| {
+            (
+                s.namespace_definition,
+                s.namespace_format.map(str::to_string),
+                stream.namespace.clone(),
+                s.prefix.unwrap_or_default().to_string(),
+                stream.name.clone(),
+            )
+        };
+        let mut existing: Vec<(_, Vec<Uuid>, &StreamConfiguration)> = Vec::new();
+        for other in self.connections.iter().filter(|c| {
+            c.destination_id == destination_id
+                && c.status == ConnectionStatus::Active
+                && Some(c.connection_id) != current
+        }) {
+            let theirs = DestinationSettings::of(other);
+            for stream in &other.configurations.streams {
+                let k = key(&theirs, stream);
+                match existing.iter_mut().find(|(ek, _, _)| *ek == k) {
+                    Some((_, ids, _)) => ids.push(other.connection_id),
+                    None => existing.push((k, vec![other.connection_id], stream)),
+                }
+            }
+        }
+        let conflicts: Vec<Value> = streams
+            .iter()
+            .filter_map(|stream| {
+                let k = key(settings, stream);
+                existing.iter().find(|(ek, _, _)| *ek == k)
+            })
+            .map(|(_, ids, stream)| {
+                serde_json::json!({
+                    "connectionIds": ids,
+                    "streamName": stream.name,
+                    "streamNamespace": stream.namespace,
+                })
+            })
+            .collect();
+        if conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::conflicting_destination_streams(conflicts))
+        }
+    }
+
+    /// `--job-duration`: how long the jobs started from now on take.
+    pub fn set_job_duration(&mut self, duration: std::time::Duration) {
+        self.jobs.duration = duration;
+    }
+
+    /// The id the next job gets (seeded jobs without an id take it in turn).
+    pub fn next_job_id(&self) -> i64 {
+        self.jobs.next_id()
+    }
+
+    /// Adds a seeded job; `false` when its id is taken.
+    pub fn add_job(&mut self, job: Job) -> bool {
+        self.jobs.add(job)
+    }
+
+    /// `POST /jobs`, checked in the order Airbyte checks: the connection must exist (404); a
+    /// refresh is 422; a sync needs an `active` connection (409 `state-conflict`) with no job
+    /// pending or running (409 `try-again-later`); a reset or clear cancels the running job
+    /// first. `fails` is asked only when a job is started, so the fault dice roll once per job.
+    pub fn start_job(
+        &mut self,
+        request: &JobCreateRequest,
+        now: Now,
+        fails: impl FnOnce() -> bool,
+    ) -> Result<JobResponse, ApiError> {
+        let connection = self
+            .connection(request.connection_id)
+            .ok_or_else(|| ApiError::not_found("connection", request.connection_id.to_string()))?;
+        let (id, workspace, status) = (
+            connection.connection_id,
+            connection.workspace_id,
+            connection.status,
+        );
+        match request.job_type {
+            JobType::Refresh => {
+                return Err(ApiError::unprocessable_entity(
+                    "Refreshes are not supported in the public API",
+                ));
+            }
+            JobType::Sync => {
+                if status != ConnectionStatus::Active {
+                    // `check(sync.status == ACTIVE)` throws an IllegalStateException, which the
+                    // public API maps to this generic message.
+                    return Err(ApiError::state_conflict("Could not fulfill request"));
+                }
+                if self.jobs.any_active(id, now) {
+                    return Err(ApiError::try_again_later(format!(
+                        "A sync is already running for: {id}"
+                    )));
+                }
+            }
+            JobType::Reset | JobType::Clear => {
+                if status == ConnectionStatus::Deprecated {
+                    return Err(ApiError::try_again_later("Could not fulfill request"));
+                }
+                self.jobs.cancel_active(id, now);
+            }
+        }
+        Ok(self
+            .jobs
+            .start(id, workspace, request.job_type, fails(), now))
+    }
+
+    pub fn job(&self, id: i64, now: Now) -> Option<JobResponse> {
+        self.jobs.get(id).map(|j| j.response(now))
+    }
+
+    pub fn cancel_job(&mut self, id: i64, now: Now) -> Result<JobResponse, ApiError> {
+        self.jobs.cancel(id, now)
+    }
+
+    pub fn list_jobs(&self, filter: &JobFilter, now: Now) -> Vec<JobResponse> {
+        self.jobs.list(filter, now)
     }
 
     /// Stores a connection [`Store::prepare_create`] accepted.
@@ -379,6 +561,33 @@ impl Store {
             }
             _ => None,
         };
+        // Airbyte's `isPatchRelevantForDestinationValidation`: we take it to mean a patch that
+        // sends streams or changes what the key is made of.
+        if streams.is_some()
+            || request.namespace_definition.is_some()
+            || request.namespace_format.is_some()
+            || request.prefix.is_some()
+        {
+            let stored = DestinationSettings::of(current);
+            let settings = DestinationSettings {
+                namespace_definition: request
+                    .namespace_definition
+                    .unwrap_or(stored.namespace_definition),
+                namespace_format: request
+                    .namespace_format
+                    .as_deref()
+                    .or(stored.namespace_format),
+                prefix: request.prefix.as_deref().or(stored.prefix),
+            };
+            self.check_conflicting_streams(
+                current.destination_id,
+                &settings,
+                streams
+                    .as_deref()
+                    .unwrap_or(&current.configurations.streams),
+                Some(id),
+            )?;
+        }
         let tags = match &request.tags {
             Some(tags) => Some(self.resolve_tags(tags, current.workspace_id)?),
             None => None,

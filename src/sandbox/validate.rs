@@ -39,13 +39,88 @@ pub fn check_schedule(schedule: &ConnectionSchedule) -> Result<ConnectionSchedul
                     "Missing cron expression in the schedule.",
                 ));
             };
-            cron::check(expression).map_err(ApiError::bad_request)?;
+            check_cron(expression).map_err(ApiError::bad_request)?;
             Ok(ConnectionSchedule {
                 schedule_type: ScheduleType::Cron,
                 cron_expression: Some(cron::strip_utc(expression).to_string()),
             })
         }
     }
+}
+
+const QUARTZ_DOC: &str =
+    "https://www.quartz-scheduler.org/documentation/quartz-2.3.0/tutorials/crontrigger.html";
+
+/// The cron rules of [`crate::cron`], with the messages of Airbyte's
+/// `AirbyteCatalogHelper.validateCronConfiguration`, in its order: the parser (cron-utils,
+/// Quartz: the number of parts, then each field), its validation (one of day-of-month and
+/// day-of-week must be `?`), then the one-hour minimum (seconds and minutes must be numbers).
+/// Every message quotes the expression as sent, ` UTC` included.
+fn check_cron(original: &str) -> Result<(), String> {
+    let parse_error = |why: &str| {
+        format!(
+            "The cron expression {original} is not valid. Error: {why}. Please check the cron expression format at {QUARTZ_DOC}"
+        )
+    };
+    // Airbyte's normalisation: an expression ending in `UTC` loses every `UTC`, then is trimmed.
+    let normalized = if original.ends_with("UTC") {
+        original.replace("UTC", "").trim().to_string()
+    } else {
+        original.to_string()
+    };
+    let parts: Vec<&str> = normalized.split_whitespace().collect();
+    if !(6..=7).contains(&parts.len()) {
+        return Err(parse_error(&format!(
+            "Cron expression contains {} parts but we expect one of [6, 7]",
+            parts.len()
+        )));
+    }
+    let is_number = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    // The fields, each checked where the other rules cannot interfere.
+    let (dom, dow) = (parts[3], parts[5]);
+    let mut probes = Vec::new();
+    let year = parts.get(6).copied().unwrap_or("");
+    let rest = |dom: &str, dow: &str| format!("0 0 {} {dom} {} {dow} {year}", parts[2], parts[4]);
+    match (dom, dow) {
+        ("?", "?") => probes.push(rest("?", "*")),
+        ("?", _) | (_, "?") => probes.push(rest(dom, dow)),
+        _ => {
+            probes.push(rest(dom, "?"));
+            probes.push(rest("?", dow));
+        }
+    }
+    for (i, field) in parts[..2].iter().enumerate() {
+        if is_number(field) {
+            let mut probe = ["0"; 2];
+            probe[i] = field;
+            probes.push(format!("{} {} 0 ? * *", probe[0], probe[1]));
+        }
+    }
+    for probe in probes {
+        cron::check(probe.trim()).map_err(|e| parse_error(field_reason(&e)))?;
+    }
+    if (dom == "?") == (dow == "?") {
+        return Err(parse_error(
+            "Both, a day-of-week AND a day-of-month parameter, are not supported.",
+        ));
+    }
+    if !is_number(parts[0]) || !is_number(parts[1]) {
+        return Err(format!(
+            "The cron expression {original} is not valid or is less than the one hour minimum. \
+             The seconds and minutes values cannot be `*`."
+        ));
+    }
+    // Anything the probes could not see (none is known) still gets a parser-style answer.
+    cron::check(&normalized).map_err(|e| parse_error(field_reason(&e)))
+}
+
+/// The reason inside one of [`cron::check`]'s messages (`The cron expression X is not valid:
+/// <reason>.`), to quote in Airbyte's wording.
+fn field_reason(message: &str) -> &str {
+    message
+        .split_once(" is not valid: ")
+        .map_or(message, |(_, why)| why)
+        .trim_end_matches('.')
 }
 
 /// What a create without stream configurations selects: every discovered stream, as
@@ -90,6 +165,20 @@ pub fn configure_streams(
                 "Duplicate stream found in configuration for stream name [{}] in namespace [{}].",
                 config.name,
                 config.namespace.as_deref().unwrap_or("null")
+            )));
+        }
+    }
+    // Two entries that found the same stream (e.g. one without `namespace`, one with the
+    // discovered one) pass the check above but not the handler's
+    // `validateCatalogDoesntContainDuplicateStreamNames`: an IllegalArgumentException, which the
+    // public API answers with 500.
+    let mut resolved = HashSet::new();
+    for stream in &configured {
+        if !resolved.insert((stream.namespace.as_deref(), stream.name.as_str())) {
+            return Err(ApiError::unexpected_problem(format!(
+                "Catalog contains duplicate stream names: {}.{}",
+                stream.namespace.as_deref().unwrap_or("null"),
+                stream.name
             )));
         }
     }
@@ -347,10 +436,9 @@ fn stored_stream(config: &StreamConfiguration, stream: &CatalogStream) -> Stream
     };
     StreamConfiguration {
         name: stream.name.clone(),
-        namespace: config
-            .namespace
-            .clone()
-            .or_else(|| stream.namespace.clone()),
+        // Airbyte stores the stream as discovered: a namespace spelled otherwise in the request
+        // reads back as the source's.
+        namespace: stream.namespace.clone(),
         sync_mode: Some(mode),
         cursor_field: non_empty(cursor_field),
         primary_key: non_empty(primary_key),
