@@ -298,16 +298,49 @@ async fn write_once(
         WriteKind::Update {
             connection_id,
             patch,
-        } => match client.patch_connection(*connection_id, patch).await {
-            Ok(_) => TargetOutcome::Updated(*connection_id),
-            Err(e) => TargetOutcome::Failed(WriteError::Refused(e.to_string())),
-        },
-        WriteKind::Delete { connection_id } => {
-            match client.delete_connection(*connection_id).await {
-                Ok(()) => TargetOutcome::Deleted(*connection_id),
-                Err(e) => TargetOutcome::Failed(WriteError::Refused(e.to_string())),
-            }
+        } => {
+            let id = *connection_id;
+            again(options, interrupt, reporter, || {
+                client.patch_connection(id, patch)
+            })
+            .await
+            .map_or_else(TargetOutcome::Failed, |_| TargetOutcome::Updated(id))
         }
+        WriteKind::Delete { connection_id } => {
+            let id = *connection_id;
+            again(options, interrupt, reporter, || {
+                client.delete_connection(id)
+            })
+            .await
+            .map_or_else(TargetOutcome::Failed, |()| TargetOutcome::Deleted(id))
+        }
+    }
+}
+
+/// An idempotent write, sent again after a transient failure once the client's own tries are
+/// spent (a run of lost answers, a long throttle): the same effect twice is the same state, so
+/// only the target's timeout and an interrupt end it.
+async fn again<T, F: Future<Output = Result<T, ApiError>>>(
+    options: &ExecuteOptions,
+    interrupt: &Interrupt,
+    reporter: &Arc<dyn Reporter>,
+    mut send: impl FnMut() -> F,
+) -> Result<T, WriteError> {
+    let mut delays = options.retry.delays();
+    loop {
+        let error = match send().await {
+            Ok(value) => return Ok(value),
+            Err(e) if e.is_transient() => e,
+            Err(e) => return Err(WriteError::Refused(e.to_string())),
+        };
+        let Some(delay) = delays.next().filter(|_| !interrupt.is_raised()) else {
+            return Err(WriteError::Refused(error.to_string()));
+        };
+        reporter.log(
+            1,
+            &format!("{error}; sending it again in {} ms", delay.as_millis()),
+        );
+        tokio::time::sleep(delay).await;
     }
 }
 

@@ -160,6 +160,36 @@ impl World {
         }
     }
 
+    /// `PATCH /connections/{id}` through the sandbox's API, as a user would in the Airbyte UI:
+    /// a change behind the plan's back. Tried again while the sandbox's own fault knobs fail it
+    /// (a PATCH is idempotent); panics on any other answer than 200.
+    pub fn patch(&self, connection: uuid::Uuid, body: &Value) -> ConnectionResponse {
+        let url = format!("{}/connections/{connection}", self.url);
+        self.rt.block_on(async {
+            for _ in 0..200 {
+                let Ok(response) = self
+                    .http
+                    .patch(&url)
+                    .bearer_auth("sandbox-token")
+                    .json(body)
+                    .send()
+                    .await
+                else {
+                    continue;
+                };
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                if status.is_server_error() || status.as_u16() == 429 || text.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                assert!(status.is_success(), "PATCH {url}: {status} {text}");
+                return serde_json::from_str(&text).unwrap();
+            }
+            panic!("the sandbox never took PATCH {url}");
+        })
+    }
+
     /// The live connection with this name.
     pub fn connection_named(&self, name: &str) -> Option<ConnectionResponse> {
         self.connections().into_iter().find(|c| c.name == name)
