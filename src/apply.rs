@@ -19,6 +19,7 @@ use crate::plan::{ExistingPolicy, Plan};
 use crate::report::events::Reporter;
 use crate::report::{Action, Mode, Outcome, Report, State, TargetReport};
 use crate::resolve::{self, Resolved};
+use crate::sync::{self, SyncOptions, SyncTarget};
 use crate::wire::ConnectionStatus;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,6 +37,10 @@ pub struct RunOptions {
     pub show_bodies: bool,
     /// Ask the [`Console`] before writing (and so show the whole preview first).
     pub confirm: bool,
+    /// `apply --sync`: start the first sync of each copy the run creates.
+    pub sync: Option<SyncOptions>,
+    /// `--sync-all`: also sync the copies that existed before.
+    pub sync_all: bool,
 }
 
 /// The answer to "apply these changes?".
@@ -192,7 +197,7 @@ impl<C: Console> Stages<'_, C> {
         );
         let ((), outcomes) = tokio::join!(building, writing);
         report.record(&outcomes);
-        check_template(&mut report, self.client, self.interrupt).await;
+        self.after_writes(&mut report).await;
         report
     }
 
@@ -247,8 +252,40 @@ impl<C: Console> Stages<'_, C> {
         )
         .await;
         report.record(&outcomes);
-        check_template(&mut report, self.client, self.interrupt).await;
+        self.after_writes(&mut report).await;
         report
+    }
+
+    /// What follows the writes: the first syncs (`--sync`), then one more look at the template.
+    async fn after_writes(&self, report: &mut Report) {
+        if let Some(options) = &self.options.sync {
+            let targets: Vec<SyncTarget> = report
+                .targets
+                .iter()
+                .enumerate()
+                .filter_map(|(row, t)| {
+                    let created_now = t.outcome == Some(Outcome::Created);
+                    let existed = self.options.sync_all
+                        && matches!(t.outcome, Some(Outcome::Updated | Outcome::Unchanged));
+                    (created_now || existed).then_some(SyncTarget {
+                        row,
+                        connection: t.connection_id?,
+                        created_now,
+                    })
+                })
+                .collect();
+            if !self.interrupt.is_raised() {
+                let outcomes =
+                    sync::sync(targets, self.client, options, self.interrupt, self.reporter).await;
+                for (row, outcome) in &outcomes {
+                    if let Some(t) = report.targets.get_mut(*row) {
+                        t.record_sync(outcome);
+                    }
+                }
+                report.tally();
+            }
+        }
+        check_template(report, self.client, self.interrupt).await;
     }
 }
 
@@ -325,7 +362,10 @@ impl Rows {
                     ),
                     warnings: Vec::new(),
                     changes: Vec::new(),
+                    sync_job_id: None,
+                    sync_status: None,
                     entry: target.entry.clone(),
+                    sync_failed: false,
                 })
             })
             .collect()

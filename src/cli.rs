@@ -19,6 +19,7 @@ use crate::report::progress::Progress;
 use crate::report::{Mode, Report, State};
 use crate::sandbox::{self, Sandbox, SandboxArgs, SandboxConfig};
 use crate::secret::Secret;
+use crate::sync::SyncOptions;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
@@ -80,9 +81,33 @@ enum Command {
         /// Also write the JSON report to FILE (atomically).
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        #[command(flatten)]
+        sync: SyncArgs,
     },
     /// Serve a local emulation of the Airbyte public API.
     Sandbox(SandboxArgs),
+}
+
+/// First syncs (SPEC §10).
+#[derive(Debug, Args)]
+struct SyncArgs {
+    /// Start the first sync of each copy this run creates.
+    #[arg(long)]
+    sync: bool,
+    /// With --sync: also sync the copies that existed before.
+    #[arg(long, requires = "sync")]
+    sync_all: bool,
+    /// With --sync: at most N syncs started at once.
+    #[arg(long, value_name = "N", default_value = "2", requires = "sync",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    sync_concurrency: u16,
+    /// With --sync: follow the syncs to their end; a failed sync fails its target.
+    #[arg(long, requires = "sync")]
+    wait: bool,
+    /// With --wait: read each running job this often.
+    #[arg(long, value_name = "DURATION", default_value = "5s", requires = "wait",
+          value_parser = duration::parse)]
+    poll_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -278,9 +303,10 @@ pub fn run() -> u8 {
                 dry_run,
                 yes,
                 report,
+                sync,
             } => {
                 let mode = if dry_run { Mode::Plan } else { Mode::Apply };
-                let apply = ApplyOptions { yes, report };
+                let apply = ApplyOptions { yes, report, sync };
                 run_plan(&plan, &common, mode, Some(&apply))
                     .await
                     .map(|(status, signal)| exit_code(status, false, signal))
@@ -326,6 +352,7 @@ fn validate(files: &[PathBuf]) -> u8 {
 struct ApplyOptions {
     yes: bool,
     report: Option<PathBuf>,
+    sync: SyncArgs,
 }
 
 /// The exit code of a run (SPEC §1): `status` from the report, `detailed` for
@@ -464,6 +491,13 @@ async fn run_loaded(
         show_bodies: settings.verbosity > 0,
         // Ask only a person who can answer, and only if not told `--yes`.
         confirm: !apply.is_some_and(|a| a.yes) && can_ask(),
+        sync: apply.filter(|a| a.sync.sync).map(|a| SyncOptions {
+            concurrency: usize::from(a.sync.sync_concurrency),
+            wait: a.sync.wait,
+            poll: a.sync.poll_interval,
+            retry: RetryPolicy::default(),
+        }),
+        sync_all: apply.is_some_and(|a| a.sync.sync_all),
     };
     let terminal = Terminal {
         settings: &settings,

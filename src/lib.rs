@@ -24,5 +24,6 @@ pub mod sandbox;
 pub mod secret;
 pub mod select;
 pub mod suggest;
+pub mod sync;
 pub mod wire;
 pub mod yaml;

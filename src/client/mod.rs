@@ -14,6 +14,7 @@
 
 mod auth;
 mod error;
+mod jobs;
 pub mod pace;
 mod pages;
 mod retry;

@@ -49,6 +49,12 @@ pub trait Reporter: Send + Sync {
     fn write_finished(&self, _result: WriteResult) {}
     /// The writes are done.
     fn writes_finished(&self) {}
+    /// First syncs begin for `total` copies.
+    fn syncs_started(&self, _total: u64) {}
+    /// One copy's sync was started (and, when waited for, ended with `status`).
+    fn sync_finished(&self, _status: Option<crate::wire::JobStatus>) {}
+    /// The syncs are started (and followed, with `--wait`).
+    fn syncs_finished(&self) {}
     /// The server pushed back, and requests now start at most `rate` per second.
     fn pace(&self, _rate: f64) {}
     /// Prints `text` on stdout, around whatever the reporter shows on the terminal.

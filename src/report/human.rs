@@ -152,10 +152,22 @@ pub fn apply_summary(report: &Report, style: Style) -> String {
         let _ = write!(out, ", {not_run} not run");
     }
     out.push_str(".\n");
+    if s.synced > 0 || s.sync_failed > 0 {
+        let waited = report.targets.iter().filter(|t| t.sync_status.is_some());
+        let succeeded = waited
+            .clone()
+            .filter(|t| t.sync_status == Some(crate::wire::JobStatus::Succeeded))
+            .count();
+        let _ = write!(out, "Syncs: {} started", s.synced);
+        if waited.count() > 0 {
+            let _ = write!(out, ", {succeeded} succeeded");
+        }
+        let _ = writeln!(out, ", {} failed.", s.sync_failed);
+    }
     let failures: Vec<&TargetReport> = report
         .targets
         .iter()
-        .filter(|t| t.outcome == Some(Outcome::Failed))
+        .filter(|t| t.outcome == Some(Outcome::Failed) || t.sync_failed)
         .collect();
     if !failures.is_empty() {
         out.push_str("Failures:\n");
@@ -207,7 +219,10 @@ mod tests {
             error: (action == Action::Error).then(|| r#"stream "products" is missing"#.into()),
             warnings: Vec::new(),
             changes: Vec::new(),
+            sync_job_id: None,
+            sync_status: None,
             entry: "targets[0]".into(),
+            sync_failed: false,
         }
     }
 

@@ -15,6 +15,8 @@ use crate::build::Planned;
 use crate::copy::TemplateConnection;
 use crate::diff::{Change, TargetPlan};
 use crate::execute::TargetOutcome;
+use crate::sync::SyncOutcome;
+use crate::wire::JobStatus;
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -79,9 +81,16 @@ pub struct TargetReport {
     /// How the copy differs from the plan: what an update writes, or, with `existing: skip`,
     /// the drift it leaves (SPEC §8).
     pub changes: Vec<Change>,
+    /// The first sync `apply --sync` started for the copy (SPEC §10).
+    pub sync_job_id: Option<i64>,
+    /// How that sync ended, when `--wait` followed it.
+    pub sync_status: Option<JobStatus>,
     /// The YAML path of the plan entry that selected this target (`targets[2]`).
     #[serde(skip)]
     pub entry: String,
+    /// The sync could not be started, or ended other than `succeeded`: the target failed.
+    #[serde(skip)]
+    pub sync_failed: bool,
 }
 
 impl TargetReport {
@@ -97,7 +106,10 @@ impl TargetReport {
             error: None,
             warnings: planned.warnings.clone(),
             changes: planned.plan.changes().to_vec(),
+            sync_job_id: None,
+            sync_status: None,
             entry: planned.entry.clone(),
+            sync_failed: false,
         };
         match &planned.plan {
             TargetPlan::Unchanged { connection_id, .. } => {
@@ -131,6 +143,33 @@ impl TargetReport {
         row
     }
 
+    /// Puts a first sync's outcome into the row.
+    pub fn record_sync(&mut self, outcome: &SyncOutcome) {
+        self.sync_job_id = outcome.job_id();
+        match outcome {
+            SyncOutcome::Started(_) => {}
+            SyncOutcome::StillRunning(id) => self.warnings.push(format!(
+                "its first sync (job {id}) was still running when the run stopped waiting; it \
+                 goes on in Airbyte"
+            )),
+            SyncOutcome::Ended(job) => {
+                self.sync_status = Some(job.status);
+                if job.status != JobStatus::Succeeded {
+                    self.sync_failed = true;
+                    self.error = Some(format!(
+                        "its first sync (job {}) ended {}",
+                        job.job_id,
+                        job.status.as_str()
+                    ));
+                }
+            }
+            SyncOutcome::NotStarted(why) => {
+                self.sync_failed = true;
+                self.error = Some(why.clone());
+            }
+        }
+    }
+
     /// Whether the copy differs from the plan and is left so (`existing: skip`).
     pub fn drifted(&self) -> bool {
         self.action == Action::Unchanged && !self.changes.is_empty()
@@ -161,6 +200,7 @@ impl TargetReport {
 
 /// The counts of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub create: usize,
     pub update: usize,
@@ -173,6 +213,9 @@ pub struct Summary {
     pub updated: usize,
     pub deleted: usize,
     pub failed: usize,
+    /// First syncs started (`apply --sync`), and those that failed to start or ended badly.
+    pub synced: usize,
+    pub sync_failed: usize,
 }
 
 /// Everything a run found and did: the source of the human output and the JSON document.
@@ -239,6 +282,12 @@ impl Report {
             if t.drifted() {
                 s.drifted += 1;
             }
+            if t.sync_job_id.is_some() {
+                s.synced += 1;
+            }
+            if t.sync_failed {
+                s.sync_failed += 1;
+            }
             match t.outcome {
                 Some(Outcome::Created) => s.created += 1,
                 Some(Outcome::Updated) => s.updated += 1,
@@ -254,7 +303,8 @@ impl Report {
     pub fn has_failures(&self) -> bool {
         self.error.is_some()
             || self.targets.iter().any(|t| {
-                t.action == Action::Error
+                t.sync_failed
+                    || t.action == Action::Error
                     || matches!(t.outcome, Some(Outcome::Failed | Outcome::NotRun))
             })
     }

@@ -23,6 +23,10 @@ pub struct Progress {
     failed: AtomicU64,
     /// The pace the server allows, in requests per second (`f64` bits); 0 while unlimited.
     pace: AtomicU64,
+    /// The first syncs' bar, and how many ended well or not.
+    syncs: Mutex<Option<ProgressBar>>,
+    synced: AtomicU64,
+    sync_failed: AtomicU64,
 }
 
 impl Progress {
@@ -44,6 +48,9 @@ impl Progress {
             deleted: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             pace: AtomicU64::new(0),
+            syncs: Mutex::new(None),
+            synced: AtomicU64::new(0),
+            sync_failed: AtomicU64::new(0),
         }
     }
 
@@ -172,6 +179,52 @@ impl Reporter for Progress {
         // The summary line says the same, on stdout; leave the terminal on a fresh line for it.
         if let Ok(writes) = self.writes.lock() {
             if let Some(bar) = writes.as_ref() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+
+    fn syncs_started(&self, total: u64) {
+        if !self.visible {
+            return;
+        }
+        let bar = self.multi.add(ProgressBar::new(total));
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30.cyan/dim} {pos}/{len} syncs  {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message("starting");
+        bar.enable_steady_tick(Duration::from_millis(200));
+        if let Ok(mut syncs) = self.syncs.lock() {
+            *syncs = Some(bar);
+        }
+    }
+
+    fn sync_finished(&self, status: Option<crate::wire::JobStatus>) {
+        match status {
+            Some(crate::wire::JobStatus::Succeeded) => {
+                self.synced.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(_) => {
+                self.sync_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+        if let Ok(syncs) = self.syncs.lock() {
+            if let Some(bar) = syncs.as_ref() {
+                bar.inc(1);
+                bar.set_message(format!(
+                    "succeeded {}, failed {}",
+                    self.synced.load(Ordering::Relaxed),
+                    self.sync_failed.load(Ordering::Relaxed)
+                ));
+            }
+        }
+    }
+
+    fn syncs_finished(&self) {
+        if let Ok(syncs) = self.syncs.lock() {
+            if let Some(bar) = syncs.as_ref() {
                 bar.finish_and_clear();
             }
         }
