@@ -17,6 +17,8 @@ pub mod duration;
 pub mod execute;
 pub mod existing;
 pub mod input;
+pub mod orphans;
+pub mod owner;
 pub mod plan;
 pub mod report;
 pub mod resolve;
