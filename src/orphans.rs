@@ -11,7 +11,7 @@
 use crate::select::{ResolvedTarget, SelectError};
 use crate::wire::{ConnectionResponse, ConnectionStatus};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// A copy the plan owns but no longer names.
@@ -32,8 +32,8 @@ pub fn find(
     connections: &[ConnectionResponse],
     owner: Option<Uuid>,
     template: &ConnectionResponse,
-    targets: &HashSet<Uuid>,
-    source_names: &HashMap<Uuid, String>,
+    targets: &BTreeSet<Uuid>,
+    source_names: &BTreeMap<Uuid, String>,
 ) -> Vec<Orphan> {
     let Some(owner) = owner else {
         return Vec::new();
@@ -157,18 +157,24 @@ mod tests {
         elsewhere.workspace_id = Uuid::from_u128(2);
         let all = vec![
             template.clone(),
-            connection(2, 11, 99, &[OWNER]),    // a target's copy: kept
+            connection(2, 11, 99, &[OWNER]), // a target's copy: kept
             connection(3, 12, 99, &[OWNER, 5]), // orphan
-            connection(4, 13, 99, &[5]),        // not owned: never
-            connection(5, 14, 98, &[OWNER]),    // another destination
-            connection(6, 15, 99, &[OWNER]),    // orphan, source unknown
-            connection(7, 12, 99, &[]),         // same source, not owned
+            connection(4, 13, 99, &[5]),     // not owned: never
+            connection(5, 14, 98, &[OWNER]), // another destination
+            connection(6, 15, 99, &[OWNER]), // orphan, source unknown
+            connection(7, 12, 99, &[]),      // same source, not owned
             deleted,
             elsewhere,
         ];
-        let targets: HashSet<Uuid> = [Uuid::from_u128(11)].into();
-        let names: HashMap<Uuid, String> = [(Uuid::from_u128(12), "shop-a".to_string())].into();
-        let found = find(&all, Some(Uuid::from_u128(OWNER)), &template, &targets, &names);
+        let targets: BTreeSet<Uuid> = [Uuid::from_u128(11)].into();
+        let names: BTreeMap<Uuid, String> = [(Uuid::from_u128(12), "shop-a".to_string())].into();
+        let found = find(
+            &all,
+            Some(Uuid::from_u128(OWNER)),
+            &template,
+            &targets,
+            &names,
+        );
         let ids: Vec<(u128, Option<&str>)> = found
             .iter()
             .map(|o| (o.connection_id.as_u128(), o.source_name.as_deref()))
@@ -176,6 +182,9 @@ mod tests {
         assert_eq!(ids, [(6, None), (3, Some("shop-a"))]);
         assert!(find(&all, None, &template, &targets, &names).is_empty());
     }
+
+    /// What, asked, targeted, the targets, how many orphans, and the decision.
+    type Case<'a> = (&'a str, bool, bool, &'a [ResolvedTarget], usize, &'a str);
 
     #[test]
     fn decision_table() {
@@ -199,10 +208,17 @@ mod tests {
             overrides: Overrides::default(),
         };
         let both = [ok.clone(), empty.clone()];
-        let cases: &[(&str, bool, bool, &[ResolvedTarget], usize, &str)] = &[
+        let cases: &[Case] = &[
             ("not asked", false, false, &both, 3, "Off"),
             ("asked", true, false, std::slice::from_ref(&ok), 3, "On"),
-            ("asked, targeted", true, true, std::slice::from_ref(&ok), 3, "Targeted"),
+            (
+                "asked, targeted",
+                true,
+                true,
+                std::slice::from_ref(&ok),
+                3,
+                "Targeted",
+            ),
             ("asked, targeted, broken", true, true, &both, 3, "Targeted"),
             (
                 "asked, an entry failed",
@@ -225,7 +241,14 @@ mod tests {
                  every copy it owns (3); a typo in a glob must not delete a fleet. Fix `targets` \
                  (nothing was written)",
             ),
-            ("asked, no targets, nothing owned", true, false, &[], 0, "On"),
+            (
+                "asked, no targets, nothing owned",
+                true,
+                false,
+                &[],
+                0,
+                "On",
+            ),
         ];
         for (what, asked, targeted, targets, orphans, want) in cases {
             let got = match decide(*asked, *targeted, targets, *orphans) {

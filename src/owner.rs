@@ -121,13 +121,14 @@ impl OwnerTag {
         match client.create_tag(&request).await {
             Ok(tag) => Ok(tag),
             Err(e) if e.status() == Some(409) => {
-                let tags = client
-                    .tags(self.workspace)
-                    .await
-                    .map_err(|source| OwnerTagError::Read {
-                        name: self.name.clone(),
-                        source,
-                    })?;
+                let tags =
+                    client
+                        .tags(self.workspace)
+                        .await
+                        .map_err(|source| OwnerTagError::Read {
+                            name: self.name.clone(),
+                            source,
+                        })?;
                 find(&tags, self.workspace, &self.name)
                     .cloned()
                     .ok_or_else(|| OwnerTagError::Missing {

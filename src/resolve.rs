@@ -14,11 +14,9 @@ use crate::plan::{Plan, Reference};
 use crate::report::events::{Reporter, Step, count};
 pub use crate::select::{ResolvedTarget, SourceSummary};
 use crate::select::{SelectError, select_targets};
-use crate::wire::{
-    ConnectionResponse, ConnectionStatus, DestinationResponse, SourceResponse, Tag,
-};
+use crate::wire::{ConnectionResponse, ConnectionStatus, DestinationResponse, SourceResponse, Tag};
 use futures::TryFutureExt;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// A failure that stops the whole run before any target is considered.
@@ -126,14 +124,12 @@ pub async fn resolve(
 
     let targets = select(plan, &template, &sources, client).await;
     let owner_tag = owner::find(&tags, workspace, &plan.owner).cloned();
-    let targeted: HashSet<uuid::Uuid> = targets
+    let targeted: BTreeSet<uuid::Uuid> = targets
         .iter()
         .filter_map(|t| t.source.as_ref().ok().map(|s| s.id))
         .collect();
-    let source_names: HashMap<uuid::Uuid, String> = sources
-        .into_iter()
-        .map(|s| (s.source_id, s.name))
-        .collect();
+    let source_names: BTreeMap<uuid::Uuid, String> =
+        sources.into_iter().map(|s| (s.source_id, s.name)).collect();
     let orphans = orphans::find(
         &connections,
         owner_tag.as_ref().map(|t| t.tag_id),

@@ -69,7 +69,10 @@ pub enum SelectError {
         "match \"{pattern}\" selects no source: {reason}; fix the glob, or set `allow_empty: true` \
          on the entry"
     )]
-    EmptyMatch { pattern: String, reason: EmptyReason },
+    EmptyMatch {
+        pattern: String,
+        reason: EmptyReason,
+    },
 }
 
 impl SelectError {
@@ -206,7 +209,13 @@ pub fn select_targets(
                 source_type,
                 exclude,
                 allow_empty,
-            } => match matched(sources, template_source, pattern, source_type.as_deref(), exclude) {
+            } => match matched(
+                sources,
+                template_source,
+                pattern,
+                source_type.as_deref(),
+                exclude,
+            ) {
                 Ok(picked) => picked,
                 Err(_) if *allow_empty => Vec::new(),
                 Err(reason) => {
@@ -293,8 +302,7 @@ fn matched<'a>(
         } else if candidates.is_empty() {
             EmptyReason::OnlyTemplate
         } else if typed.is_empty() {
-            let mut found: Vec<String> =
-                candidates.iter().map(|s| s.source_type.clone()).collect();
+            let mut found: Vec<String> = candidates.iter().map(|s| s.source_type.clone()).collect();
             found.sort();
             found.dedup();
             EmptyReason::Type {
@@ -417,6 +425,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::too_many_lines)] // a table of cases
     fn selection_table() {
         let cases: &[(&str, &str, &[&str])] = &[
             (
@@ -544,11 +553,16 @@ mod tests {
 
     #[test]
     fn narrowing_table() {
-        let targets = "  - match: \"shop-*\"\n  - source: crm\n  - source: shop-x\n  - match: \"nope-*\"";
+        let targets =
+            "  - match: \"shop-*\"\n  - source: crm\n  - source: shop-x\n  - match: \"nope-*\"";
         let all = || select_targets(&plan(targets), Uuid::from_u128(TEMPLATE_SOURCE), &sources());
         let glob = |text: &str| crate::plan::compile_glob(text).unwrap_or_else(|e| panic!("{e}"));
         let cases: &[(&[&str], &[&str], usize)] = &[
-            (&[], &["shop-eu", "shop-legacy", "shop-us", "crm", "!", "!"], 0),
+            (
+                &[],
+                &["shop-eu", "shop-legacy", "shop-us", "crm", "!", "!"],
+                0,
+            ),
             (&["shop-eu"], &["shop-eu"], 5),
             (&["shop-e*", "crm"], &["shop-eu", "crm"], 4),
             // An entry that failed is kept when the name it gives matches.

@@ -28,8 +28,7 @@ use crate::report::events::Reporter;
 use crate::secret::Secret;
 use crate::wire::{
     ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse, DestinationResponse,
-    GrantType, SourceResponse, StreamProperties, Tag, TagCreateRequest, TagsResponse,
-    TokenRequest,
+    GrantType, SourceResponse, StreamProperties, Tag, TagCreateRequest, TagsResponse, TokenRequest,
 };
 use auth::Auth;
 use pace::Pace;

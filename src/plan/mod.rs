@@ -16,8 +16,8 @@ mod secrets;
 #[cfg(test)]
 mod tests;
 
-pub use load::{load, parse};
 pub use check::compile_glob;
+pub use load::{load, parse};
 pub use placeholder::{Names, PLACEHOLDERS, Template, slug};
 
 /// The longest tag name Airbyte accepts, in UTF-16 code units (as the JVM counts).

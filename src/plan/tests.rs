@@ -877,7 +877,12 @@ fn owner_prune_and_allow_empty() {
     ));
     // 30 UTF-16 units is Airbyte's limit; `é` is one unit.
     let thirty = format!("replicate:{}", "é".repeat(20));
-    assert_eq!(load_str(&with(&format!("owner: \"{thirty}\"\n"))).unwrap().owner, thirty);
+    assert_eq!(
+        load_str(&with(&format!("owner: \"{thirty}\"\n")))
+            .unwrap()
+            .owner,
+        thirty
+    );
     check_cases(&[
         (
             with("owner: \"replicate:a-very-long-owner-nam\"\n"),
