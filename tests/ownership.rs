@@ -170,7 +170,11 @@ fn a_fresh_apply_tags_every_copy_and_plan_makes_no_tag() {
     let plan = world.plan("shops.yaml", &shops(&[]));
     let output = world.replicate().arg("plan").arg(&plan).output().unwrap();
     assert!(output.status.success());
-    assert!(writes(&world).is_empty(), "plan wrote: {:?}", writes(&world));
+    assert!(
+        writes(&world).is_empty(),
+        "plan wrote: {:?}",
+        writes(&world)
+    );
     assert!(tags_named(&world, "replicate:shops").is_empty());
 
     let (code, out) = apply(&world, "shops.yaml", &shops(&[]), &["--yes"]);
@@ -326,7 +330,11 @@ fn a_glob_that_matches_nothing_fails_before_any_write_and_never_prunes() {
     let before = writes(&world);
     let typo = "version: 1\ntemplate: \"shop-template → Warehouse\"\ntargets:\n  - match: \
                 \"shpo-*\"\nowner: \"replicate:shops\"\nprune: true\n";
-    for args in [&["--yes"][..], &["--yes", "--prune"], &["--yes", "--dry-run"]] {
+    for args in [
+        &["--yes"][..],
+        &["--yes", "--prune"],
+        &["--yes", "--dry-run"],
+    ] {
         let (code, out) = apply(&world, "typo.yaml", typo, args);
         assert_eq!(code, Some(1), "{args:?}: {out}");
         assert!(out.contains("\"shpo-*\" selects no source"), "{out}");
@@ -356,10 +364,19 @@ fn a_targeted_run_writes_to_those_targets_only_and_prunes_nothing() {
                \"bulk-*\"\ndefaults:\n  prefix: \"{source.name|slug}_\"\nowner: \
                \"replicate:bulk\"\n";
     // Owned copies of bulk-000020…29 first: a canary run of the whole plan.
-    let (code, out) = apply(&world, "bulk.yaml", all, &["--yes", "--target", "bulk-00002*"]);
+    let (code, out) = apply(
+        &world,
+        "bulk.yaml",
+        all,
+        &["--yes", "--target", "bulk-00002*"],
+    );
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(world.requests("POST /connections"), 10);
-    assert_eq!(world.requests("GET /streams"), 10, "no catalog of another target");
+    assert_eq!(
+        world.requests("GET /streams"),
+        10,
+        "no catalog of another target"
+    );
 
     // Then those are retired, and the plan pruned, but the run targets bulk-000010…19.
     let retired = format!("{all}prune: true\n").replace(
@@ -403,8 +420,10 @@ fn a_targeted_run_writes_to_those_targets_only_and_prunes_nothing() {
 fn orphan_world(n: usize, configure: impl FnOnce(&mut SandboxConfig)) -> World {
     World::with(|c| {
         c.seed.tags.push(
-            serde_json::from_value::<SeedTag>(json!({"name": "replicate:prune", "color": "4F46E5"}))
-                .unwrap(),
+            serde_json::from_value::<SeedTag>(
+                json!({"name": "replicate:prune", "color": "4F46E5"}),
+            )
+            .unwrap(),
         );
         for i in 0..n {
             let name = format!("gone-{i:03}");
@@ -460,7 +479,14 @@ fn prune_under_faults_deletes_every_orphan_once_and_nothing_else() {
         &world,
         "prune.yaml",
         PRUNE_PLAN,
-        &["--yes", "--prune", "--concurrency", "8", "--report", "r.json"],
+        &[
+            "--yes",
+            "--prune",
+            "--concurrency",
+            "8",
+            "--report",
+            "r.json",
+        ],
     );
     assert_eq!(code, Some(0), "{out}");
 
@@ -483,7 +509,10 @@ fn prune_under_faults_deletes_every_orphan_once_and_nothing_else() {
     let sent = world.requests("DELETE /connections/{connectionId}");
     let spoiled = stats["faults"]["failed"].as_u64().unwrap()
         + stats["faults"]["rate_limited"].as_u64().unwrap();
-    assert!(sent >= 100 && sent <= 100 + spoiled, "{sent} deletes, {stats}");
+    assert!(
+        sent >= 100 && sent <= 100 + spoiled,
+        "{sent} deletes, {stats}"
+    );
     assert_eq!(world.requests("POST /connections"), 0);
     assert_eq!(world.requests("PATCH /connections/{connectionId}"), 0);
 }
