@@ -39,7 +39,7 @@ fn shops(exclude: &[&str]) -> String {
 
 /// One call to the sandbox's API with its static token; 5xx and 429 (the fault knobs) are asked
 /// again. Returns the status and the JSON answer (null when there is none).
-fn api(world: &World, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+fn api(world: &World, method: &reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
     let url = format!("{}{path}", world.url);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -51,7 +51,7 @@ fn api(world: &World, method: reqwest::Method, path: &str, body: Option<Value>) 
                 let mut request = client
                     .request(method.clone(), &url)
                     .bearer_auth("sandbox-token");
-                if let Some(body) = &body {
+                if let Some(body) = body {
                     request = request.json(body);
                 }
                 if let Ok(response) = request.send().await {
@@ -75,7 +75,7 @@ fn all_connections(world: &World) -> BTreeMap<Uuid, ConnectionResponse> {
             "/connections?includeDeleted=true&limit=100&offset={}",
             all.len()
         );
-        let (status, page) = api(world, reqwest::Method::GET, &path, None);
+        let (status, page) = api(world, &reqwest::Method::GET, &path, None);
         assert_eq!(status, 200, "{page}");
         let page: Page<ConnectionResponse> = serde_json::from_value(page).unwrap();
         let n = page.data.len();
@@ -97,7 +97,7 @@ fn deleted(world: &World) -> BTreeSet<Uuid> {
 
 /// The workspace's tags named `name`.
 fn tags_named(world: &World, name: &str) -> Vec<Value> {
-    let (status, tags) = api(world, reqwest::Method::GET, "/tags", None);
+    let (status, tags) = api(world, &reqwest::Method::GET, "/tags", None);
     assert_eq!(status, 200);
     tags["data"]
         .as_array()
@@ -219,9 +219,9 @@ fn a_hand_made_copy_is_adopted_by_one_patch() {
     let world = World::new();
     let (status, made) = api(
         &world,
-        reqwest::Method::POST,
+        &reqwest::Method::POST,
         "/connections",
-        Some(json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE_ID, "name": "eu by hand"})),
+        Some(&json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE_ID, "name": "eu by hand"})),
     );
     assert_eq!(status, 200, "{made}");
     let id: Uuid = made["connectionId"].as_str().unwrap().parse().unwrap();
@@ -262,9 +262,9 @@ fn excluded_sources_are_listed_as_orphans_and_prune_deletes_exactly_those() {
     // it does not carry the owner tag, so it is never deleted.
     let (status, lookalike) = api(
         &world,
-        reqwest::Method::POST,
+        &reqwest::Method::POST,
         "/connections",
-        Some(json!({"sourceId": SHOP_LATAM, "destinationId": WAREHOUSE_ID, "name": "mine"})),
+        Some(&json!({"sourceId": SHOP_LATAM, "destinationId": WAREHOUSE_ID, "name": "mine"})),
     );
     assert_eq!(status, 200, "{lookalike}");
     let lookalike: Uuid = lookalike["connectionId"].as_str().unwrap().parse().unwrap();
