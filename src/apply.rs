@@ -6,6 +6,12 @@
 //! and the write outcomes. What it needs from whoever runs it (showing the preview, asking before
 //! writing) comes through a [`Console`]; progress through a [`Reporter`]. Nothing here prints.
 //!
+//! Ownership (SPEC §9): every desired body carries the plan's owner tag (a placeholder until
+//! `apply` makes it, just before the first write that needs it); the owned orphans resolve found
+//! are listed, or, when pruning, become `delete` rows written like the others. `--target` narrows
+//! the targets after resolve (the others are never read or written) and never prunes; a prune
+//! whose selection cannot be trusted stops the run before anything is written.
+//!
 //! An `apply` that does not ask overlaps build and execute: a target's write starts the moment
 //! its own checks pass, while other catalogs are still being read, and the preview is shown once
 //! every target is decided. An `apply` that asks shows the whole preview first, then writes.
@@ -15,10 +21,14 @@ use crate::client::Client;
 use crate::copy::{Blueprint, TemplateConnection};
 use crate::diff::TargetPlan;
 use crate::execute::{self, ExecuteOptions, Interrupt, Write, WriteKind};
+use crate::orphans::{self, Orphan, Prune};
+use crate::owner::OwnerTag;
+use crate::plan::Glob;
 use crate::plan::{ExistingPolicy, Plan};
 use crate::report::events::Reporter;
 use crate::report::{Action, Mode, Outcome, Report, State, TargetReport};
 use crate::resolve::{self, Resolved};
+use crate::select::{self, SourceSummary};
 use crate::sync::{self, SyncOptions, SyncTarget};
 use crate::wire::ConnectionStatus;
 use std::collections::BTreeMap;
@@ -37,10 +47,22 @@ pub struct RunOptions {
     pub show_bodies: bool,
     /// Ask the [`Console`] before writing (and so show the whole preview first).
     pub confirm: bool,
-    /// `apply --sync`: start the first sync of each copy the run creates.
+    /// `apply --sync`: start the first sync of each copy the run creates (and with
+    /// [`SyncOptions::all`], of the copies that existed before).
     pub sync: Option<SyncOptions>,
-    /// `--sync-all`: also sync the copies that existed before.
-    pub sync_all: bool,
+    /// `--prune`: delete the owned orphans (as the plan's `prune: true` does).
+    pub prune: bool,
+    /// `--target`: only the targets whose source name matches one of these; never prunes.
+    pub targets: Vec<Glob>,
+}
+
+/// Why a run stops after resolve, before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    PruneRefused(#[from] orphans::PruneRefused),
+    #[error("--target {globs} matches none of the plan's {total} targets; nothing was written")]
+    NoTargetMatches { globs: String, total: usize },
 }
 
 /// The answer to "apply these changes?".
@@ -98,6 +120,7 @@ pub async fn run(
     reporter: &Arc<dyn Reporter>,
 ) -> Report {
     let mut report = Report::new(&plan.file, Mode::Plan);
+    report.owner = Some(plan.owner.clone());
     let resolved = tokio::select! {
         resolved = resolve::resolve(plan, client, reporter) => resolved,
         () = interrupt.raised() => {
@@ -106,7 +129,7 @@ pub async fn run(
             return report;
         }
     };
-    let resolved = match resolved {
+    let mut resolved = match resolved {
         Ok(resolved) => resolved,
         Err(e) => {
             report.error = Some(e.to_string());
@@ -114,21 +137,43 @@ pub async fn run(
         }
     };
     report.template = Some(TemplateConnection::from(&resolved.template));
+    let workspace = resolved.template.workspace_id;
+    let owner = OwnerTag::new(&plan.owner, workspace, resolved.owner_tag.clone());
     let blueprint = match Blueprint::new(&resolved.template) {
-        Ok(blueprint) => blueprint,
+        Ok(blueprint) => blueprint.with_owner(owner.desired()),
         Err(problems) => {
             report.error = Some(problems.join("; "));
             return finished(report, interrupt);
         }
     };
+    report.orphans.clone_from(&resolved.orphans);
+    let prune = match scope(&mut resolved, plan.prune || options.prune, &options.targets) {
+        Ok((prune, untargeted)) => {
+            report.prune = prune;
+            report.summary.untargeted = untargeted;
+            prune
+        }
+        Err(e) => {
+            report.error = Some(e.to_string());
+            report.tally();
+            return finished(report, interrupt);
+        }
+    };
+    let deletes = if prune == Prune::On {
+        std::mem::take(&mut resolved.orphans)
+    } else {
+        Vec::new()
+    };
     let rows = Rows {
-        decided: vec![None; resolved.targets.len()],
+        decided: vec![None; resolved.targets.len() + deletes.len()],
         bodies: BTreeMap::new(),
         show_bodies: options.show_bodies,
-        workspace: resolved.template.workspace_id,
+        workspace,
     };
     let run = Stages {
         resolved: &resolved,
+        deletes,
+        owner: &owner,
         blueprint: &blueprint,
         build: BuildOptions {
             existing: options.existing.unwrap_or(plan.existing),
@@ -148,9 +193,60 @@ pub async fn run(
     finished(report, interrupt)
 }
 
+/// What the run covers, decided once resolve is done: whether it prunes (refused when the plan's
+/// selection cannot be trusted), and the targets `--target` keeps (`resolved.targets` narrowed);
+/// returns the prune decision and how many targets were left out.
+fn scope(
+    resolved: &mut Resolved,
+    prune_asked: bool,
+    globs: &[Glob],
+) -> Result<(Prune, usize), RunError> {
+    let prune = orphans::decide(
+        prune_asked,
+        !globs.is_empty(),
+        &resolved.targets,
+        resolved.orphans.len(),
+    )?;
+    let total = resolved.targets.len();
+    let (kept, untargeted) = select::narrow(std::mem::take(&mut resolved.targets), globs);
+    if !globs.is_empty() && kept.is_empty() {
+        let globs: Vec<String> = globs.iter().map(|g| format!("\"{}\"", g.text)).collect();
+        return Err(RunError::NoTargetMatches {
+            globs: globs.join(", --target "),
+            total,
+        });
+    }
+    resolved.targets = kept;
+    Ok((prune, untargeted))
+}
+
+/// An owned orphan, decided: a `delete` row.
+fn delete_row(orphan: Orphan) -> Planned {
+    let entry = orphan
+        .source_name
+        .clone()
+        .unwrap_or_else(|| orphan.source_id.to_string());
+    Planned {
+        entry,
+        source: orphan.source_name.map(|name| SourceSummary {
+            id: orphan.source_id,
+            name,
+            source_type: String::new(),
+        }),
+        name: Some(orphan.name),
+        plan: TargetPlan::Delete {
+            connection_id: orphan.connection_id,
+        },
+        warnings: Vec::new(),
+    }
+}
+
 /// What the stages after resolve share.
 struct Stages<'a, C> {
     resolved: &'a Resolved,
+    /// The owned orphans to delete (pruning), as rows after the targets'.
+    deletes: Vec<Orphan>,
+    owner: &'a OwnerTag,
     blueprint: &'a Blueprint,
     build: BuildOptions,
     client: &'a Client,
@@ -161,6 +257,16 @@ struct Stages<'a, C> {
 }
 
 impl<C: Console> Stages<'_, C> {
+    /// The `delete` rows of the orphans being pruned, by row (after the targets' rows).
+    fn delete_rows(&self) -> impl Iterator<Item = (usize, Planned)> + '_ {
+        let first = self.resolved.targets.len();
+        self.deletes
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(move |(k, orphan)| (first + k, delete_row(orphan)))
+    }
+
     /// An apply that does not ask: each write starts as soon as its target is decided.
     async fn write_while_building(&self, mut report: Report, mut rows: Rows) -> Report {
         let (ready, queued) = tokio::sync::mpsc::unbounded_channel();
@@ -180,6 +286,11 @@ impl<C: Console> Stages<'_, C> {
                 },
             )
             .await;
+            for (i, planned) in self.delete_rows() {
+                if let Some(write) = rows.keep(i, planned) {
+                    let _ = ready.send(write);
+                }
+            }
             drop(ready);
             report.targets = rows.finish(&self.resolved.targets);
             report.tally();
@@ -191,6 +302,7 @@ impl<C: Console> Stages<'_, C> {
         let writing = execute::write(
             queued,
             self.client,
+            self.owner,
             &self.options.execute,
             self.interrupt,
             self.reporter,
@@ -214,6 +326,9 @@ impl<C: Console> Stages<'_, C> {
             |i, planned| writes.extend(rows.keep(i, planned)),
         )
         .await;
+        for (i, planned) in self.delete_rows() {
+            writes.extend(rows.keep(i, planned));
+        }
         report.targets = rows.finish(&self.resolved.targets);
         report.tally();
         let apply = self.options.mode == Mode::Apply;
@@ -246,6 +361,7 @@ impl<C: Console> Stages<'_, C> {
         let outcomes = execute::write(
             futures::stream::iter(writes),
             self.client,
+            self.owner,
             &self.options.execute,
             self.interrupt,
             self.reporter,
@@ -265,7 +381,7 @@ impl<C: Console> Stages<'_, C> {
                 .enumerate()
                 .filter_map(|(row, t)| {
                     let created_now = t.outcome == Some(Outcome::Created);
-                    let existed = self.options.sync_all
+                    let existed = options.all
                         && matches!(t.outcome, Some(Outcome::Updated | Outcome::Unchanged));
                     (created_now || existed).then_some(SyncTarget {
                         row,
@@ -346,9 +462,15 @@ impl Rows {
     fn finish(&mut self, targets: &[resolve::ResolvedTarget]) -> Vec<TargetReport> {
         std::mem::take(&mut self.decided)
             .into_iter()
-            .zip(targets)
-            .map(|(row, target)| {
-                row.unwrap_or_else(|| TargetReport {
+            .zip(targets.iter().map(Some).chain(std::iter::repeat(None)))
+            .filter_map(|(row, target)| {
+                let target = match (row, target) {
+                    (Some(row), _) => return Some(row),
+                    // Delete rows are decided from the start.
+                    (None, None) => return None,
+                    (None, Some(target)) => target,
+                };
+                Some(TargetReport {
                     source_id: target.source.as_ref().ok().map(|s| s.id),
                     source_name: target.source.as_ref().ok().map(|s| s.name.clone()),
                     name: None,

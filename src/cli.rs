@@ -134,6 +134,7 @@ enum Output {
 }
 
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // each is a flag of its own
 struct CommonArgs {
     /// API base URL [default: the plan's airbyte.url, else `https://api.airbyte.com/v1`]
     #[arg(long, env = "AIRBYTE_URL", value_name = "URL")]
@@ -175,6 +176,19 @@ struct CommonArgs {
     /// request, a read's retries and the server's Retry-After included, lasts longer.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
     target_timeout: Duration,
+    /// Delete the copies this plan owns whose source is no longer a target (as the plan's
+    /// `prune: true`); `plan --prune` previews it.
+    #[arg(long)]
+    prune: bool,
+    /// Only the targets whose source name matches GLOB (repeatable): the others are not read,
+    /// written or pruned. A targeted run never prunes.
+    #[arg(long = "target", value_name = "GLOB", value_parser = target_glob)]
+    targets: Vec<plan::Glob>,
+}
+
+/// A `--target` glob, checked as plan globs are.
+fn target_glob(text: &str) -> Result<plan::Glob, String> {
+    plan::compile_glob(text)
 }
 
 /// The checked settings of a `plan` or `apply` run.
@@ -496,8 +510,10 @@ async fn run_loaded(
             wait: a.sync.wait,
             poll: a.sync.poll_interval,
             retry: RetryPolicy::default(),
+            all: a.sync.sync_all,
         }),
-        sync_all: apply.is_some_and(|a| a.sync.sync_all),
+        prune: common.prune,
+        targets: common.targets.clone(),
     };
     let terminal = Terminal {
         settings: &settings,

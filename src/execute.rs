@@ -14,6 +14,10 @@
 //! lookups share one listing. A patch and a delete are idempotent: the client retries them like
 //! reads (a delete whose first answer was lost may then find the copy gone: that is success).
 //!
+//! A create or patch that carries the owner tag's placeholder (the tag did not exist when the run
+//! began) first has the tag made, once for the whole run ([`OwnerTag::ensure`]), and carries the
+//! real one; if it cannot be made, those writes fail with the reason and nothing is sent.
+//!
 //! An interrupt stops new writes (and new tries) from starting; those still in flight get a
 //! bounded grace period to finish, a second interrupt ends the wait at once, and the rest are
 //! reported truthfully (`not_run`, or `failed` with "may or may not").
@@ -21,6 +25,7 @@
 use crate::client::{ApiError, ApiErrorKind, Client, RetryPolicy};
 use crate::diff::TargetError;
 use crate::existing::{Existing, ExistingCopies};
+use crate::owner::{self, OwnerTag, OwnerTagError};
 use crate::report::events::{Reporter, WriteResult};
 use crate::report::{Action, Outcome, Report};
 use crate::wire::{
@@ -176,6 +181,9 @@ pub enum WriteError {
     /// A lookup after a lost answer found several copies: never a third.
     #[error(transparent)]
     Ambiguous(TargetError),
+    /// The owner tag this write must carry could not be made; nothing was sent.
+    #[error("{0}; nothing was written for this target")]
+    OwnerTag(OwnerTagError),
 }
 
 /// Sends every write `writes` yields, at most `options.concurrency` at once, as they come: the
@@ -184,6 +192,7 @@ pub enum WriteError {
 pub async fn write(
     writes: impl futures::Stream<Item = Write>,
     client: &Client,
+    owner: &OwnerTag,
     options: &ExecuteOptions,
     interrupt: &Interrupt,
     reporter: &Arc<dyn Reporter>,
@@ -207,20 +216,19 @@ pub async fn write(
                 if interrupt.is_raised() {
                     return (i, None);
                 }
+                let what = write.kind.what();
                 if let Ok(mut map) = in_flight.lock() {
-                    map.insert(i, write.kind.what());
+                    map.insert(i, what);
                 }
                 let outcome = tokio::time::timeout(
                     options.target_timeout,
-                    write_once(client, finder, &write, options, interrupt, reporter),
+                    write_once(client, finder, owner, write, options, interrupt, reporter),
                 )
                 .await
-                .unwrap_or_else(|_| {
-                    TargetOutcome::Failed(WriteError::TimedOut {
-                        secs: options.target_timeout.as_secs(),
-                        what: write.kind.what(),
-                    })
-                });
+                .unwrap_or(TargetOutcome::Failed(WriteError::TimedOut {
+                    secs: options.target_timeout.as_secs(),
+                    what,
+                }));
                 if let Ok(mut map) = in_flight.lock() {
                     map.remove(&i);
                 }
@@ -269,15 +277,40 @@ pub async fn write(
     outcomes
 }
 
+/// The owner tag's placeholder in a write's tags, replaced by the real tag (made now if need be).
+async fn with_owner_tag(
+    mut kind: WriteKind,
+    client: &Client,
+    owner: &OwnerTag,
+) -> Result<WriteKind, OwnerTagError> {
+    let tags = match &mut kind {
+        WriteKind::Create(body) => body.tags.as_mut(),
+        WriteKind::Update { patch, .. } => patch.tags.as_mut(),
+        WriteKind::Delete { .. } => None,
+    };
+    if let Some(tags) = tags {
+        if tags.iter().any(owner::is_placeholder) {
+            let real = owner.ensure(client).await?;
+            owner::fill(tags, &real);
+        }
+    }
+    Ok(kind)
+}
+
 /// One write, start to end.
 async fn write_once(
     client: &Client,
     finder: &CopyFinder<'_>,
-    write: &Write,
+    owner: &OwnerTag,
+    mut write: Write,
     options: &ExecuteOptions,
     interrupt: &Interrupt,
     reporter: &Arc<dyn Reporter>,
 ) -> TargetOutcome {
+    write.kind = match with_owner_tag(write.kind, client, owner).await {
+        Ok(kind) => kind,
+        Err(e) => return TargetOutcome::Failed(WriteError::OwnerTag(e)),
+    };
     match &write.kind {
         WriteKind::Create(body) => {
             match create_once(

@@ -1,9 +1,9 @@
 //! replicate: clone one Airbyte connection onto many sources, declaratively.
 //!
 //! The pipeline, one module per stage:
-//! `plan` (load) → `resolve` (remote reads) → `copy` (build the create bodies, pure)
-//! → `existing` + `preview` (what each target needs) → `execute` (bounded, concurrent writes)
-//! → `report` (human, JSON, progress). `client` talks to Airbyte; `wire` holds Airbyte's types,
+//! `plan` (load) → `resolve` (remote reads; `select`, `owner` and `orphans` decide what the plan
+//! covers) → `build` (per target: `existing`, `copy` and `diff`, pure) → `execute` (bounded,
+//! concurrent writes) → `report` (human, JSON, progress); `apply` runs them in order. `client` talks to Airbyte; `wire` holds Airbyte's types,
 //! shared with `sandbox`, the local emulator of the API. `cli` owns the terminal.
 
 pub mod apply;
@@ -17,6 +17,8 @@ pub mod duration;
 pub mod execute;
 pub mod existing;
 pub mod input;
+pub mod orphans;
+pub mod owner;
 pub mod plan;
 pub mod report;
 pub mod resolve;

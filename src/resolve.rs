@@ -2,17 +2,21 @@
 //!
 //! The template (by id, or by exact name), its destination, the sources and the connections of
 //! its workspace (every page), then the targets: explicit sources, `match` globs with `type` and
-//! `exclude`, the template's own source left out. Independent reads run together; every call goes
-//! through the client's concurrency cap. Catalogs are read later, by `preview`, only for the
-//! targets that need a create.
+//! `exclude`, the template's own source left out; the workspace's tags, to find the plan's owner
+//! tag, and with it the owned orphans (`orphans`). Independent reads run together; every call
+//! goes through the client's concurrency cap. Catalogs are read later, by `build`, only for the
+//! targets that need them.
 
 use crate::client::{ApiError, Client};
+use crate::orphans::{self, Orphan};
+use crate::owner;
 use crate::plan::{Plan, Reference};
 use crate::report::events::{Reporter, Step, count};
 pub use crate::select::{ResolvedTarget, SourceSummary};
 use crate::select::{SelectError, select_targets};
-use crate::wire::{ConnectionResponse, ConnectionStatus, DestinationResponse, SourceResponse};
+use crate::wire::{ConnectionResponse, ConnectionStatus, DestinationResponse, SourceResponse, Tag};
 use futures::TryFutureExt;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// A failure that stops the whole run before any target is considered.
@@ -46,6 +50,10 @@ pub struct Resolved {
     /// The workspace's non-deleted connections, for finding existing copies.
     pub connections: Vec<ConnectionResponse>,
     pub targets: Vec<ResolvedTarget>,
+    /// The plan's owner tag, if the workspace has it already.
+    pub owner_tag: Option<Tag>,
+    /// The plan's owned orphans (against every target, before `--target`).
+    pub orphans: Vec<Orphan>,
 }
 
 /// Reads the template, its destination, its workspace's sources and connections, and selects
@@ -105,15 +113,37 @@ pub async fn resolve(
         reporter.step_finished(Step::Connections, &count(live.len(), "connection"));
         Ok(live)
     };
-    let (destination, sources, connections) =
-        futures::try_join!(destination, sources, connections)?;
+    let tags = client
+        .tags(workspace)
+        .map_err(|source| ResolveError::Request {
+            what: "workspace's tags",
+            source,
+        });
+    let (destination, sources, connections, tags) =
+        futures::try_join!(destination, sources, connections, tags)?;
 
     let targets = select(plan, &template, &sources, client).await;
+    let owner_tag = owner::find(&tags, workspace, &plan.owner).cloned();
+    let targeted: BTreeSet<uuid::Uuid> = targets
+        .iter()
+        .filter_map(|t| t.source.as_ref().ok().map(|s| s.id))
+        .collect();
+    let source_names: BTreeMap<uuid::Uuid, String> =
+        sources.into_iter().map(|s| (s.source_id, s.name)).collect();
+    let orphans = orphans::find(
+        &connections,
+        owner_tag.as_ref().map(|t| t.tag_id),
+        &template,
+        &targeted,
+        &source_names,
+    );
     Ok(Resolved {
         template,
         destination,
         connections,
         targets,
+        owner_tag,
+        orphans,
     })
 }
 

@@ -4,9 +4,12 @@
 //! Part of resolve: `resolve` fetches the sources, this decides which of them the plan means.
 //! Explicit `source:` entries win over `match` entries (so "all shops, but shop-eu with its own
 //! name" works); a source that two explicit entries, or two `match` entries, select is an error
-//! naming both; the template's own source is an error when named and left out when matched.
+//! naming both; the template's own source is an error when named and left out when matched. A
+//! `match` that selects nothing is an error for its entry, naming the closest source names,
+//! unless the entry says `allow_empty: true` (a typo in a glob must not pass for "no targets").
+//! [`narrow`] is `--target`: only the targets whose source name matches stay in the run.
 
-use crate::plan::{Overrides, Plan, Reference, Selector};
+use crate::plan::{Glob, Overrides, Plan, Reference, Selector};
 use crate::wire::SourceResponse;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -62,6 +65,86 @@ pub enum SelectError {
         first: String,
         second: String,
     },
+    #[error(
+        "match \"{pattern}\" selects no source: {reason}; fix the glob, or set `allow_empty: true` \
+         on the entry"
+    )]
+    EmptyMatch {
+        pattern: String,
+        reason: EmptyReason,
+    },
+}
+
+impl SelectError {
+    /// The source name the failed entry was about, when it names one (for `--target`).
+    pub fn source_name(&self) -> Option<&str> {
+        match self {
+            SelectError::OtherWorkspace { name, .. }
+            | SelectError::UnknownName { name, .. }
+            | SelectError::AmbiguousName { name, .. }
+            | SelectError::TemplateSource(name)
+            | SelectError::SelectedTwice { name, .. } => Some(name),
+            SelectError::UnknownId(_)
+            | SelectError::NoSuchId(_)
+            | SelectError::Lookup { .. }
+            | SelectError::EmptyMatch { .. } => None,
+        }
+    }
+}
+
+/// Why a `match` entry selected no source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmptyReason {
+    /// No source name matches the glob; the nearest names, if any are near.
+    NoName { nearest: Vec<String> },
+    /// Only the template's own source matches, and it is never a target.
+    OnlyTemplate,
+    /// Names match, but none is of the entry's `type`; the types they have.
+    Type {
+        matched: usize,
+        wanted: String,
+        found: Vec<String>,
+    },
+    /// Names match, and `exclude` leaves none.
+    Excluded { matched: usize },
+}
+
+impl std::fmt::Display for EmptyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sources = |n: usize| crate::report::events::count(n, "source");
+        match self {
+            EmptyReason::NoName { nearest } if nearest.is_empty() => {
+                write!(f, "no source name matches it")
+            }
+            EmptyReason::NoName { nearest } => {
+                let quoted: Vec<String> = nearest.iter().map(|n| format!("\"{n}\"")).collect();
+                write!(
+                    f,
+                    "no source name matches it (the closest: {})",
+                    quoted.join(", ")
+                )
+            }
+            EmptyReason::OnlyTemplate => write!(
+                f,
+                "it matches only the template's own source, which is never a target"
+            ),
+            EmptyReason::Type {
+                matched,
+                wanted,
+                found,
+            } => write!(
+                f,
+                "it matches {}, but none of type \"{wanted}\" (they are {})",
+                sources(*matched),
+                found.join(", ")
+            ),
+            EmptyReason::Excluded { matched } => write!(
+                f,
+                "it matches {}, and `exclude` leaves out every one",
+                sources(*matched)
+            ),
+        }
+    }
 }
 
 fn join(ids: &[Uuid]) -> String {
@@ -125,17 +208,24 @@ pub fn select_targets(
                 pattern,
                 source_type,
                 exclude,
-            } => {
-                let mut picked: Vec<&SourceResponse> = sources
-                    .iter()
-                    .filter(|s| s.source_id != template_source)
-                    .filter(|s| pattern.is_match(&s.name))
-                    .filter(|s| source_type.as_ref().is_none_or(|t| &s.source_type == t))
-                    .filter(|s| !exclude.iter().any(|g| g.is_match(&s.name)))
-                    .collect();
-                picked.sort_by(|a, b| a.name.cmp(&b.name).then(a.source_id.cmp(&b.source_id)));
-                picked
-            }
+                allow_empty,
+            } => match matched(
+                sources,
+                template_source,
+                pattern,
+                source_type.as_deref(),
+                exclude,
+            ) {
+                Ok(picked) => picked,
+                Err(_) if *allow_empty => Vec::new(),
+                Err(reason) => {
+                    rows.push(row(Err(SelectError::EmptyMatch {
+                        pattern: pattern.text.clone(),
+                        reason,
+                    })));
+                    continue;
+                }
+            },
         };
         let explicit = matches!(entry.selector, Selector::Source(_));
         for source in picked {
@@ -165,6 +255,90 @@ pub fn select_targets(
         }
     }
     rows
+}
+
+/// The sources a `match` entry selects, sorted by name, or why there are none.
+fn matched<'a>(
+    sources: &'a [SourceResponse],
+    template_source: Uuid,
+    pattern: &Glob,
+    source_type: Option<&str>,
+    exclude: &[Glob],
+) -> Result<Vec<&'a SourceResponse>, EmptyReason> {
+    let named: Vec<&SourceResponse> = sources
+        .iter()
+        .filter(|s| pattern.is_match(&s.name))
+        .collect();
+    let candidates: Vec<&SourceResponse> = named
+        .iter()
+        .copied()
+        .filter(|s| s.source_id != template_source)
+        .collect();
+    let typed: Vec<&SourceResponse> = candidates
+        .iter()
+        .copied()
+        .filter(|s| source_type.is_none_or(|t| s.source_type == t))
+        .collect();
+    let mut picked: Vec<&SourceResponse> = typed
+        .iter()
+        .copied()
+        .filter(|s| !exclude.iter().any(|g| g.is_match(&s.name)))
+        .collect();
+    if picked.is_empty() {
+        return Err(if named.is_empty() {
+            EmptyReason::NoName {
+                nearest: crate::suggest::nearest_to_glob(
+                    &pattern.text,
+                    sources
+                        .iter()
+                        .filter(|s| s.source_id != template_source)
+                        .map(|s| s.name.as_str()),
+                    3,
+                )
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            }
+        } else if candidates.is_empty() {
+            EmptyReason::OnlyTemplate
+        } else if typed.is_empty() {
+            let mut found: Vec<String> = candidates.iter().map(|s| s.source_type.clone()).collect();
+            found.sort();
+            found.dedup();
+            EmptyReason::Type {
+                matched: candidates.len(),
+                wanted: source_type.unwrap_or_default().to_string(),
+                found,
+            }
+        } else {
+            EmptyReason::Excluded {
+                matched: typed.len(),
+            }
+        });
+    }
+    picked.sort_by(|a, b| a.name.cmp(&b.name).then(a.source_id.cmp(&b.source_id)));
+    Ok(picked)
+}
+
+/// `--target`: the targets whose source name (or, for an entry that failed, the name it gave)
+/// matches one of `globs`, and how many were left out. No globs: every target stays.
+pub fn narrow(targets: Vec<ResolvedTarget>, globs: &[Glob]) -> (Vec<ResolvedTarget>, usize) {
+    if globs.is_empty() {
+        return (targets, 0);
+    }
+    let total = targets.len();
+    let kept: Vec<ResolvedTarget> = targets
+        .into_iter()
+        .filter(|t| {
+            let name = match &t.source {
+                Ok(source) => Some(source.name.as_str()),
+                Err(error) => error.source_name(),
+            };
+            name.is_some_and(|name| globs.iter().any(|g| g.is_match(name)))
+        })
+        .collect();
+    let left_out = total - kept.len();
+    (kept, left_out)
 }
 
 /// The source an explicit entry names, or why it names none.
@@ -251,6 +425,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::too_many_lines)] // a table of cases
     fn selection_table() {
         let cases: &[(&str, &str, &[&str])] = &[
             (
@@ -319,6 +494,52 @@ mod tests {
                     "targets[0]: ! 2 sources are named \"dup\"; name it by id instead: 00000000-0000-0000-0000-000000000006, 00000000-0000-0000-0000-000000000007",
                 ],
             ),
+            (
+                "a glob with a typo selects nothing: an error naming the closest names",
+                "  - match: \"shpo-*\"\n  - source: crm",
+                &[
+                    "targets[0]: ! match \"shpo-*\" selects no source: no source name matches it (the closest: \"shop-eu\", \"shop-legacy\", \"shop-us\"); fix the glob, or set `allow_empty: true` on the entry",
+                    "targets[1]: crm",
+                ],
+            ),
+            (
+                "nothing near",
+                "  - match: \"warehouse-*\"",
+                &[
+                    "targets[0]: ! match \"warehouse-*\" selects no source: no source name matches it; fix the glob, or set `allow_empty: true` on the entry",
+                ],
+            ),
+            (
+                "only the template's own source",
+                "  - match: \"shop-t*\"",
+                &[
+                    "targets[0]: ! match \"shop-t*\" selects no source: it matches only the template's own source, which is never a target; fix the glob, or set `allow_empty: true` on the entry",
+                ],
+            ),
+            (
+                "type leaves none",
+                "  - match: \"shop-*\"\n    type: mysql",
+                &[
+                    "targets[0]: ! match \"shop-*\" selects no source: it matches 3 sources, but none of type \"mysql\" (they are postgres); fix the glob, or set `allow_empty: true` on the entry",
+                ],
+            ),
+            (
+                "exclude leaves none",
+                "  - match: \"shop-[eu]*\"\n    exclude: [\"shop-eu\", \"*-us\"]",
+                &[
+                    "targets[0]: ! match \"shop-[eu]*\" selects no source: it matches 2 sources, and `exclude` leaves out every one; fix the glob, or set `allow_empty: true` on the entry",
+                ],
+            ),
+            (
+                "allow_empty: an empty match is no row at all",
+                "  - match: \"retired-*\"\n    allow_empty: true\n  - source: crm",
+                &["targets[1]: crm"],
+            ),
+            (
+                "a match whose source an explicit entry takes is not empty",
+                "  - match: \"shop-eu\"\n  - source: shop-eu",
+                &["targets[1]: shop-eu"],
+            ),
         ];
         let mut failures = Vec::new();
         for (what, targets, want) in cases {
@@ -328,5 +549,34 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn narrowing_table() {
+        let targets =
+            "  - match: \"shop-*\"\n  - source: crm\n  - source: shop-x\n  - match: \"nope-*\"";
+        let all = || select_targets(&plan(targets), Uuid::from_u128(TEMPLATE_SOURCE), &sources());
+        let glob = |text: &str| crate::plan::compile_glob(text).unwrap_or_else(|e| panic!("{e}"));
+        let cases: &[(&[&str], &[&str], usize)] = &[
+            (
+                &[],
+                &["shop-eu", "shop-legacy", "shop-us", "crm", "!", "!"],
+                0,
+            ),
+            (&["shop-eu"], &["shop-eu"], 5),
+            (&["shop-e*", "crm"], &["shop-eu", "crm"], 4),
+            // An entry that failed is kept when the name it gives matches.
+            (&["shop-x"], &["!"], 5),
+            (&["nothing-*"], &[], 6),
+        ];
+        for (globs, want, left_out) in cases {
+            let globs: Vec<Glob> = globs.iter().map(|g| glob(g)).collect();
+            let (kept, out) = narrow(all(), &globs);
+            let names: Vec<&str> = kept
+                .iter()
+                .map(|t| t.source.as_ref().map_or("!", |s| s.name.as_str()))
+                .collect();
+            assert_eq!((names.as_slice(), out), (*want, *left_out), "{globs:?}");
+        }
     }
 }

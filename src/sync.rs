@@ -29,6 +29,8 @@ pub struct SyncOptions {
     pub poll: Duration,
     /// Waits between tries of a start that surely did not happen.
     pub retry: RetryPolicy,
+    /// `--sync-all`: also the copies that existed before the run.
+    pub all: bool,
 }
 
 /// One copy to sync: its report row, its connection, and whether this run created it.

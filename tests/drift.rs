@@ -354,7 +354,11 @@ fn a_copy_edited_by_hand_is_shown_and_brought_back() {
     );
 
     // `existing: skip` shows the drift and writes nothing.
-    let skip = world.plan("skip.yaml", &plan("existing: skip\n"));
+    // The same owner as `shops.yaml`: a plan file's owner tag defaults to its name.
+    let skip = world.plan(
+        "skip.yaml",
+        &plan("existing: skip\nowner: replicate:shops\n"),
+    );
     let (code, doc) = plan_json(&world, &skip);
     assert_eq!(code, 0, "a skipped drift is not a change to make");
     assert_eq!(doc["summary"]["drifted"], 1);
@@ -388,7 +392,8 @@ fn a_stream_the_target_lacks_obeys_missing_streams() {
         &json!({"configurations": {"streams": without}}),
     );
     let targets = "version: 1\ntemplate: \"shop-template → Warehouse\"\ntargets:\n  - source: \
-                   shop-eu\n  - source: shop-legacy\ndefaults:\n  prefix: \"{source.name|slug}_\"\n";
+                   shop-eu\n  - source: shop-legacy\ndefaults:\n  prefix: \"{source.name|slug}_\"\nowner: \
+                   replicate:fleet\n";
     let fail = world.plan("fail.yaml", targets);
     apply(&world, &fail);
 

@@ -64,6 +64,7 @@ fn picked(plan: &Plan) -> Vec<&'static str> {
                     pattern,
                     source_type: wanted,
                     exclude,
+                    ..
                 } => {
                     pattern.is_match(name)
                         && wanted.as_deref().is_none_or(|t| t == *source_type)
@@ -78,7 +79,7 @@ fn picked(plan: &Plan) -> Vec<&'static str> {
 #[test]
 fn shipped_plans_pick_the_promised_sources() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans");
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 4] = [
         (
             "example.yaml",
             &["shop-eu", "shop-us", "shop-apac", "shop-latam"],
@@ -88,6 +89,10 @@ fn shipped_plans_pick_the_promised_sources() {
             &["shop-eu", "shop-us", "shop-apac", "shop-latam"],
         ),
         ("with-legacy.yaml", &["shop-legacy"]),
+        (
+            "shops.yaml",
+            &["shop-eu", "shop-us", "shop-apac", "shop-latam"],
+        ),
     ];
     for (file, expected) in cases {
         let plan = plan::load(&dir.join(file)).unwrap();

@@ -29,7 +29,7 @@ use crate::report::events::Reporter;
 use crate::secret::Secret;
 use crate::wire::{
     ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse, DestinationResponse,
-    GrantType, SourceResponse, StreamProperties, TokenRequest,
+    GrantType, SourceResponse, StreamProperties, Tag, TagCreateRequest, TagsResponse, TokenRequest,
 };
 use auth::Auth;
 use pace::Pace;
@@ -263,6 +263,27 @@ impl Client {
             Err(e) if e.status() == Some(404) => Ok(()),
             other => other,
         }
+    }
+
+    /// `GET /tags?workspaceIds=…`: the workspace's tags (not paged).
+    pub async fn tags(&self, workspace: Uuid) -> Result<Vec<Tag>, ApiError> {
+        let query = [("workspaceIds", workspace.to_string())];
+        let tags: TagsResponse = self.get("/tags", &query).await?;
+        Ok(tags.data)
+    }
+
+    /// `POST /tags`. A workspace holds one tag of a name, so sending it again cannot make a
+    /// second: it is tried again like a read, and a 409 (`error:tag-already-exists`) after a lost
+    /// answer means the first try made it (the caller reads the tags again).
+    pub async fn create_tag(&self, request: &TagCreateRequest) -> Result<Tag, ApiError> {
+        self.call(
+            Method::POST,
+            "/tags",
+            &[],
+            Some(request),
+            ApiError::is_transient,
+        )
+        .await
     }
 
     pub(super) async fn get<T: DeserializeOwned>(

@@ -7,7 +7,8 @@
 //! reports the server's 400s (DIGEST §7) before anything is written.
 //!
 //! [`Blueprint::new`] checks the template once, for problems no plan key can fix, and keeps a
-//! cleaned-up copy of the parts a create may carry. [`build_copy`] then runs once per target.
+//! cleaned-up copy of the parts a create may carry, plus the plan's owner tag
+//! ([`Blueprint::with_owner`]). [`build_copy`] then runs once per target.
 
 mod streams;
 #[cfg(test)]
@@ -102,6 +103,15 @@ impl Blueprint {
     /// The template's identity: its id, name, source, destination and workspace.
     pub fn template(&self) -> &TemplateConnection {
         &self.template
+    }
+
+    /// Every copy also carries the plan's owner tag (SPEC §9), after the template's own tags.
+    #[must_use]
+    pub fn with_owner(mut self, owner: Tag) -> Blueprint {
+        if !self.tags.iter().any(|t| t.tag_id == owner.tag_id) {
+            self.tags.push(owner);
+        }
+        self
     }
 }
 

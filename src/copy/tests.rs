@@ -1031,3 +1031,21 @@ fn blueprint_shows_the_template() {
         })
     );
 }
+
+#[test]
+fn every_copy_carries_the_owner_tag_after_the_templates_own() {
+    let owner: Tag = serde_json::from_value(json!({
+        "tagId": "7a900000-0000-4000-8000-0000000000ff",
+        "workspaceId": "a0000000-0000-4000-8000-000000000001",
+        "name": "replicate:shops", "color": "4F46E5"
+    }))
+    .unwrap();
+    let tenant: Tag = serde_json::from_value(template_json()["tags"][0].clone()).unwrap();
+    let with_owner = blueprint(|_| {}).unwrap().with_owner(owner.clone());
+    let plan = build_desired(&with_owner, &names(), &plan_overrides()).unwrap();
+    assert_eq!(plan.body.tags, Some(vec![tenant.clone(), owner.clone()]));
+    // A template that carries the owner tag itself: the copy carries it once.
+    let again = with_owner.with_owner(owner.clone());
+    let plan = build_desired(&again, &names(), &plan_overrides()).unwrap();
+    assert_eq!(plan.body.tags, Some(vec![tenant, owner]));
+}

@@ -6,8 +6,8 @@
 
 use super::raw::{RawOverrides, RawPlan, RawSchedule, RawSelector, RawTarget};
 use super::{
-    DEFAULT_NAME, ExistingPolicy, Glob, MissingStreamsPolicy, Overrides, Plan, PlanError,
-    Reference, Selector, Target, Template,
+    DEFAULT_NAME, ExistingPolicy, Glob, MAX_TAG_NAME, MissingStreamsPolicy, Overrides, Plan,
+    PlanError, Reference, Selector, Target, Template,
 };
 use crate::cron;
 use crate::wire::{
@@ -101,6 +101,7 @@ impl Checker<'_> {
                 MissingStreamsPolicy::Fail
             }
         };
+        let owner = self.owner(raw.owner);
         let concurrency = raw.concurrency.and_then(|n| {
             let ok = usize::try_from(n).ok().filter(|_| CONCURRENCY.contains(&n));
             if ok.is_none() {
@@ -123,8 +124,47 @@ impl Checker<'_> {
             defaults,
             existing,
             missing_streams,
+            owner,
+            prune: raw.prune.unwrap_or(false),
             concurrency,
         })
+    }
+
+    /// `owner`, or `replicate:<file stem>`: a tag name Airbyte accepts (SPEC §9).
+    fn owner(&mut self, raw: Option<String>) -> String {
+        let explicit = raw.is_some();
+        let owner = raw.unwrap_or_else(|| {
+            let stem = self
+                .file
+                .file_stem()
+                .map_or_else(|| "plan".into(), |s| s.to_string_lossy());
+            format!("replicate:{stem}")
+        });
+        let length = owner.encode_utf16().count();
+        if owner.trim().is_empty() {
+            self.error(
+                "owner",
+                "is empty; name the tag that marks this plan's copies, e.g. \"replicate:shops\"",
+            );
+        } else if length > MAX_TAG_NAME {
+            let excerpt = yaml::excerpt(&owner);
+            self.error(
+                "owner",
+                if explicit {
+                    format!(
+                        "\"{excerpt}\" has {length} characters, but Airbyte's tag names have at \
+                         most {MAX_TAG_NAME}; choose a shorter owner tag"
+                    )
+                } else {
+                    format!(
+                        "the default owner tag \"{excerpt}\" (from the file name) has {length} \
+                         characters, but Airbyte's tag names have at most {MAX_TAG_NAME}; set \
+                         `owner` to a shorter tag name, e.g. \"replicate:shops\""
+                    )
+                },
+            );
+        }
+        owner
     }
 
     /// An id (a hyphenated UUID) or an exact name.
@@ -204,6 +244,7 @@ impl Checker<'_> {
             pattern,
             source_type,
             exclude,
+            allow_empty,
         } = raw;
         match (source, pattern) {
             (Some(_), Some(_)) => {
@@ -225,6 +266,7 @@ impl Checker<'_> {
                 for (key, set) in [
                     ("type", source_type.is_some()),
                     ("exclude", exclude.is_some()),
+                    ("allow_empty", allow_empty.is_some()),
                 ] {
                     if set {
                         self.error(
@@ -257,6 +299,7 @@ impl Checker<'_> {
                     pattern: pattern?,
                     source_type,
                     exclude,
+                    allow_empty: allow_empty.unwrap_or(false),
                 })
             }
         }
@@ -466,7 +509,7 @@ fn unknown_value(text: &str, valid: &[&str]) -> String {
 
 /// Case-sensitive; `*` and `?` match `/` like any other character (source names are not paths);
 /// `\` escapes.
-fn compile_glob(text: &str) -> Result<Glob, String> {
+pub fn compile_glob(text: &str) -> Result<Glob, String> {
     if text.is_empty() {
         return Err("is empty; give a glob over source names, such as \"shop-*\"".into());
     }

@@ -16,8 +16,12 @@ mod secrets;
 #[cfg(test)]
 mod tests;
 
+pub use check::compile_glob;
 pub use load::{load, parse};
 pub use placeholder::{Names, PLACEHOLDERS, Template, slug};
+
+/// The longest tag name Airbyte accepts, in UTF-16 code units (as the JVM counts).
+pub const MAX_TAG_NAME: usize = 30;
 
 /// The copy's name when neither `defaults` nor the target sets one: the Airbyte UI's own pattern.
 pub const DEFAULT_NAME: &str = "{source.name} → {destination.name}";
@@ -49,6 +53,11 @@ pub struct Plan {
     pub defaults: Overrides,
     pub existing: ExistingPolicy,
     pub missing_streams: MissingStreamsPolicy,
+    /// `owner`: the name of the tag that marks this plan's copies (SPEC §9); at most
+    /// [`MAX_TAG_NAME`] UTF-16 units, as Airbyte requires.
+    pub owner: String,
+    /// `prune`: delete owned copies whose source is no longer a target.
+    pub prune: bool,
     /// `concurrency`; `--concurrency` wins over it.
     pub concurrency: Option<usize>,
 }
@@ -91,6 +100,8 @@ pub enum Selector {
         source_type: Option<String>,
         /// `exclude:` names to leave out.
         exclude: Vec<Glob>,
+        /// `allow_empty:` selecting no source is fine (otherwise it is an error for the entry).
+        allow_empty: bool,
     },
 }
 

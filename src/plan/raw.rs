@@ -21,6 +21,8 @@ pub(super) struct RawPlan {
     pub(super) defaults: Option<RawOverrides>,
     pub(super) existing: Option<String>,
     pub(super) missing_streams: Option<String>,
+    pub(super) owner: Option<String>,
+    pub(super) prune: Option<bool>,
     pub(super) concurrency: Option<i64>,
 }
 
@@ -45,6 +47,8 @@ pub(super) struct RawTarget {
     #[serde(rename = "type")]
     pub(super) source_type: Option<String>,
     pub(super) exclude: Option<Vec<String>>,
+    #[serde(rename = "allow_empty")]
+    pub(super) allow_empty: Option<bool>,
     pub(super) name: Option<String>,
     pub(super) prefix: Option<String>,
     pub(super) status: Option<String>,
@@ -88,6 +92,7 @@ impl RawTarget {
             pattern: self.pattern,
             source_type: self.source_type,
             exclude: self.exclude,
+            allow_empty: self.allow_empty,
         };
         let overrides = RawOverrides {
             name: self.name,
@@ -107,4 +112,5 @@ pub(super) struct RawSelector {
     pub(super) pattern: Option<String>,
     pub(super) source_type: Option<String>,
     pub(super) exclude: Option<Vec<String>>,
+    pub(super) allow_empty: Option<bool>,
 }

@@ -748,6 +748,7 @@ concurrency: 16
         pattern,
         source_type,
         exclude,
+        ..
     } = &plan.targets[2].selector
     else {
         panic!("targets[2] is a match");
@@ -821,6 +822,8 @@ fn minimal_plan_gets_the_defaults() {
     assert_eq!(plan.existing, ExistingPolicy::Update);
     assert_eq!(plan.missing_streams, MissingStreamsPolicy::Fail);
     assert_eq!(plan.concurrency, None);
+    assert_eq!(plan.owner, "replicate:p", "from the file stem");
+    assert!(!plan.prune);
     assert_eq!(
         plan.defaults,
         Overrides {
@@ -856,5 +859,63 @@ fn twenty_thousand_targets_load() {
             "p.yaml: targets[20200].source: \"bulk-019999\" is already named by \
               targets[20199].source; name each source once"
         ]
+    );
+}
+
+#[test]
+fn owner_prune_and_allow_empty() {
+    let plan = load_str(&with("owner: \"replicate:shops\"\nprune: true\n")).unwrap();
+    assert_eq!(plan.owner, "replicate:shops");
+    assert!(plan.prune);
+    let plan = load_str(&target("match: \"x-*\"\n    allow_empty: true")).unwrap();
+    assert!(matches!(
+        plan.targets[0].selector,
+        Selector::Match {
+            allow_empty: true,
+            ..
+        }
+    ));
+    // 30 UTF-16 units is Airbyte's limit; `é` is one unit.
+    let thirty = format!("replicate:{}", "é".repeat(20));
+    assert_eq!(
+        load_str(&with(&format!("owner: \"{thirty}\"\n")))
+            .unwrap()
+            .owner,
+        thirty
+    );
+    check_cases(&[
+        (
+            with("owner: \"replicate:a-very-long-owner-nam\"\n"),
+            &[
+                "p.yaml: owner: \"replicate:a-very-long-owner-nam\" has 31 characters, but \
+                 Airbyte's tag names have at most 30; choose a shorter owner tag",
+            ],
+        ),
+        (
+            with("owner: \"\"\n"),
+            &["p.yaml: owner: is empty; name the tag that marks this plan's copies"],
+        ),
+        (
+            with("prune: yes please\n"),
+            &["p.yaml:5:8: prune: invalid type"],
+        ),
+        (
+            target("source: shop-eu\n    allow_empty: true"),
+            &["p.yaml: targets[0].allow_empty: `allow_empty` only goes with `match`"],
+        ),
+    ]);
+    // The default comes from the file name, and says so when it is too long.
+    let long = parse(
+        Path::new("plans/a-rather-long-plan-file-name.yaml"),
+        with("").as_bytes(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        long,
+        "plans/a-rather-long-plan-file-name.yaml: owner: the default owner tag \
+         \"replicate:a-rather-long-plan-file-name\" (from the file name) has 38 characters, but \
+         Airbyte's tag names have at most 30; set `owner` to a shorter tag name, e.g. \
+         \"replicate:shops\""
     );
 }

@@ -9,6 +9,7 @@ use super::changes;
 use super::escape::controls;
 use super::events::count;
 use super::{Action, Outcome, Report, TargetReport};
+use crate::orphans::Prune;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -72,7 +73,15 @@ pub fn preview(
                     });
                 format!("{} (drifted: {})", name(target), fields.join(", "))
             }
-            Action::Unchanged | Action::Update | Action::Delete => match target.connection_id {
+            Action::Delete => format!(
+                "{} ({}; owned, no longer a target)",
+                name(target),
+                target
+                    .connection_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default()
+            ),
+            Action::Unchanged | Action::Update => match target.connection_id {
                 Some(id) if target.action != Action::Update => {
                     format!("{} (exists: {id})", name(target))
                 }
@@ -108,8 +117,16 @@ pub fn preview(
             }
         }
     }
+    orphans(&mut out, report);
+    out.push_str(&plan_line(report));
+    out
+}
+
+/// `Plan: 4 to create, 0 to update, 1 unchanged, 1 error.`
+fn plan_line(report: &Report) -> String {
     let s = &report.summary;
-    // Deletes and drift are named only when there are some, so a plain fleet reads as before.
+    // Deletes, drift and targeting are named only when there are some, so a plain fleet reads
+    // as before.
     let deletes = if s.delete > 0 {
         format!(", {} to delete", s.delete)
     } else {
@@ -120,15 +137,62 @@ pub fn preview(
     } else {
         String::new()
     };
-    let _ = writeln!(
-        out,
-        "Plan: {} to create, {} to update{deletes}, {} unchanged{drifted}, {}.",
+    let untargeted = if s.untargeted > 0 {
+        format!("; {} left out by --target", count(s.untargeted, "target"))
+    } else {
+        String::new()
+    };
+    format!(
+        "Plan: {} to create, {} to update{deletes}, {} unchanged{drifted}, {}{untargeted}.\n",
         s.create,
         s.update,
         s.unchanged,
         count(s.error, "error")
+    )
+}
+
+/// The owned orphans a run leaves in place, under the rows (SPEC §9); pruned ones are rows.
+fn orphans(out: &mut String, report: &Report) {
+    let why = match report.prune {
+        Prune::On => return,
+        Prune::Off => "prune: true deletes them",
+        Prune::Targeted => "not pruned: a --target run never prunes",
+    };
+    let n = report.orphans.len();
+    if n == 0 {
+        return;
+    }
+    let (copies, are) = if n == 1 {
+        ("1 copy".to_string(), "is")
+    } else {
+        (format!("{n} copies"), "are")
+    };
+    let _ = writeln!(
+        out,
+        "{copies} owned by this plan {are} no longer in it ({why}):"
     );
-    out
+    let sources: Vec<String> = report
+        .orphans
+        .iter()
+        .map(|o| {
+            controls(
+                &o.source_name
+                    .clone()
+                    .unwrap_or_else(|| o.source_id.to_string()),
+            )
+            .into_owned()
+        })
+        .collect();
+    let width = sources.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+    for (orphan, source) in report.orphans.iter().zip(&sources) {
+        let pad = " ".repeat(width - source.chars().count());
+        let _ = writeln!(
+            out,
+            "    {source}{pad}  {} ({})",
+            controls(&orphan.name),
+            orphan.connection_id
+        );
+    }
 }
 
 /// The `Apply:` summary line, then each failure with its reason.
@@ -150,6 +214,13 @@ pub fn apply_summary(report: &Report, style: Style) -> String {
     );
     if not_run > 0 {
         let _ = write!(out, ", {not_run} not run");
+    }
+    if s.untargeted > 0 {
+        let _ = write!(
+            out,
+            "; {} left out by --target",
+            count(s.untargeted, "target")
+        );
     }
     out.push_str(".\n");
     if s.synced > 0 || s.sync_failed > 0 {
@@ -247,5 +318,55 @@ mod tests {
         Failures:
         ! shop-legacy: stream "products" is missing
         "#);
+    }
+
+    #[test]
+    fn orphans_deletes_and_targeting() {
+        use crate::orphans::{Orphan, Prune};
+        let orphan = |n: u128, source: &str| Orphan {
+            connection_id: Uuid::from_u128(n),
+            name: format!("{source} → Warehouse"),
+            source_id: Uuid::from_u128(100 + n),
+            source_name: Some(source.into()),
+        };
+        let mut report = Report::new(Path::new("plans/x.yaml"), Mode::Plan);
+        report.targets = vec![target("shop-eu", Action::Unchanged, None)];
+        report.orphans = vec![orphan(1, "shop-apac"), orphan(2, "shop-latam")];
+        report.summary.untargeted = 3;
+        report.tally();
+        let style = Style::default();
+        insta::assert_snapshot!(preview(&report, &BTreeMap::new(), style), @r"
+        = shop-eu  shop-eu → Warehouse (exists: 00000000-0000-0000-0000-000000000000)
+        2 copies owned by this plan are no longer in it (prune: true deletes them):
+            shop-apac   shop-apac → Warehouse (00000000-0000-0000-0000-000000000001)
+            shop-latam  shop-latam → Warehouse (00000000-0000-0000-0000-000000000002)
+        Plan: 0 to create, 0 to update, 1 unchanged, 0 errors; 3 targets left out by --target.
+        ");
+        report.prune = Prune::Targeted;
+        report.orphans.pop();
+        let text = preview(&report, &BTreeMap::new(), style);
+        assert!(
+            text.contains(
+                "1 copy owned by this plan is no longer in it (not pruned: a --target run never \
+                 prunes):"
+            ),
+            "{text}"
+        );
+
+        report.prune = Prune::On;
+        let mut delete = target("shop-apac", Action::Delete, Some(Outcome::Deleted));
+        delete.connection_id = Some(Uuid::from_u128(1));
+        report.targets.push(delete);
+        report.summary.untargeted = 0;
+        report.tally();
+        insta::assert_snapshot!(preview(&report, &BTreeMap::new(), style), @r"
+        = shop-eu    shop-eu → Warehouse (exists: 00000000-0000-0000-0000-000000000000)
+        - shop-apac  shop-apac → Warehouse (00000000-0000-0000-0000-000000000001; owned, no longer a target)
+        Plan: 0 to create, 0 to update, 1 to delete, 1 unchanged, 0 errors.
+        ");
+        assert_eq!(
+            apply_summary(&report, style),
+            "Apply: 0 created, 0 updated, 1 deleted, 1 unchanged, 0 failed.\n"
+        );
     }
 }

@@ -15,6 +15,7 @@ use crate::build::Planned;
 use crate::copy::TemplateConnection;
 use crate::diff::{Change, TargetPlan};
 use crate::execute::TargetOutcome;
+use crate::orphans::{Orphan, Prune};
 use crate::sync::SyncOutcome;
 use crate::wire::JobStatus;
 use serde::Serialize;
@@ -216,6 +217,10 @@ pub struct Summary {
     /// First syncs started (`apply --sync`), and those that failed to start or ended badly.
     pub synced: usize,
     pub sync_failed: usize,
+    /// Copies the plan owns whose source is no longer a target (SPEC §9), deleted or not.
+    pub orphaned: usize,
+    /// Targets left out by `--target`: not read, not written.
+    pub untargeted: usize,
 }
 
 /// Everything a run found and did: the source of the human output and the JSON document.
@@ -227,6 +232,13 @@ pub struct Report {
     pub template: Option<TemplateConnection>,
     pub summary: Summary,
     pub targets: Vec<TargetReport>,
+    /// The owner tag of the plan's copies (SPEC §9).
+    pub owner: Option<String>,
+    /// What the run does with `orphans`: `off` (listed), `on` (`delete` rows), `targeted`
+    /// (listed: a `--target` run never prunes).
+    pub prune: Prune,
+    /// The plan's owned orphans, whatever is done with them.
+    pub orphans: Vec<Orphan>,
     /// What concerns the whole run but did not stop it (the template deleted meanwhile).
     pub warnings: Vec<String>,
     /// A problem that stopped the whole run before any target (template not found, API down).
@@ -242,6 +254,9 @@ impl Report {
             template: None,
             summary: Summary::default(),
             targets: Vec::new(),
+            owner: None,
+            prune: Prune::Off,
+            orphans: Vec::new(),
             warnings: Vec::new(),
             error: None,
         }
@@ -268,9 +283,13 @@ impl Report {
         self.tally();
     }
 
-    /// Recounts the summary from the targets.
+    /// Recounts the summary from the targets and the orphans; `untargeted` is kept as set.
     pub fn tally(&mut self) {
-        let mut s = Summary::default();
+        let mut s = Summary {
+            orphaned: self.orphans.len(),
+            untargeted: self.summary.untargeted,
+            ..Summary::default()
+        };
         for t in &self.targets {
             match t.action {
                 Action::Create => s.create += 1,
