@@ -178,6 +178,7 @@ pub async fn run(
         build: BuildOptions {
             existing: options.existing.unwrap_or(plan.existing),
             missing_streams: plan.missing_streams,
+            read_catalogs: true,
         },
         client,
         options,

@@ -43,6 +43,10 @@ pub struct Planned {
 pub struct BuildOptions {
     pub existing: ExistingPolicy,
     pub missing_streams: MissingStreamsPolicy,
+    /// `false` for `status`, which reads no catalog: a copy to create keeps the body built
+    /// without one, and a copy whose streams differ is compared with the template's streams as
+    /// they are, with a warning that the catalog was not consulted.
+    pub read_catalogs: bool,
 }
 
 /// Decides every target of `resolved`, calling `decided(index, planned)` for each as soon as it
@@ -65,6 +69,16 @@ pub async fn build(
             Look::Decided(planned) => decided(index, *planned),
             Look::NeedsCatalog(wait) => waiting.push((index, wait)),
         }
+    }
+
+    if !options.read_catalogs {
+        for (index, wait) in waiting {
+            decided(
+                index,
+                without_catalog(resolved, blueprint, options, index, wait),
+            );
+        }
+        return;
     }
 
     let destination = resolved.template.destination_id;
@@ -130,6 +144,45 @@ pub async fn build(
         decided(index, planned);
     }
     reporter.step_finished(Step::Catalogs, &count(read, "catalog"));
+}
+
+/// A target that would need its catalog, decided without it (for `status`).
+fn without_catalog(
+    resolved: &Resolved,
+    blueprint: &Blueprint,
+    options: BuildOptions,
+    index: usize,
+    wait: Wait<'_>,
+) -> Planned {
+    let target = &resolved.targets[index];
+    let names = names(&wait.source, resolved);
+    let mut planned = Planned {
+        entry: target.entry.clone(),
+        name: Some(target.overrides.name_for(&names)),
+        source: Some(wait.source.clone()),
+        plan: TargetPlan::Invalid(TargetError::Build(Vec::new())),
+        warnings: Vec::new(),
+    };
+    planned.plan = match copy::build_desired(blueprint, &names, &target.overrides) {
+        Err(problems) => TargetPlan::Invalid(TargetError::Build(problems)),
+        Ok(CopyPlan { body, .. }) => match wait.copy {
+            None => TargetPlan::Create { body },
+            Some(copy) => {
+                planned.warnings.push(
+                    "its streams differ from the template's; compared without the source's \
+                     catalog (`replicate plan` checks them against it)"
+                        .into(),
+                );
+                match decide_existing(&body, copy, options.existing, true) {
+                    Decision::Decided(plan) => plan,
+                    Decision::NeedsCatalog => TargetPlan::Invalid(TargetError::Build(vec![
+                        "the streams could not be compared".into(),
+                    ])),
+                }
+            }
+        },
+    };
+    planned
 }
 
 /// A target that waits for its catalog: its source, and its copy if it has one.

@@ -84,6 +84,14 @@ enum Command {
         #[command(flatten)]
         sync: SyncArgs,
     },
+    /// Show each copy: in line with the plan or drifted, its status and its last sync; writes
+    /// nothing.
+    Status {
+        #[arg(value_name = "PLAN")]
+        plan: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Serve a local emulation of the Airbyte public API.
     Sandbox(SandboxArgs),
 }
@@ -325,6 +333,7 @@ pub fn run() -> u8 {
                     .await
                     .map(|(status, signal)| exit_code(status, false, signal))
             }
+            Command::Status { plan, common } => run_status(&plan, &common).await,
             Command::Sandbox(args) => sandbox::run(args).await.map(|()| 0),
         }
     });
@@ -443,6 +452,53 @@ async fn run_plan(
         built_in.sandbox.shutdown().await;
     }
     result.map(|status| (status, stop.code.load(Ordering::SeqCst)))
+}
+
+/// `replicate status`: the fleet's state, read-only (SPEC §10). Exit 1 when the run or a target
+/// fails, 2 for flags that would change something (status never does).
+async fn run_status(file: &Path, common: &CommonArgs) -> anyhow::Result<u8> {
+    if common.prune || common.existing.is_some() {
+        eprintln!("error: status writes nothing: --prune and --existing apply to plan and apply");
+        return Ok(2);
+    }
+    let plan = match plan::load(file) {
+        Ok(plan) => plan,
+        Err(errors) => {
+            eprintln!("{}", controls(&errors.to_string()));
+            return Ok(1);
+        }
+    };
+    let built_in = if common.sandbox {
+        Some(BuiltIn::start().await?)
+    } else {
+        None
+    };
+    let settings = Settings::new(common, &plan, built_in.as_ref())?;
+    let progress: Arc<dyn Reporter> = Arc::new(Progress::new(
+        Settings::shows_progress(common),
+        common.verbose,
+    ));
+    let client = Client::new(&settings.client, Arc::clone(&progress))?;
+    let report = crate::status::status(
+        &plan,
+        &client,
+        &common.targets,
+        settings.client.concurrency,
+        &progress,
+    )
+    .await;
+    drop(progress);
+    if let Some(built_in) = built_in {
+        built_in.sandbox.shutdown().await;
+    }
+    match settings.output {
+        Output::Json => println!("{}", report.to_json()),
+        Output::Human => match &report.error {
+            Some(error) => eprintln!("error: {}", controls(error)),
+            None => print!("{}", report.human()),
+        },
+    }
+    Ok(u8::from(report.has_failures()))
 }
 
 /// `--sandbox`: the built-in sandbox with its default seed, and the seed's demo credentials.

@@ -25,6 +25,7 @@ pub mod resolve;
 pub mod sandbox;
 pub mod secret;
 pub mod select;
+pub mod status;
 pub mod suggest;
 pub mod sync;
 pub mod wire;
