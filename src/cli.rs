@@ -16,6 +16,7 @@ use crate::report::escape::{self, controls};
 use crate::report::events::Reporter;
 use crate::report::human::{self, Style};
 use crate::report::progress::Progress;
+use crate::report::stdout;
 use crate::report::{Mode, Report, State};
 use crate::sandbox::{self, Sandbox, SandboxArgs, SandboxConfig};
 use crate::secret::Secret;
@@ -304,7 +305,7 @@ fn validate(files: &[PathBuf]) -> u8 {
     let mut failed = false;
     for file in files {
         match plan::load(file) {
-            Ok(plan) => println!(
+            Ok(plan) => stdout::println(&format!(
                 "{}: ok ({} target {})",
                 controls(&file.display().to_string()),
                 plan.targets.len(),
@@ -313,7 +314,7 @@ fn validate(files: &[PathBuf]) -> u8 {
                 } else {
                     "entries"
                 }
-            ),
+            )),
             Err(errors) => {
                 failed = true;
                 eprintln!("{}", controls(&errors.to_string()));
@@ -612,12 +613,12 @@ fn finish(
     apply_style: Option<Style>,
 ) -> anyhow::Result<()> {
     match output {
-        Output::Json => println!("{}", report.to_json()),
+        Output::Json => stdout::println(&report.to_json()),
         Output::Human => {
             if let Some(error) = &report.error {
                 eprintln!("error: {}", controls(error));
             } else if let Some(style) = apply_style {
-                print!("{}", human::apply_summary(report, style));
+                stdout::print(&human::apply_summary(report, style));
             }
         }
     }

@@ -86,7 +86,10 @@ impl Checker<'_> {
             Some("skip") => ExistingPolicy::Skip,
             Some("fail") => ExistingPolicy::Fail,
             Some(other) => {
-                self.error("existing", unknown_value(other, &["update", "skip", "fail"]));
+                self.error(
+                    "existing",
+                    unknown_value(other, &["update", "skip", "fail"]),
+                );
                 ExistingPolicy::Update
             }
         };

@@ -10,6 +10,7 @@ pub mod escape;
 pub mod events;
 pub mod human;
 pub mod progress;
+pub mod stdout;
 
 use crate::build::Planned;
 use crate::copy::TemplateConnection;
