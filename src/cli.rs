@@ -21,7 +21,8 @@ use crate::report::{Mode, Report, State};
 use crate::sandbox::{self, Sandbox, SandboxArgs, SandboxConfig};
 use crate::secret::Secret;
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -151,6 +152,9 @@ struct CommonArgs {
     /// request, a read's retries and the server's Retry-After included, lasts longer.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
     target_timeout: Duration,
+    /// Where `url` came from: `--url` or `AIRBYTE_URL` (set after parsing).
+    #[arg(skip)]
+    url_source: Option<ValueSource>,
 }
 
 /// The checked settings of a `plan` or `apply` run.
@@ -161,6 +165,10 @@ struct Settings {
     output: Output,
     verbosity: u8,
     color: bool,
+    /// Where the base URL came from, for messages: `--url`, `AIRBYTE_URL`, the plan, the default.
+    url_origin: String,
+    /// Said on stderr before the run: which URL and credentials are in use, when not obvious.
+    notes: Vec<String>,
 }
 
 impl Settings {
@@ -170,17 +178,34 @@ impl Settings {
             .map(usize::from)
             .or(plan.concurrency)
             .unwrap_or(8);
-        let (base_url, credentials) = match sandbox {
-            Some(built_in) => (built_in.sandbox.url(), built_in.credentials.clone()),
-            None => (
-                common
-                    .url
-                    .clone()
-                    .filter(|u| !u.is_empty())
-                    .or_else(|| plan.url.clone())
-                    .unwrap_or_else(|| DEFAULT_URL.to_string()),
-                credentials_from_env()?,
-            ),
+        let mut notes = Vec::new();
+        let (base_url, url_origin, credentials) = if let Some(built_in) = sandbox {
+            (
+                built_in.sandbox.url(),
+                "--sandbox".to_string(),
+                built_in.credentials.clone(),
+            )
+        } else {
+            let (url, origin) = match (common.url.clone().filter(|u| !u.is_empty()), &plan.url) {
+                (Some(url), _) if common.url_source == Some(ValueSource::EnvVariable) => {
+                    (url, "AIRBYTE_URL".to_string())
+                }
+                (Some(url), _) => (url, "--url".to_string()),
+                (None, Some(url)) => (
+                    url.clone(),
+                    format!("airbyte.url in {}", plan.file.display()),
+                ),
+                (None, None) => {
+                    notes.push(format!(
+                        "note: no --url, AIRBYTE_URL or airbyte.url in the plan: using \
+                             Airbyte Cloud, {DEFAULT_URL}"
+                    ));
+                    (DEFAULT_URL.to_string(), "the default".to_string())
+                }
+            };
+            let (credentials, note) = credentials_from_env()?;
+            notes.extend(note);
+            (url, origin, credentials)
         };
         Ok(Settings {
             client: ClientConfig {
@@ -213,6 +238,8 @@ impl Settings {
             verbosity: common.verbose,
             color: std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            url_origin,
+            notes,
         })
     }
 
@@ -229,26 +256,86 @@ impl Settings {
     }
 }
 
-/// `AIRBYTE_TOKEN`, else `AIRBYTE_CLIENT_ID` with `AIRBYTE_CLIENT_SECRET`, else no credentials.
-fn credentials_from_env() -> anyhow::Result<Credentials> {
+/// `AIRBYTE_TOKEN`, else `AIRBYTE_CLIENT_ID` with `AIRBYTE_CLIENT_SECRET`, else no credentials;
+/// with a note when the token wins over client credentials that are set too.
+fn credentials_from_env() -> anyhow::Result<(Credentials, Option<String>)> {
     let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
     if let Some(token) = var("AIRBYTE_TOKEN") {
-        return Ok(Credentials::Token(Secret::new(token)));
+        let note = (var("AIRBYTE_CLIENT_ID").is_some() || var("AIRBYTE_CLIENT_SECRET").is_some())
+            .then(|| {
+                "note: AIRBYTE_TOKEN is used; AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET are set \
+                 too and ignored (unset AIRBYTE_TOKEN to use them)"
+                    .to_string()
+            });
+        return Ok((Credentials::Token(Secret::new(token)), note));
     }
-    match (var("AIRBYTE_CLIENT_ID"), var("AIRBYTE_CLIENT_SECRET")) {
-        (Some(client_id), Some(secret)) => Ok(Credentials::Application {
+    let credentials = match (var("AIRBYTE_CLIENT_ID"), var("AIRBYTE_CLIENT_SECRET")) {
+        (Some(client_id), Some(secret)) => Credentials::Application {
             client_id,
             client_secret: Secret::new(secret),
-        }),
+        },
         (Some(_), None) => bail!("AIRBYTE_CLIENT_ID is set but AIRBYTE_CLIENT_SECRET is not"),
         (None, Some(_)) => bail!("AIRBYTE_CLIENT_SECRET is set but AIRBYTE_CLIENT_ID is not"),
-        (None, None) => Ok(Credentials::None),
+        (None, None) => Credentials::None,
+    };
+    Ok((credentials, None))
+}
+
+/// What to add to the error of a run that failed as a whole, from how the server answered: an
+/// unreachable URL (and where it came from), a base URL without its API path, refused
+/// credentials (which ones, and how to fix them).
+fn hints(settings: &Settings, client: &Client) -> Vec<String> {
+    let contact = client.contact();
+    let base = client.base_url();
+    let mut hints = Vec::new();
+    if contact.answers == 0 {
+        hints.push(format!(
+            "no answer from the Airbyte API at {base} (the URL from {}); check it, or set \
+             --url or AIRBYTE_URL",
+            settings.url_origin
+        ));
+        return hints;
     }
+    if contact.not_found == contact.answers && !base.ends_with("/v1") {
+        hints.push(format!(
+            "every answer from {base} was 404 Not Found (the URL from {}): the base URL \
+             probably lacks the API's path; add /v1 (Airbyte Cloud: {DEFAULT_URL}) or \
+             /api/public/v1 (self-hosted: http://host:8000/api/public/v1)",
+            settings.url_origin
+        ));
+    }
+    if contact.refused > 0 {
+        hints.push(match &settings.client.credentials {
+            Credentials::Token(_) => "the server refused AIRBYTE_TOKEN (401): it may have \
+                 expired or belong to another Airbyte; set a fresh AIRBYTE_TOKEN, or unset it \
+                 and set AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET"
+                .to_string(),
+            Credentials::Application { client_id, .. } => format!(
+                "the server refused the application credentials (AIRBYTE_CLIENT_ID={}): check \
+                 AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET (Airbyte: Settings → \
+                 Applications), or set AIRBYTE_TOKEN instead",
+                controls(client_id)
+            ),
+            Credentials::None => "the server wants credentials (401) and none were sent: set \
+                 AIRBYTE_TOKEN, or AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET"
+                .to_string(),
+        });
+    }
+    hints
 }
 
 /// Parses the command line and runs it; returns the process exit code.
 pub fn run() -> u8 {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let (Command::Plan { common, .. } | Command::Apply { common, .. }, Some((_, sub))) =
+        (&mut cli.command, matches.subcommand())
+    {
+        common.url_source = sub.value_source("url");
+    }
     // The client waits on the network and does little between answers: one thread, no
     // cross-thread wake-ups. The sandbox serves many clients at once: every core.
     let mut builder = if matches!(cli.command, Command::Sandbox(_)) {
@@ -450,6 +537,9 @@ async fn run_loaded(
             &format!("sandbox listening on {}", built_in.sandbox.url()),
         );
     }
+    for note in &settings.notes {
+        progress.log(0, note);
+    }
     if matches!(settings.client.credentials, Credentials::None) {
         progress.log(
             0,
@@ -480,6 +570,13 @@ async fn run_loaded(
         &progress,
     )
     .await;
+    let mut report = report;
+    if let Some(error) = &mut report.error {
+        for hint in hints(&settings, &client) {
+            error.push('\n');
+            error.push_str(&hint);
+        }
+    }
     // The bars are gone before the summary is printed.
     drop(terminal);
     drop(progress);

@@ -48,3 +48,114 @@ fn a_closed_stdout_is_a_normal_end() {
         "{stderr}"
     );
 }
+
+/// A loopback port nothing listens on (bound, then let go).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Issue 13.2: a refused connection at the first request is reported at once, naming the URL
+/// and where it came from (here `AIRBYTE_URL`, then the plan's `airbyte.url`).
+#[test]
+fn an_unreachable_server_is_named_at_once() {
+    let world = World::new();
+    let url = format!("http://127.0.0.1:{}/v1", closed_port());
+    let plan = world.plan("p.yaml", BULK);
+    let started = std::time::Instant::now();
+    let output = world
+        .replicate()
+        .env("AIRBYTE_URL", &url)
+        .arg("plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&url) && stderr.contains("from AIRBYTE_URL"),
+        "{stderr}"
+    );
+
+    let plan = world.plan("q.yaml", &format!("{BULK}airbyte:\n  url: {url}\n"));
+    let output = world
+        .replicate()
+        .env_remove("AIRBYTE_URL")
+        .arg("plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&url) && stderr.contains("airbyte.url in"),
+        "{stderr}"
+    );
+}
+
+/// Issue 13.2: a base URL without `/v1` answers 404 to every route: the error says what to add.
+#[test]
+fn a_base_url_without_its_api_path_gets_a_hint() {
+    let world = World::new();
+    let origin = world.url.trim_end_matches("/v1").to_string();
+    let output = world
+        .replicate()
+        .args(["plan", "--url", &origin])
+        .arg(world.plan("p.yaml", BULK))
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("add /v1") && stderr.contains("/api/public/v1") && stderr.contains("--url"),
+        "{stderr}"
+    );
+}
+
+/// Issue 13.2: a 401 names the credential that was refused; a token set beside client
+/// credentials is said to win.
+#[test]
+fn refused_credentials_are_named() {
+    let world = World::new();
+    let plan = world.plan("p.yaml", BULK);
+    let output = world
+        .replicate()
+        .env("AIRBYTE_TOKEN", "not-the-token")
+        .env("AIRBYTE_CLIENT_ID", "sandbox-client")
+        .env("AIRBYTE_CLIENT_SECRET", "sandbox-secret")
+        .arg("plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refused AIRBYTE_TOKEN"), "{stderr}");
+    assert!(
+        stderr.contains("AIRBYTE_TOKEN is used; AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-token") && !stderr.contains("sandbox-secret"));
+
+    let output = world
+        .replicate()
+        .env_remove("AIRBYTE_TOKEN")
+        .env("AIRBYTE_CLIENT_ID", "sandbox-client")
+        .env("AIRBYTE_CLIENT_SECRET", "s3cr3t-xyz")
+        .arg("plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("AIRBYTE_CLIENT_ID=sandbox-client"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cr3t-xyz"), "{stderr}");
+}
