@@ -34,7 +34,8 @@ pub struct RunOptions {
     pub execute: ExecuteOptions,
     /// Keep each write's body for the preview (`-v`).
     pub show_bodies: bool,
-    /// Ask the [`Console`] before writing (and so show the whole preview first).
+    /// Ask the [`Console`] before writing (and so show the whole preview first); without
+    /// `--yes` an apply always asks, and a console with nobody to ask refuses.
     pub confirm: bool,
 }
 
@@ -45,6 +46,8 @@ pub enum Confirmation {
     Cancel,
     /// Ctrl-C (or SIGTERM) while asking.
     Interrupted,
+    /// Nobody to ask (no terminal), and not told `--yes`: nothing is written.
+    NoTerminal,
 }
 
 /// What a run needs from whoever runs it.
@@ -235,6 +238,13 @@ impl<C: Console> Stages<'_, C> {
             }
             Confirmation::Interrupted => {
                 report.record(&[]);
+                report.error = Some("interrupted at the prompt; nothing was written".into());
+                return report;
+            }
+            Confirmation::NoTerminal => {
+                report.record(&[]);
+                report.error =
+                    Some("no terminal to confirm on; pass --yes to apply without asking".into());
                 return report;
             }
         }

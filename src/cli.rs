@@ -26,7 +26,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -431,6 +431,8 @@ fn exit_code(status: Status, detailed: bool, signal: u8) -> u8 {
 struct Stop {
     interrupt: Arc<Interrupt>,
     code: Arc<AtomicU8>,
+    /// The prompt is waiting for an answer.
+    asking: Arc<AtomicBool>,
 }
 
 /// `plan` and `apply`: load → resolve → preview → (confirm → execute) → report.
@@ -453,11 +455,13 @@ async fn run_plan(
     let stop = Stop {
         interrupt: Arc::new(Interrupt::default()),
         code: Arc::new(AtomicU8::new(INTERRUPTED)),
+        asking: Arc::new(AtomicBool::new(false)),
     };
     let signals = tokio::spawn(watch_signals(
         Signals::listen()?,
         Arc::clone(&stop.interrupt),
         Arc::clone(&stop.code),
+        Arc::clone(&stop.asking),
         Arc::downgrade(&progress),
     ));
     let _stop_watching = AbortOnDrop(signals);
@@ -553,13 +557,14 @@ async fn run_loaded(
         existing: settings.existing,
         execute: settings.execute.clone(),
         show_bodies: settings.verbosity > 0,
-        // Ask only a person who can answer, and only if not told `--yes`.
-        confirm: !apply.is_some_and(|a| a.yes) && can_ask(),
+        // Without `--yes`, ask; with nobody to ask, write nothing (SPEC §1).
+        confirm: !apply.is_some_and(|a| a.yes),
     };
     let terminal = Terminal {
         settings: &settings,
         progress: Arc::clone(&progress),
         interrupt: &stop.interrupt,
+        asking: &stop.asking,
     };
     let report = apply::run(
         plan,
@@ -590,6 +595,8 @@ struct Terminal<'a> {
     settings: &'a Settings,
     progress: Arc<dyn Reporter>,
     interrupt: &'a Interrupt,
+    /// Set while the prompt waits: a Ctrl-C then cancels at once.
+    asking: &'a AtomicBool,
 }
 
 impl Console for Terminal<'_> {
@@ -602,13 +609,23 @@ impl Console for Terminal<'_> {
     }
 
     async fn confirm(&self, report: &Report) -> Confirmation {
-        match confirm(report, self.interrupt).await {
+        if !can_ask() {
+            return Confirmation::NoTerminal;
+        }
+        self.asking.store(true, Ordering::SeqCst);
+        let answer = confirm(report, self.interrupt).await;
+        self.asking.store(false, Ordering::SeqCst);
+        match answer {
             Ok(Some(true)) => Confirmation::Proceed,
             Ok(Some(false)) => {
                 eprintln!("Apply cancelled; nothing was written.");
                 Confirmation::Cancel
             }
-            Ok(None) => Confirmation::Interrupted,
+            Ok(None) => {
+                // The prompt's line stays as it is (`…: ^C`); what follows starts below it.
+                eprintln!();
+                Confirmation::Interrupted
+            }
             Err(e) => {
                 eprintln!("error: {}", controls(&format!("{e:#}")));
                 Confirmation::Cancel
@@ -662,6 +679,7 @@ async fn watch_signals(
     mut signals: Signals,
     interrupt: Arc<Interrupt>,
     code: Arc<AtomicU8>,
+    asking: Arc<AtomicBool>,
     reporter: Weak<dyn Reporter>,
 ) {
     let log = |line: &str| {
@@ -673,14 +691,17 @@ async fn watch_signals(
         return;
     };
     code.store(first, Ordering::SeqCst);
-    log(&format!(
-        "{}: no new creates will start; waiting for those in flight (again to stop waiting)",
-        if first == TERMINATED {
-            "terminated (SIGTERM)"
-        } else {
-            "interrupted"
-        }
-    ));
+    // At the prompt nothing is in flight: the run ends at once, with nothing written.
+    if !asking.load(Ordering::SeqCst) {
+        log(&format!(
+            "{}: no new creates will start; waiting for those in flight (again to stop waiting)",
+            if first == TERMINATED {
+                "terminated (SIGTERM)"
+            } else {
+                "interrupted"
+            }
+        ));
+    }
     interrupt.raise();
     if signals.next().await.is_none() {
         return;

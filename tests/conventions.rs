@@ -159,3 +159,146 @@ fn refused_credentials_are_named() {
     );
     assert!(!stderr.contains("s3cr3t-xyz"), "{stderr}");
 }
+
+/// A run of the real binary on a pseudo-terminal (`script` from util-linux): stdin, stdout and
+/// stderr are the terminal; what it shows is collected as it comes.
+struct OnTerminal {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    shown: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl OnTerminal {
+    fn start(world: &World, args: &[&str]) -> OnTerminal {
+        let binary = assert_cmd::cargo::cargo_bin("replicate");
+        let mut command = vec![binary.display().to_string()];
+        command.extend(args.iter().map(|a| (*a).to_string()));
+        let mut child = std::process::Command::new("script")
+            .args(["-q", "-e", "-c", &command.join(" "), "/dev/null"])
+            .env("AIRBYTE_TOKEN", "sandbox-token")
+            .env("AIRBYTE_URL", &world.url)
+            .env("NO_COLOR", "1")
+            .env_remove("AIRBYTE_CLIENT_ID")
+            .env_remove("AIRBYTE_CLIENT_SECRET")
+            .current_dir(world.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("`script` (util-linux) runs the binary on a pseudo-terminal");
+        let input = child.stdin.take().unwrap();
+        let mut output = child.stdout.take().unwrap();
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&shown);
+        std::thread::spawn(move || {
+            let mut buffer = [0; 4096];
+            while let Ok(n @ 1..) = output.read(&mut buffer) {
+                sink.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        });
+        OnTerminal {
+            child,
+            input,
+            shown,
+        }
+    }
+
+    fn shown(&self) -> String {
+        text(&self.shown.lock().unwrap())
+    }
+
+    /// Waits (at most 60 s) until the terminal shows `what`.
+    fn wait_for(&self, what: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self.shown().contains(what) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never showed {what:?}: {}",
+                self.shown()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        use std::io::Write;
+        self.input.write_all(keys).unwrap();
+        self.input.flush().unwrap();
+    }
+
+    /// The exit code, waiting at most `limit`; `None` if it is still running then.
+    fn exit_within(&mut self, limit: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        None
+    }
+}
+
+/// The four shops of the default seed that copy cleanly.
+const SHOPS: &str = r#"
+version: 1
+template: "shop-template → Warehouse"
+targets:
+  - match: "shop-*"
+    exclude: ["shop-legacy"]
+"#;
+
+const PROMPT: &str = "Only 'yes' or 'y' proceeds: ";
+
+/// Issue 13.3: Ctrl-C at the prompt cancels at once: exit 130, nothing written, and the prompt's
+/// line stays on screen (no bar redrawn over it).
+#[test]
+fn ctrl_c_at_the_prompt_cancels_at_once() {
+    let world = World::new();
+    let plan = world.plan("p.yaml", SHOPS);
+    let mut terminal = OnTerminal::start(&world, &["apply", &plan.display().to_string()]);
+    terminal.wait_for(PROMPT);
+    terminal.type_keys(b"\x03");
+    let code = terminal.exit_within(std::time::Duration::from_secs(10));
+    let shown = terminal.shown();
+    assert_eq!(code, Some(130), "{shown}");
+    let after = &shown[shown.find(PROMPT).unwrap() + PROMPT.len()..];
+    assert!(
+        !after.contains("\x1b["),
+        "the prompt's line was redrawn: {after:?}"
+    );
+    assert!(
+        after.contains("interrupted at the prompt; nothing was written"),
+        "{after:?}"
+    );
+    assert_eq!(world.requests("POST /connections"), 0);
+}
+
+/// Issue 13.4: without a terminal and without `--yes`, apply shows the preview and writes
+/// nothing, and says why (SPEC §1).
+#[test]
+fn apply_without_a_terminal_needs_yes() {
+    let world = World::new();
+    let plan = world.plan("p.yaml", SHOPS);
+    let output = world.replicate().arg("apply").arg(&plan).output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no terminal to confirm on; pass --yes to apply without asking"),
+        "{stderr}"
+    );
+    assert!(
+        text(&output.stdout).contains("+ shop-eu"),
+        "the preview is shown"
+    );
+    assert_eq!(world.requests("POST /connections"), 0);
+    let output = world
+        .replicate()
+        .args(["apply", "--yes"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(world.requests("POST /connections"), 4);
+}
