@@ -11,6 +11,7 @@ use crate::apply::{self, Confirmation, Console, RunOptions, Status};
 use crate::client::{Client, ClientConfig, Credentials, RetryPolicy};
 use crate::duration;
 use crate::execute::{ExecuteOptions, Interrupt};
+use crate::listing;
 use crate::plan::{self, ExistingPolicy, Plan};
 use crate::report::escape::{self, controls};
 use crate::report::events::Reporter;
@@ -85,6 +86,41 @@ enum Command {
     },
     /// Serve a local emulation of the Airbyte public API.
     Sandbox(SandboxArgs),
+    /// List the connections or sources the credentials can see, by name and id.
+    Ls(LsArgs),
+}
+
+#[derive(Debug, Args)]
+struct LsArgs {
+    /// What to list.
+    #[arg(value_enum)]
+    what: Listed,
+    /// A plan, whose `airbyte.url` is used when neither --url nor `AIRBYTE_URL` is set.
+    #[arg(value_name = "PLAN")]
+    plan: Option<PathBuf>,
+    /// API base URL [default: the plan's airbyte.url, else `https://api.airbyte.com/v1`]
+    #[arg(long, env = "AIRBYTE_URL", value_name = "URL")]
+    url: Option<String>,
+    /// `json`: one JSON array on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    output: Output,
+    /// Start the built-in sandbox in-process and list what it holds.
+    #[arg(long)]
+    sandbox: bool,
+    /// Allow plain http:// to hosts other than loopback.
+    #[arg(long)]
+    allow_insecure_http: bool,
+    /// Also trust the CA certificates in FILE (PEM).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    #[arg(skip)]
+    url_source: Option<ValueSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Listed {
+    Connections,
+    Sources,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -186,23 +222,12 @@ impl Settings {
                 built_in.credentials.clone(),
             )
         } else {
-            let (url, origin) = match (common.url.clone().filter(|u| !u.is_empty()), &plan.url) {
-                (Some(url), _) if common.url_source == Some(ValueSource::EnvVariable) => {
-                    (url, "AIRBYTE_URL".to_string())
-                }
-                (Some(url), _) => (url, "--url".to_string()),
-                (None, Some(url)) => (
-                    url.clone(),
-                    format!("airbyte.url in {}", plan.file.display()),
-                ),
-                (None, None) => {
-                    notes.push(format!(
-                        "note: no --url, AIRBYTE_URL or airbyte.url in the plan: using \
-                             Airbyte Cloud, {DEFAULT_URL}"
-                    ));
-                    (DEFAULT_URL.to_string(), "the default".to_string())
-                }
-            };
+            let (url, origin) = choose_url(
+                common.url.as_deref(),
+                common.url_source,
+                plan.url.as_deref().map(|url| (url, plan.file.as_path())),
+                &mut notes,
+            );
             let (credentials, note) = credentials_from_env()?;
             notes.extend(note);
             (url, origin, credentials)
@@ -256,6 +281,33 @@ impl Settings {
     }
 }
 
+/// The base URL and where it came from: `--url`, else `AIRBYTE_URL`, else the plan's
+/// `airbyte.url`, else Airbyte Cloud (with a note saying so).
+fn choose_url(
+    url: Option<&str>,
+    source: Option<ValueSource>,
+    plan: Option<(&str, &Path)>,
+    notes: &mut Vec<String>,
+) -> (String, String) {
+    match (url.filter(|u| !u.is_empty()), plan) {
+        (Some(url), _) if source == Some(ValueSource::EnvVariable) => {
+            (url.to_string(), "AIRBYTE_URL".to_string())
+        }
+        (Some(url), _) => (url.to_string(), "--url".to_string()),
+        (None, Some((url, file))) => (
+            url.to_string(),
+            format!("airbyte.url in {}", controls(&file.display().to_string())),
+        ),
+        (None, None) => {
+            notes.push(format!(
+                "note: no --url, AIRBYTE_URL or airbyte.url in the plan: using Airbyte Cloud, \
+                 {DEFAULT_URL}"
+            ));
+            (DEFAULT_URL.to_string(), "the default".to_string())
+        }
+    }
+}
+
 /// `AIRBYTE_TOKEN`, else `AIRBYTE_CLIENT_ID` with `AIRBYTE_CLIENT_SECRET`, else no credentials;
 /// with a note when the token wins over client credentials that are set too.
 fn credentials_from_env() -> anyhow::Result<(Credentials, Option<String>)> {
@@ -284,28 +336,26 @@ fn credentials_from_env() -> anyhow::Result<(Credentials, Option<String>)> {
 /// What to add to the error of a run that failed as a whole, from how the server answered: an
 /// unreachable URL (and where it came from), a base URL without its API path, refused
 /// credentials (which ones, and how to fix them).
-fn hints(settings: &Settings, client: &Client) -> Vec<String> {
+fn hints(url_origin: &str, credentials: &Credentials, client: &Client) -> Vec<String> {
     let contact = client.contact();
     let base = client.base_url();
     let mut hints = Vec::new();
     if contact.answers == 0 {
         hints.push(format!(
-            "no answer from the Airbyte API at {base} (the URL from {}); check it, or set \
-             --url or AIRBYTE_URL",
-            settings.url_origin
+            "no answer from the Airbyte API at {base} (the URL from {url_origin}); check it, or \
+             set --url or AIRBYTE_URL"
         ));
         return hints;
     }
     if contact.not_found == contact.answers && !base.ends_with("/v1") {
         hints.push(format!(
-            "every answer from {base} was 404 Not Found (the URL from {}): the base URL \
-             probably lacks the API's path; add /v1 (Airbyte Cloud: {DEFAULT_URL}) or \
-             /api/public/v1 (self-hosted: http://host:8000/api/public/v1)",
-            settings.url_origin
+            "every answer from {base} was 404 Not Found (the URL from {url_origin}): the base \
+             URL probably lacks the API's path; add /v1 (Airbyte Cloud: {DEFAULT_URL}) or \
+             /api/public/v1 (self-hosted: http://host:8000/api/public/v1)"
         ));
     }
     if contact.refused > 0 {
-        hints.push(match &settings.client.credentials {
+        hints.push(match credentials {
             Credentials::Token(_) => "the server refused AIRBYTE_TOKEN (401): it may have \
                  expired or belong to another Airbyte; set a fresh AIRBYTE_TOKEN, or unset it \
                  and set AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET"
@@ -331,10 +381,14 @@ pub fn run() -> u8 {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    if let (Command::Plan { common, .. } | Command::Apply { common, .. }, Some((_, sub))) =
-        (&mut cli.command, matches.subcommand())
-    {
-        common.url_source = sub.value_source("url");
+    if let Some((_, sub)) = matches.subcommand() {
+        match &mut cli.command {
+            Command::Plan { common, .. } | Command::Apply { common, .. } => {
+                common.url_source = sub.value_source("url");
+            }
+            Command::Ls(args) => args.url_source = sub.value_source("url"),
+            Command::Validate { .. } | Command::Sandbox(_) => {}
+        }
     }
     // The client waits on the network and does little between answers: one thread, no
     // cross-thread wake-ups. The sandbox serves many clients at once: every core.
@@ -374,6 +428,7 @@ pub fn run() -> u8 {
                     .map(|(status, signal)| exit_code(status, false, signal))
             }
             Command::Sandbox(args) => sandbox::run(args).await.map(|()| 0),
+            Command::Ls(args) => list(&args).await,
         }
     });
     // A prompt's read of stdin may still block a thread: do not wait for it.
@@ -409,6 +464,86 @@ fn validate(files: &[PathBuf]) -> u8 {
         }
     }
     u8::from(failed)
+}
+
+/// `replicate ls`: the connections or sources the credentials can see.
+async fn list(args: &LsArgs) -> anyhow::Result<u8> {
+    let plan_url = match &args.plan {
+        Some(file) => plan::load(file)
+            .map_err(|errors| anyhow::anyhow!("{errors}"))?
+            .url
+            .map(|url| (url, file.clone())),
+        None => None,
+    };
+    let built_in = if args.sandbox {
+        Some(BuiltIn::start().await?)
+    } else {
+        None
+    };
+    let mut notes = Vec::new();
+    let (base_url, origin, credentials) = if let Some(built_in) = &built_in {
+        (
+            built_in.sandbox.url(),
+            "--sandbox".to_string(),
+            built_in.credentials.clone(),
+        )
+    } else {
+        let (url, origin) = choose_url(
+            args.url.as_deref(),
+            args.url_source,
+            plan_url
+                .as_ref()
+                .map(|(url, file)| (url.as_str(), file.as_path())),
+            &mut notes,
+        );
+        let (credentials, note) = credentials_from_env()?;
+        notes.extend(note);
+        (url, origin, credentials)
+    };
+    for note in &notes {
+        eprintln!("{note}");
+    }
+    let config = ClientConfig {
+        base_url,
+        credentials,
+        concurrency: 8,
+        timeout: crate::client::DEFAULT_TIMEOUT,
+        read_timeout: Duration::from_secs(30),
+        give_up_after: Duration::from_secs(600),
+        allow_insecure_http: args.allow_insecure_http,
+        retry: RetryPolicy::default(),
+        ca_certificates: match &args.ca_cert {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("--ca-cert {}", path.display()))?)
+            }
+            None => None,
+        },
+    };
+    let client = Client::new(&config, Arc::new(crate::report::events::Silent))?;
+    let what = match args.what {
+        Listed::Connections => listing::Listing::Connections,
+        Listed::Sources => listing::Listing::Sources,
+    };
+    let rows = listing::rows(&client, what).await;
+    if let Some(built_in) = built_in {
+        built_in.sandbox.shutdown().await;
+    }
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            let mut message = e.to_string();
+            for hint in hints(&origin, &config.credentials, &client) {
+                message.push('\n');
+                message.push_str(&hint);
+            }
+            bail!(message);
+        }
+    };
+    match args.output {
+        Output::Human => stdout::print(&listing::human(&rows)),
+        Output::Json => stdout::println(&crate::report::json(&rows)),
+    }
+    Ok(0)
 }
 
 struct ApplyOptions {
@@ -577,7 +712,7 @@ async fn run_loaded(
     .await;
     let mut report = report;
     if let Some(error) = &mut report.error {
-        for hint in hints(&settings, &client) {
+        for hint in hints(&settings.url_origin, &settings.client.credentials, &client) {
             error.push('\n');
             error.push_str(&hint);
         }

@@ -17,6 +17,7 @@ pub mod duration;
 pub mod execute;
 pub mod existing;
 pub mod input;
+pub mod listing;
 pub mod plan;
 pub mod report;
 pub mod resolve;

@@ -302,3 +302,97 @@ fn apply_without_a_terminal_needs_yes() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(world.requests("POST /connections"), 4);
 }
+
+/// Issue 13.5: a template name that is almost right gets the close names: `->` for `→`, case,
+/// a source's name for its connection's.
+#[test]
+fn a_template_not_found_suggests_close_names() {
+    let world = World::new();
+    for (given, suggested) in [
+        ("shop-template -> Warehouse", "shop-template → Warehouse"),
+        ("SHOP-TEMPLATE → warehouse", "shop-template → Warehouse"),
+        ("shop-template", "shop-template → Warehouse"),
+    ] {
+        let plan = world.plan(
+            "p.yaml",
+            &format!("version: 1\ntemplate: \"{given}\"\ntargets:\n  - source: shop-eu\n"),
+        );
+        let output = world.replicate().arg("plan").arg(&plan).output().unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("(did you mean \"{suggested}\"?)")),
+            "{given}: {stderr}"
+        );
+        assert!(stderr.contains("replicate ls connections"), "{stderr}");
+    }
+    let plan = world.plan(
+        "p.yaml",
+        "version: 1\ntemplate: \"shop-template → Warehouse\"\ntargets:\n  - source: SHOP-EU\n",
+    );
+    let output = world.replicate().arg("plan").arg(&plan).output().unwrap();
+    assert!(
+        text(&output.stdout).contains("(did you mean \"shop-eu\"?)"),
+        "{}",
+        text(&output.stdout)
+    );
+}
+
+/// Issue 13.5: `replicate ls connections|sources` lists names and ids.
+#[test]
+fn ls_lists_connections_and_sources() {
+    let world = World::new();
+    let output = world
+        .replicate()
+        .args(["ls", "connections"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "c0000000-0000-4000-8000-000000000001  active  shop-template → Warehouse\n"
+    );
+    let output = world
+        .replicate()
+        .args(["ls", "sources", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "crm",
+            "shop-apac",
+            "shop-eu",
+            "shop-latam",
+            "shop-legacy",
+            "shop-template",
+            "shop-us"
+        ]
+    );
+    assert_eq!(rows[2]["id"], "50c00000-0000-4000-8000-000000000002");
+    // A plan's airbyte.url is used when neither --url nor AIRBYTE_URL is set.
+    let plan = world.plan(
+        "p.yaml",
+        &format!("{SHOPS}airbyte:\n  url: {}\n", world.url),
+    );
+    let output = world
+        .replicate()
+        .env_remove("AIRBYTE_URL")
+        .args(["ls", "sources"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(
+        text(&output.stdout).contains("shop-legacy"),
+        "{}",
+        text(&output.stderr)
+    );
+}

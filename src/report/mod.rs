@@ -21,6 +21,21 @@ use std::io::Write;
 use std::path::Path;
 use uuid::Uuid;
 
+/// `value` as pretty JSON with every control character escaped: serde escapes C0, and DEL and
+/// C1 (U+009B is a terminal's CSI) are escaped here too.
+pub fn json(value: &impl Serialize) -> String {
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(
+        &mut out,
+        EscapingFormatter(serde_json::ser::PrettyFormatter::new()),
+    );
+    // Serializing plain owned data into memory cannot fail, and JSON is UTF-8.
+    if value.serialize(&mut serializer).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Whether the run only looked, or also wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -270,16 +285,7 @@ impl Report {
     /// The JSON document of SPEC §5, pretty-printed, with every control character escaped:
     /// serde escapes C0, and DEL and C1 (U+009B is a terminal's CSI) are escaped here too.
     pub fn to_json(&self) -> String {
-        let mut out = Vec::new();
-        let mut serializer = serde_json::Serializer::with_formatter(
-            &mut out,
-            EscapingFormatter(serde_json::ser::PrettyFormatter::new()),
-        );
-        // Serializing plain owned data into memory cannot fail, and JSON is UTF-8.
-        if self.serialize(&mut serializer).is_err() {
-            return String::new();
-        }
-        String::from_utf8(out).unwrap_or_default()
+        json(self)
     }
 
     /// Writes the JSON document to `path` atomically: a temporary file beside it, then a rename,
