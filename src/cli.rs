@@ -141,6 +141,36 @@ impl From<Existing> for ExistingPolicy {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Whether to colour: `--color always|never` wins; with `auto`, a set `NO_COLOR` turns colour
+/// off, then a set `CLICOLOR_FORCE` (other than `0`) turns it on, else stdout must be a terminal.
+fn use_color(
+    choice: ColorChoice,
+    no_color: Option<&str>,
+    clicolor_force: Option<&str>,
+    terminal: bool,
+) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            if no_color.is_some_and(|v| !v.is_empty()) {
+                false
+            } else if clicolor_force.is_some_and(|v| !v.is_empty() && v != "0") {
+                true
+            } else {
+                terminal
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
     Human,
     Json,
@@ -157,7 +187,8 @@ struct CommonArgs {
     /// `json`: one JSON document on stdout, nothing else.
     #[arg(long, value_enum, default_value = "human")]
     output: Output,
-    /// No progress bars; only errors and the final summary.
+    /// No progress bars, and no rows for unchanged targets: only errors, changes and the
+    /// summary.
     #[arg(long, short)]
     quiet: bool,
     /// More logging on stderr (-v requests and create bodies, -vv token and retry details).
@@ -188,6 +219,10 @@ struct CommonArgs {
     /// request, a read's retries and the server's Retry-After included, lasts longer.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse)]
     target_timeout: Duration,
+    /// Colours in the human output: on a terminal (auto; not with `NO_COLOR`, forced by
+    /// `CLICOLOR_FORCE`), always, or never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    color: ColorChoice,
     /// Where `url` came from: `--url` or `AIRBYTE_URL` (set after parsing).
     #[arg(skip)]
     url_source: Option<ValueSource>,
@@ -200,6 +235,7 @@ struct Settings {
     existing: Option<ExistingPolicy>,
     output: Output,
     verbosity: u8,
+    quiet: bool,
     color: bool,
     /// Where the base URL came from, for messages: `--url`, `AIRBYTE_URL`, the plan, the default.
     url_origin: String,
@@ -261,8 +297,13 @@ impl Settings {
             existing: common.existing.map(ExistingPolicy::from),
             output: common.output,
             verbosity: common.verbose,
-            color: std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            quiet: common.quiet,
+            color: use_color(
+                common.color,
+                std::env::var("NO_COLOR").ok().as_deref(),
+                std::env::var("CLICOLOR_FORCE").ok().as_deref(),
+                std::io::stdout().is_terminal(),
+            ),
             url_origin,
             notes,
         })
@@ -277,6 +318,7 @@ impl Settings {
         Style {
             color: self.color,
             show_bodies: self.verbosity > 0,
+            quiet: self.quiet,
         }
     }
 }
@@ -924,5 +966,32 @@ async fn confirm(report: &Report, interrupt: &Interrupt) -> anyhow::Result<Optio
             Ok(Some(matches!(answer.trim(), "yes" | "y")))
         }
         () = interrupt.raised() => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ColorChoice, use_color};
+
+    #[test]
+    fn color_follows_the_flag_then_the_environment_then_the_terminal() {
+        use ColorChoice::{Always, Auto, Never};
+        for (choice, no_color, force, terminal, expected) in [
+            (Always, Some("1"), None, false, true),
+            (Never, None, Some("1"), true, false),
+            (Auto, None, None, true, true),
+            (Auto, None, None, false, false),
+            (Auto, Some("1"), None, true, false),
+            (Auto, Some(""), None, true, true),
+            (Auto, None, Some("1"), false, true),
+            (Auto, None, Some("0"), false, false),
+            (Auto, Some("1"), Some("1"), true, false),
+        ] {
+            assert_eq!(
+                use_color(choice, no_color, force, terminal),
+                expected,
+                "{choice:?} NO_COLOR={no_color:?} CLICOLOR_FORCE={force:?} terminal={terminal}"
+            );
+        }
     }
 }

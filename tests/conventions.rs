@@ -396,3 +396,58 @@ fn ls_lists_connections_and_sources() {
         text(&output.stderr)
     );
 }
+
+/// Issue 13.7: `-q` shows errors, changes and the summary, and no `=` rows.
+#[test]
+fn quiet_leaves_out_unchanged_rows() {
+    let world = World::new();
+    let plan = world.plan(
+        "p.yaml",
+        "version: 1\ntemplate: \"shop-template → Warehouse\"\ntargets:\n  - source: shop-eu\n",
+    );
+    let output = world
+        .replicate()
+        .args(["apply", "--yes", "--quiet"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let more = world.plan("more.yaml", &format!("{SHOPS}  - source: shop-legacy\n"));
+    let output = world
+        .replicate()
+        .args(["plan", "-q"])
+        .arg(&more)
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert!(!stdout.lines().any(|l| l.starts_with("= ")), "{stdout}");
+    assert!(
+        stdout.contains("! shop-legacy") && stdout.contains("+ shop-us"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 unchanged"), "{stdout}");
+}
+
+/// Issue 13.13: `--color always` colours a pipe (beside `NO_COLOR`), `CLICOLOR_FORCE` too, and
+/// `--color never` wins over it.
+#[test]
+fn color_flag_and_environment() {
+    let world = World::new();
+    let plan = world.plan("p.yaml", SHOPS);
+    let run = |args: &[&str], force: Option<&str>| {
+        let mut command = world.replicate();
+        command
+            .env_remove("NO_COLOR")
+            .arg("plan")
+            .args(args)
+            .arg(&plan);
+        if let Some(force) = force {
+            command.env("CLICOLOR_FORCE", force);
+        }
+        text(&command.output().unwrap().stdout)
+    };
+    assert!(run(&["--color", "always"], None).contains("\x1b[32m+"));
+    assert!(!run(&[], None).contains('\x1b'), "a pipe is not a terminal");
+    assert!(run(&[], Some("1")).contains("\x1b[32m+"));
+    assert!(!run(&["--color", "never"], Some("1")).contains('\x1b'));
+}
