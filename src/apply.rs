@@ -95,11 +95,11 @@ pub async fn run(
     interrupt: &Interrupt,
     reporter: &Arc<dyn Reporter>,
 ) -> Report {
-    let mut report = Report::new(&plan.file, Mode::Plan);
+    let mut report = Report::new(&plan.file, options.mode);
     let resolved = tokio::select! {
         resolved = resolve::resolve(plan, client, reporter) => resolved,
         () = interrupt.raised() => {
-            report.error = Some("interrupted before anything was written".into());
+            report.errors.push("interrupted before anything was written".into());
             report.state = State::Interrupted;
             return report;
         }
@@ -107,7 +107,7 @@ pub async fn run(
     let resolved = match resolved {
         Ok(resolved) => resolved,
         Err(e) => {
-            report.error = Some(e.to_string());
+            report.errors.push(e.to_string());
             return finished(report, interrupt);
         }
     };
@@ -115,7 +115,7 @@ pub async fn run(
     let blueprint = match Blueprint::new(&resolved.template) {
         Ok(blueprint) => blueprint,
         Err(problems) => {
-            report.error = Some(problems.join("; "));
+            report.errors.push(problems.join("; "));
             return finished(report, interrupt);
         }
     };
@@ -233,18 +233,23 @@ impl<C: Console> Stages<'_, C> {
             Confirmation::Proceed => {}
             Confirmation::Cancel => {
                 report.record(&[]);
-                report.error = Some("apply cancelled at the prompt; nothing was written".into());
+                report
+                    .errors
+                    .push("apply cancelled at the prompt; nothing was written".into());
                 return report;
             }
             Confirmation::Interrupted => {
                 report.record(&[]);
-                report.error = Some("interrupted at the prompt; nothing was written".into());
+                report
+                    .errors
+                    .push("interrupted at the prompt; nothing was written".into());
                 return report;
             }
             Confirmation::NoTerminal => {
                 report.record(&[]);
-                report.error =
-                    Some("no terminal to confirm on; pass --yes to apply without asking".into());
+                report
+                    .errors
+                    .push("no terminal to confirm on; pass --yes to apply without asking".into());
                 return report;
             }
         }
@@ -355,7 +360,7 @@ async fn check_template(report: &mut Report, client: &Client, interrupt: &Interr
             Some(Outcome::Created | Outcome::Updated | Outcome::Failed)
         ) && matches!(t.action, Action::Create | Action::Update)
     });
-    if !wrote || report.error.is_some() || interrupt.is_urgent() {
+    if !wrote || !report.errors.is_empty() || interrupt.is_urgent() {
         return;
     }
     let deleted = tokio::select! {

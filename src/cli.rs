@@ -57,6 +57,9 @@ enum Command {
     Validate {
         #[arg(required = true, value_name = "PLAN")]
         plans: Vec<PathBuf>,
+        /// `json`: one JSON document on stdout, each plan with its problems.
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
     },
     /// Preview what apply would do; writes nothing.
     Plan {
@@ -77,6 +80,10 @@ enum Command {
         /// Only preview, like `plan`.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: exit 0 when nothing would change, 2 when changes are pending, 1 on
+        /// error.
+        #[arg(long, requires = "dry_run")]
+        detailed_exitcode: bool,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
@@ -448,7 +455,7 @@ pub fn run() -> u8 {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Validate { plans } => Ok(validate(&plans)),
+            Command::Validate { plans, output } => Ok(validate(&plans, output)),
             Command::Plan {
                 plan,
                 common,
@@ -460,6 +467,7 @@ pub fn run() -> u8 {
                 plan,
                 common,
                 dry_run,
+                detailed_exitcode,
                 yes,
                 report,
             } => {
@@ -467,7 +475,7 @@ pub fn run() -> u8 {
                 let apply = ApplyOptions { yes, report };
                 run_plan(&plan, &common, mode, Some(&apply))
                     .await
-                    .map(|(status, signal)| exit_code(status, false, signal))
+                    .map(|(status, signal)| exit_code(status, detailed_exitcode, signal))
             }
             Command::Sandbox(args) => sandbox::run(args).await.map(|()| 0),
             Command::Ls(args) => list(&args).await,
@@ -484,26 +492,58 @@ pub fn run() -> u8 {
     }
 }
 
-/// `replicate validate`: every file checked, every problem printed.
-fn validate(files: &[PathBuf]) -> u8 {
+/// `replicate validate`: every file checked, every problem printed (or, with `--output json`,
+/// one document: each plan, whether it is valid, its problems).
+fn validate(files: &[PathBuf], output: Output) -> u8 {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Checked {
+        plan: String,
+        valid: bool,
+        target_entries: usize,
+        errors: Vec<String>,
+    }
     let mut failed = false;
+    let mut checked = Vec::new();
     for file in files {
+        let plan = file.display().to_string();
         match plan::load(file) {
-            Ok(plan) => stdout::println(&format!(
-                "{}: ok ({} target {})",
-                controls(&file.display().to_string()),
-                plan.targets.len(),
-                if plan.targets.len() == 1 {
-                    "entry"
-                } else {
-                    "entries"
+            Ok(loaded) => {
+                let n = loaded.targets.len();
+                if output == Output::Human {
+                    stdout::println(&format!(
+                        "{}: ok ({n} target {})",
+                        controls(&plan),
+                        if n == 1 { "entry" } else { "entries" }
+                    ));
                 }
-            )),
+                checked.push(Checked {
+                    plan,
+                    valid: true,
+                    target_entries: n,
+                    errors: Vec::new(),
+                });
+            }
             Err(errors) => {
                 failed = true;
-                eprintln!("{}", controls(&errors.to_string()));
+                if output == Output::Human {
+                    eprintln!("{}", controls(&errors.to_string()));
+                }
+                checked.push(Checked {
+                    plan,
+                    valid: false,
+                    target_entries: 0,
+                    errors: errors.0.iter().map(ToString::to_string).collect(),
+                });
             }
         }
+    }
+    if output == Output::Json {
+        #[derive(serde::Serialize)]
+        struct Validated {
+            plans: Vec<Checked>,
+        }
+        stdout::println(&crate::report::json(&Validated { plans: checked }));
     }
     u8::from(failed)
 }
@@ -646,7 +686,7 @@ async fn run_plan(
         Ok(plan) => plan,
         Err(errors) => {
             let mut report = Report::new(file, mode);
-            report.error = Some(errors.to_string());
+            report.errors = errors.0.iter().map(ToString::to_string).collect();
             report.state = State::Complete;
             finish(&report, common.output, report_file, None)?;
             return Ok((Status::Failed, stop.code.load(Ordering::SeqCst)));
@@ -753,16 +793,18 @@ async fn run_loaded(
     )
     .await;
     let mut report = report;
-    if let Some(error) = &mut report.error {
-        for hint in hints(&settings.url_origin, &settings.client.credentials, &client) {
-            error.push('\n');
-            error.push_str(&hint);
-        }
+    if !report.errors.is_empty() {
+        report.errors.extend(hints(
+            &settings.url_origin,
+            &settings.client.credentials,
+            &client,
+        ));
     }
     // The bars are gone before the summary is printed.
     drop(terminal);
     drop(progress);
-    let summary = (report.mode == Mode::Apply && report.error.is_none()).then(|| settings.style());
+    let summary =
+        (report.mode == Mode::Apply && report.errors.is_empty()).then(|| settings.style());
     finish(&report, settings.output, report_file, summary)?;
     Ok(apply::status(&report))
 }
@@ -778,7 +820,7 @@ struct Terminal<'a> {
 
 impl Console for Terminal<'_> {
     fn preview(&self, report: &Report, bodies: &BTreeMap<usize, serde_json::Value>) {
-        if self.settings.output == Output::Human && report.error.is_none() {
+        if self.settings.output == Output::Human && report.errors.is_empty() {
             // Through the reporter: the writes' bar may be on screen.
             self.progress
                 .print(&human::preview(report, bodies, self.settings.style()));
@@ -910,8 +952,11 @@ fn finish(
     match output {
         Output::Json => stdout::println(&report.to_json()),
         Output::Human => {
-            if let Some(error) = &report.error {
-                eprintln!("error: {}", controls(error));
+            if let Some((first, hints)) = report.errors.split_first() {
+                eprintln!("error: {}", controls(first));
+                for hint in hints {
+                    eprintln!("{}", controls(hint));
+                }
             } else if let Some(style) = apply_style {
                 stdout::print(&human::apply_summary(report, style));
             }

@@ -249,6 +249,10 @@ targets:
     exclude: ["shop-legacy"]
 "#;
 
+/// A plan with two problems: no targets, and a misspelt placeholder.
+const TWO_PROBLEMS: &str =
+    "version: 1\ntemplate: x\ntargets: []\ndefaults:\n  name: \"{source.nam}\"\n";
+
 const PROMPT: &str = "Only 'yes' or 'y' proceeds: ";
 
 /// Issue 13.3: Ctrl-C at the prompt cancels at once: exit 130, nothing written, and the prompt's
@@ -450,4 +454,100 @@ fn color_flag_and_environment() {
     assert!(!run(&[], None).contains('\x1b'), "a pipe is not a terminal");
     assert!(run(&[], Some("1")).contains("\x1b[32m+"));
     assert!(!run(&["--color", "never"], Some("1")).contains('\x1b'));
+}
+
+/// Issue 13.10: an apply that stops before any target reports `mode: apply`, and its problems
+/// as a list (`errors`), hints included.
+#[test]
+fn an_apply_stopped_early_reports_apply_and_a_list_of_errors() {
+    let world = World::new();
+    let plan = world.plan(
+        "p.yaml",
+        "version: 1\ntemplate: \"shop-template -> Warehouse\"\ntargets:\n  - source: shop-eu\n",
+    );
+    let output = world
+        .replicate()
+        .args(["apply", "--yes", "--report", "report.json"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(world.dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["mode"], "apply", "{report}");
+    assert!(report.get("error").is_none(), "{report}");
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{report}");
+    assert!(errors[0].as_str().unwrap().contains("no connection named"));
+
+    // A plan with two problems: two entries.
+    let bad = world.plan("bad.yaml", TWO_PROBLEMS);
+    let output = world
+        .replicate()
+        .args(["plan", "--output", "json"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(doc["errors"].as_array().unwrap().len() >= 2, "{doc}");
+}
+
+/// Issue 13.10: `validate --output json`.
+#[test]
+fn validate_speaks_json() {
+    let world = World::new();
+    let good = world.plan("good.yaml", SHOPS);
+    let bad = world.plan("bad.yaml", TWO_PROBLEMS);
+    let output = world
+        .replicate()
+        .args(["validate", "--output", "json"])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let plans = doc["plans"].as_array().unwrap();
+    assert_eq!(plans[0]["valid"], true);
+    assert_eq!(plans[0]["targetEntries"], 1);
+    assert_eq!(plans[1]["valid"], false);
+    assert!(plans[1]["errors"].as_array().unwrap().len() >= 2, "{doc}");
+    assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
+}
+
+/// Issue 13.10: `apply --dry-run --detailed-exitcode` is 2 when something would change, 0 when
+/// nothing would.
+#[test]
+fn apply_dry_run_takes_detailed_exitcode() {
+    let world = World::new();
+    let plan = world.plan("p.yaml", SHOPS);
+    let dry = |world: &World| {
+        world
+            .replicate()
+            .args(["apply", "--dry-run", "--detailed-exitcode"])
+            .arg(&plan)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(dry(&world), Some(2));
+    assert_eq!(world.requests("POST /connections"), 0);
+    let output = world
+        .replicate()
+        .args(["apply", "--yes"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(dry(&world), Some(0));
+    // Without --dry-run it is a usage error.
+    let output = world
+        .replicate()
+        .args(["apply", "--detailed-exitcode", "--yes"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
 }

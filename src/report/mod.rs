@@ -202,8 +202,9 @@ pub struct Report {
     pub targets: Vec<TargetReport>,
     /// What concerns the whole run but did not stop it (the template deleted meanwhile).
     pub warnings: Vec<String>,
-    /// A problem that stopped the whole run before any target (template not found, API down).
-    pub error: Option<String>,
+    /// The problems that stopped the whole run before any target (plan invalid, template not
+    /// found, API unreachable), one per entry, with their hints; empty when none did.
+    pub errors: Vec<String>,
 }
 
 impl Report {
@@ -216,7 +217,7 @@ impl Report {
             summary: Summary::default(),
             targets: Vec::new(),
             warnings: Vec::new(),
-            error: None,
+            errors: Vec::new(),
         }
     }
 
@@ -268,7 +269,7 @@ impl Report {
 
     /// Whether anything went wrong: the run, a target's preview, or a target's write.
     pub fn has_failures(&self) -> bool {
-        self.error.is_some()
+        !self.errors.is_empty()
             || self.targets.iter().any(|t| {
                 t.action == Action::Error
                     || matches!(t.outcome, Some(Outcome::Failed | Outcome::NotRun))
@@ -377,15 +378,22 @@ mod tests {
     #[test]
     fn the_json_document_escapes_every_control_character() {
         let mut report = Report::new(Path::new("p.yaml"), Mode::Plan);
-        report.error = Some("a\u{1b}[2J b\u{7f} c\u{9b}31m d\n é → ok".into());
+        report.errors = vec!["a\u{1b}[2J b\u{7f} c\u{9b}31m d\n é → ok".into()];
         let json = report.to_json();
         assert!(!json.chars().any(escape::is_hidden), "{json:?}");
         assert!(
-            json.contains(r#""error": "a\u001b[2J b\u007f c\u009b31m d\n é → ok""#),
+            json.contains(
+                r#""errors": [
+    "a\u001b[2J b\u007f c\u009b31m d\n é → ok"
+  ]"#
+            ),
             "{json}"
         );
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(back["error"].as_str(), report.error.as_deref());
+        assert_eq!(
+            back["errors"][0].as_str(),
+            report.errors.first().map(String::as_str)
+        );
         assert_eq!(back["state"], "in_progress");
     }
 }
