@@ -95,6 +95,21 @@ enum Command {
     Sandbox(SandboxArgs),
     /// List the connections or sources the credentials can see, by name and id.
     Ls(LsArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff) on stdout.
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
 }
 
 #[derive(Debug, Args)]
@@ -436,7 +451,10 @@ pub fn run() -> u8 {
                 common.url_source = sub.value_source("url");
             }
             Command::Ls(args) => args.url_source = sub.value_source("url"),
-            Command::Validate { .. } | Command::Sandbox(_) => {}
+            Command::Validate { .. }
+            | Command::Sandbox(_)
+            | Command::Completions { .. }
+            | Command::Man => {}
         }
     }
     // The client waits on the network and does little between answers: one thread, no
@@ -479,6 +497,8 @@ pub fn run() -> u8 {
             }
             Command::Sandbox(args) => sandbox::run(args).await.map(|()| 0),
             Command::Ls(args) => list(&args).await,
+            Command::Completions { shell } => Ok(completions(shell)),
+            Command::Man => man(),
         }
     });
     // A prompt's read of stdin may still block a thread: do not wait for it.
@@ -546,6 +566,30 @@ fn validate(files: &[PathBuf], output: Output) -> u8 {
         stdout::println(&crate::report::json(&Validated { plans: checked }));
     }
     u8::from(failed)
+}
+
+/// `replicate completions SHELL`: the completion script, generated from the same definition
+/// that parses the arguments.
+fn completions(shell: Shell) -> u8 {
+    use clap_complete::Shell as S;
+    let shell = match shell {
+        Shell::Bash => S::Bash,
+        Shell::Zsh => S::Zsh,
+        Shell::Fish => S::Fish,
+        Shell::Powershell => S::PowerShell,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "replicate", &mut script);
+    stdout::print(&String::from_utf8_lossy(&script));
+    0
+}
+
+/// `replicate man`: the manual page (roff), generated from the argument definitions.
+fn man() -> anyhow::Result<u8> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    stdout::print(&String::from_utf8_lossy(&page));
+    Ok(0)
 }
 
 /// `replicate ls`: the connections or sources the credentials can see.

@@ -551,3 +551,54 @@ fn apply_dry_run_takes_detailed_exitcode() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// Issue 13.11: `replicate completions SHELL` for four shells (bash's parses as bash), and
+/// `replicate man`.
+#[test]
+fn completions_and_man_page() {
+    let world = World::new();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let output = world
+            .replicate()
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{shell}: {}", text(&output.stderr));
+        let script = text(&output.stdout);
+        assert!(
+            script.contains("detailed-exitcode") && script.contains("completions"),
+            "{shell}: {script}"
+        );
+        if shell == "bash" {
+            let file = world.dir.path().join("replicate.bash");
+            std::fs::write(&file, &script).unwrap();
+            let check = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(check.status.success(), "{}", text(&check.stderr));
+        }
+    }
+    let output = world.replicate().arg("man").output().unwrap();
+    assert!(output.status.success());
+    let page = text(&output.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH replicate 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains(".TH replicate 1") && page.contains("replicate\\-apply"),
+        "{page}"
+    );
+    let output = world
+        .replicate()
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
