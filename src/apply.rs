@@ -45,7 +45,8 @@ pub struct RunOptions {
     pub execute: ExecuteOptions,
     /// Keep each write's body for the preview (`-v`).
     pub show_bodies: bool,
-    /// Ask the [`Console`] before writing (and so show the whole preview first).
+    /// Ask the [`Console`] before writing (and so show the whole preview first); without
+    /// `--yes` an apply always asks, and a console with nobody to ask refuses.
     pub confirm: bool,
     /// `apply --sync`: start the first sync of each copy the run creates (and with
     /// [`SyncOptions::all`], of the copies that existed before).
@@ -72,6 +73,8 @@ pub enum Confirmation {
     Cancel,
     /// Ctrl-C (or SIGTERM) while asking.
     Interrupted,
+    /// Nobody to ask (no terminal), and not told `--yes`: nothing is written.
+    NoTerminal,
 }
 
 /// What a run needs from whoever runs it.
@@ -119,12 +122,12 @@ pub async fn run(
     interrupt: &Interrupt,
     reporter: &Arc<dyn Reporter>,
 ) -> Report {
-    let mut report = Report::new(&plan.file, Mode::Plan);
+    let mut report = Report::new(&plan.file, options.mode);
     report.owner = Some(plan.owner.clone());
     let resolved = tokio::select! {
         resolved = resolve::resolve(plan, client, reporter) => resolved,
         () = interrupt.raised() => {
-            report.error = Some("interrupted before anything was written".into());
+            report.errors.push("interrupted before anything was written".into());
             report.state = State::Interrupted;
             return report;
         }
@@ -132,7 +135,7 @@ pub async fn run(
     let mut resolved = match resolved {
         Ok(resolved) => resolved,
         Err(e) => {
-            report.error = Some(e.to_string());
+            report.errors.push(e.to_string());
             return finished(report, interrupt);
         }
     };
@@ -142,7 +145,7 @@ pub async fn run(
     let blueprint = match Blueprint::new(&resolved.template) {
         Ok(blueprint) => blueprint.with_owner(owner.desired()),
         Err(problems) => {
-            report.error = Some(problems.join("; "));
+            report.errors.push(problems.join("; "));
             return finished(report, interrupt);
         }
     };
@@ -154,7 +157,7 @@ pub async fn run(
             prune
         }
         Err(e) => {
-            report.error = Some(e.to_string());
+            report.errors.push(e.to_string());
             report.tally();
             return finished(report, interrupt);
         }
@@ -351,11 +354,23 @@ impl<C: Console> Stages<'_, C> {
             Confirmation::Proceed => {}
             Confirmation::Cancel => {
                 report.record(&[]);
-                report.error = Some("apply cancelled at the prompt; nothing was written".into());
+                report
+                    .errors
+                    .push("apply cancelled at the prompt; nothing was written".into());
                 return report;
             }
             Confirmation::Interrupted => {
                 report.record(&[]);
+                report
+                    .errors
+                    .push("interrupted at the prompt; nothing was written".into());
+                return report;
+            }
+            Confirmation::NoTerminal => {
+                report.record(&[]);
+                report
+                    .errors
+                    .push("no terminal to confirm on; pass --yes to apply without asking".into());
                 return report;
             }
         }
@@ -508,7 +523,7 @@ async fn check_template(report: &mut Report, client: &Client, interrupt: &Interr
             Some(Outcome::Created | Outcome::Updated | Outcome::Failed)
         ) && matches!(t.action, Action::Create | Action::Update)
     });
-    if !wrote || report.error.is_some() || interrupt.is_urgent() {
+    if !wrote || !report.errors.is_empty() || interrupt.is_urgent() {
         return;
     }
     let deleted = tokio::select! {

@@ -75,7 +75,7 @@ pub async fn build(
         for (index, wait) in waiting {
             decided(
                 index,
-                without_catalog(resolved, blueprint, options, index, wait),
+                without_catalog(resolved, blueprint, options, index, &wait),
             );
         }
         return;
@@ -152,7 +152,7 @@ fn without_catalog(
     blueprint: &Blueprint,
     options: BuildOptions,
     index: usize,
-    wait: Wait<'_>,
+    wait: &Wait<'_>,
 ) -> Planned {
     let target = &resolved.targets[index];
     let names = names(&wait.source, resolved);

@@ -11,21 +11,24 @@ use crate::apply::{self, Confirmation, Console, RunOptions, Status};
 use crate::client::{Client, ClientConfig, Credentials, RetryPolicy};
 use crate::duration;
 use crate::execute::{ExecuteOptions, Interrupt};
+use crate::listing;
 use crate::plan::{self, ExistingPolicy, Plan};
 use crate::report::escape::{self, controls};
 use crate::report::events::Reporter;
 use crate::report::human::{self, Style};
 use crate::report::progress::Progress;
+use crate::report::stdout;
 use crate::report::{Mode, Report, State};
 use crate::sandbox::{self, Sandbox, SandboxArgs, SandboxConfig};
 use crate::secret::Secret;
 use crate::sync::SyncOptions;
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -55,6 +58,9 @@ enum Command {
     Validate {
         #[arg(required = true, value_name = "PLAN")]
         plans: Vec<PathBuf>,
+        /// `json`: one JSON document on stdout, each plan with its problems.
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
     },
     /// Preview what apply would do; writes nothing.
     Plan {
@@ -75,6 +81,10 @@ enum Command {
         /// Only preview, like `plan`.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: exit 0 when nothing would change, 2 when changes are pending, 1 on
+        /// error.
+        #[arg(long, requires = "dry_run")]
+        detailed_exitcode: bool,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
@@ -94,6 +104,56 @@ enum Command {
     },
     /// Serve a local emulation of the Airbyte public API.
     Sandbox(SandboxArgs),
+    /// List the connections or sources the credentials can see, by name and id.
+    Ls(LsArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff) on stdout.
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+struct LsArgs {
+    /// What to list.
+    #[arg(value_enum)]
+    what: Listed,
+    /// A plan, whose `airbyte.url` is used when neither --url nor `AIRBYTE_URL` is set.
+    #[arg(value_name = "PLAN")]
+    plan: Option<PathBuf>,
+    /// API base URL [default: the plan's airbyte.url, else `https://api.airbyte.com/v1`]
+    #[arg(long, env = "AIRBYTE_URL", value_name = "URL")]
+    url: Option<String>,
+    /// `json`: one JSON array on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    output: Output,
+    /// Start the built-in sandbox in-process and list what it holds.
+    #[arg(long)]
+    sandbox: bool,
+    /// Allow plain http:// to hosts other than loopback.
+    #[arg(long)]
+    allow_insecure_http: bool,
+    /// Also trust the CA certificates in FILE (PEM).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    #[arg(skip)]
+    url_source: Option<ValueSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Listed {
+    Connections,
+    Sources,
 }
 
 /// First syncs (SPEC §10).
@@ -136,6 +196,36 @@ impl From<Existing> for ExistingPolicy {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Whether to colour: `--color always|never` wins; with `auto`, a set `NO_COLOR` turns colour
+/// off, then a set `CLICOLOR_FORCE` (other than `0`) turns it on, else stdout must be a terminal.
+fn use_color(
+    choice: ColorChoice,
+    no_color: Option<&str>,
+    clicolor_force: Option<&str>,
+    terminal: bool,
+) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            if no_color.is_some_and(|v| !v.is_empty()) {
+                false
+            } else if clicolor_force.is_some_and(|v| !v.is_empty() && v != "0") {
+                true
+            } else {
+                terminal
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
     Human,
     Json,
@@ -153,7 +243,8 @@ struct CommonArgs {
     /// `json`: one JSON document on stdout, nothing else.
     #[arg(long, value_enum, default_value = "human")]
     output: Output,
-    /// No progress bars; only errors and the final summary.
+    /// No progress bars, and no rows for unchanged targets: only errors, changes and the
+    /// summary.
     #[arg(long, short)]
     quiet: bool,
     /// More logging on stderr (-v requests and create bodies, -vv token and retry details).
@@ -192,6 +283,13 @@ struct CommonArgs {
     /// written or pruned. A targeted run never prunes.
     #[arg(long = "target", value_name = "GLOB", value_parser = target_glob)]
     targets: Vec<plan::Glob>,
+    /// Colours in the human output: on a terminal (auto; not with `NO_COLOR`, forced by
+    /// `CLICOLOR_FORCE`), always, or never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    color: ColorChoice,
+    /// Where `url` came from: `--url` or `AIRBYTE_URL` (set after parsing).
+    #[arg(skip)]
+    url_source: Option<ValueSource>,
 }
 
 /// A `--target` glob, checked as plan globs are.
@@ -206,7 +304,12 @@ struct Settings {
     existing: Option<ExistingPolicy>,
     output: Output,
     verbosity: u8,
+    quiet: bool,
     color: bool,
+    /// Where the base URL came from, for messages: `--url`, `AIRBYTE_URL`, the plan, the default.
+    url_origin: String,
+    /// Said on stderr before the run: which URL and credentials are in use, when not obvious.
+    notes: Vec<String>,
 }
 
 impl Settings {
@@ -216,17 +319,23 @@ impl Settings {
             .map(usize::from)
             .or(plan.concurrency)
             .unwrap_or(8);
-        let (base_url, credentials) = match sandbox {
-            Some(built_in) => (built_in.sandbox.url(), built_in.credentials.clone()),
-            None => (
-                common
-                    .url
-                    .clone()
-                    .filter(|u| !u.is_empty())
-                    .or_else(|| plan.url.clone())
-                    .unwrap_or_else(|| DEFAULT_URL.to_string()),
-                credentials_from_env()?,
-            ),
+        let mut notes = Vec::new();
+        let (base_url, url_origin, credentials) = if let Some(built_in) = sandbox {
+            (
+                built_in.sandbox.url(),
+                "--sandbox".to_string(),
+                built_in.credentials.clone(),
+            )
+        } else {
+            let (url, origin) = choose_url(
+                common.url.as_deref(),
+                common.url_source,
+                plan.url.as_deref().map(|url| (url, plan.file.as_path())),
+                &mut notes,
+            );
+            let (credentials, note) = credentials_from_env()?;
+            notes.extend(note);
+            (url, origin, credentials)
         };
         Ok(Settings {
             client: ClientConfig {
@@ -257,8 +366,15 @@ impl Settings {
             existing: common.existing.map(ExistingPolicy::from),
             output: common.output,
             verbosity: common.verbose,
-            color: std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            quiet: common.quiet,
+            color: use_color(
+                common.color,
+                std::env::var("NO_COLOR").ok().as_deref(),
+                std::env::var("CLICOLOR_FORCE").ok().as_deref(),
+                std::io::stdout().is_terminal(),
+            ),
+            url_origin,
+            notes,
         })
     }
 
@@ -271,30 +387,125 @@ impl Settings {
         Style {
             color: self.color,
             show_bodies: self.verbosity > 0,
+            quiet: self.quiet,
         }
     }
 }
 
-/// `AIRBYTE_TOKEN`, else `AIRBYTE_CLIENT_ID` with `AIRBYTE_CLIENT_SECRET`, else no credentials.
-fn credentials_from_env() -> anyhow::Result<Credentials> {
+/// The base URL and where it came from: `--url`, else `AIRBYTE_URL`, else the plan's
+/// `airbyte.url`, else Airbyte Cloud (with a note saying so).
+fn choose_url(
+    url: Option<&str>,
+    source: Option<ValueSource>,
+    plan: Option<(&str, &Path)>,
+    notes: &mut Vec<String>,
+) -> (String, String) {
+    match (url.filter(|u| !u.is_empty()), plan) {
+        (Some(url), _) if source == Some(ValueSource::EnvVariable) => {
+            (url.to_string(), "AIRBYTE_URL".to_string())
+        }
+        (Some(url), _) => (url.to_string(), "--url".to_string()),
+        (None, Some((url, file))) => (
+            url.to_string(),
+            format!("airbyte.url in {}", controls(&file.display().to_string())),
+        ),
+        (None, None) => {
+            notes.push(format!(
+                "note: no --url, AIRBYTE_URL or airbyte.url in the plan: using Airbyte Cloud, \
+                 {DEFAULT_URL}"
+            ));
+            (DEFAULT_URL.to_string(), "the default".to_string())
+        }
+    }
+}
+
+/// `AIRBYTE_TOKEN`, else `AIRBYTE_CLIENT_ID` with `AIRBYTE_CLIENT_SECRET`, else no credentials;
+/// with a note when the token wins over client credentials that are set too.
+fn credentials_from_env() -> anyhow::Result<(Credentials, Option<String>)> {
     let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
     if let Some(token) = var("AIRBYTE_TOKEN") {
-        return Ok(Credentials::Token(Secret::new(token)));
+        let note = (var("AIRBYTE_CLIENT_ID").is_some() || var("AIRBYTE_CLIENT_SECRET").is_some())
+            .then(|| {
+                "note: AIRBYTE_TOKEN is used; AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET are set \
+                 too and ignored (unset AIRBYTE_TOKEN to use them)"
+                    .to_string()
+            });
+        return Ok((Credentials::Token(Secret::new(token)), note));
     }
-    match (var("AIRBYTE_CLIENT_ID"), var("AIRBYTE_CLIENT_SECRET")) {
-        (Some(client_id), Some(secret)) => Ok(Credentials::Application {
+    let credentials = match (var("AIRBYTE_CLIENT_ID"), var("AIRBYTE_CLIENT_SECRET")) {
+        (Some(client_id), Some(secret)) => Credentials::Application {
             client_id,
             client_secret: Secret::new(secret),
-        }),
+        },
         (Some(_), None) => bail!("AIRBYTE_CLIENT_ID is set but AIRBYTE_CLIENT_SECRET is not"),
         (None, Some(_)) => bail!("AIRBYTE_CLIENT_SECRET is set but AIRBYTE_CLIENT_ID is not"),
-        (None, None) => Ok(Credentials::None),
+        (None, None) => Credentials::None,
+    };
+    Ok((credentials, None))
+}
+
+/// What to add to the error of a run that failed as a whole, from how the server answered: an
+/// unreachable URL (and where it came from), a base URL without its API path, refused
+/// credentials (which ones, and how to fix them).
+fn hints(url_origin: &str, credentials: &Credentials, client: &Client) -> Vec<String> {
+    let contact = client.contact();
+    let base = client.base_url();
+    let mut hints = Vec::new();
+    if contact.answers == 0 {
+        hints.push(format!(
+            "no answer from the Airbyte API at {base} (the URL from {url_origin}); check it, or \
+             set --url or AIRBYTE_URL"
+        ));
+        return hints;
     }
+    if contact.not_found == contact.answers && !base.ends_with("/v1") {
+        hints.push(format!(
+            "every answer from {base} was 404 Not Found (the URL from {url_origin}): the base \
+             URL probably lacks the API's path; add /v1 (Airbyte Cloud: {DEFAULT_URL}) or \
+             /api/public/v1 (self-hosted: http://host:8000/api/public/v1)"
+        ));
+    }
+    if contact.refused > 0 {
+        hints.push(match credentials {
+            Credentials::Token(_) => "the server refused AIRBYTE_TOKEN (401): it may have \
+                 expired or belong to another Airbyte; set a fresh AIRBYTE_TOKEN, or unset it \
+                 and set AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET"
+                .to_string(),
+            Credentials::Application { client_id, .. } => format!(
+                "the server refused the application credentials (AIRBYTE_CLIENT_ID={}): check \
+                 AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET (Airbyte: Settings → \
+                 Applications), or set AIRBYTE_TOKEN instead",
+                controls(client_id)
+            ),
+            Credentials::None => "the server wants credentials (401) and none were sent: set \
+                 AIRBYTE_TOKEN, or AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET"
+                .to_string(),
+        });
+    }
+    hints
 }
 
 /// Parses the command line and runs it; returns the process exit code.
 pub fn run() -> u8 {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Some((_, sub)) = matches.subcommand() {
+        match &mut cli.command {
+            Command::Plan { common, .. }
+            | Command::Apply { common, .. }
+            | Command::Status { common, .. } => {
+                common.url_source = sub.value_source("url");
+            }
+            Command::Ls(args) => args.url_source = sub.value_source("url"),
+            Command::Validate { .. }
+            | Command::Sandbox(_)
+            | Command::Completions { .. }
+            | Command::Man => {}
+        }
+    }
     // The client waits on the network and does little between answers: one thread, no
     // cross-thread wake-ups. The sandbox serves many clients at once: every core.
     let mut builder = if matches!(cli.command, Command::Sandbox(_)) {
@@ -311,7 +522,7 @@ pub fn run() -> u8 {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Validate { plans } => Ok(validate(&plans)),
+            Command::Validate { plans, output } => Ok(validate(&plans, output)),
             Command::Plan {
                 plan,
                 common,
@@ -323,6 +534,7 @@ pub fn run() -> u8 {
                 plan,
                 common,
                 dry_run,
+                detailed_exitcode,
                 yes,
                 report,
                 sync,
@@ -331,10 +543,13 @@ pub fn run() -> u8 {
                 let apply = ApplyOptions { yes, report, sync };
                 run_plan(&plan, &common, mode, Some(&apply))
                     .await
-                    .map(|(status, signal)| exit_code(status, false, signal))
+                    .map(|(status, signal)| exit_code(status, detailed_exitcode, signal))
             }
             Command::Status { plan, common } => run_status(&plan, &common).await,
             Command::Sandbox(args) => sandbox::run(args).await.map(|()| 0),
+            Command::Ls(args) => list(&args).await,
+            Command::Completions { shell } => Ok(completions(shell)),
+            Command::Man => man(),
         }
     });
     // A prompt's read of stdin may still block a thread: do not wait for it.
@@ -348,28 +563,164 @@ pub fn run() -> u8 {
     }
 }
 
-/// `replicate validate`: every file checked, every problem printed.
-fn validate(files: &[PathBuf]) -> u8 {
+/// `replicate validate`: every file checked, every problem printed (or, with `--output json`,
+/// one document: each plan, whether it is valid, its problems).
+fn validate(files: &[PathBuf], output: Output) -> u8 {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Checked {
+        plan: String,
+        valid: bool,
+        target_entries: usize,
+        errors: Vec<String>,
+    }
     let mut failed = false;
+    let mut checked = Vec::new();
     for file in files {
+        let plan = file.display().to_string();
         match plan::load(file) {
-            Ok(plan) => println!(
-                "{}: ok ({} target {})",
-                controls(&file.display().to_string()),
-                plan.targets.len(),
-                if plan.targets.len() == 1 {
-                    "entry"
-                } else {
-                    "entries"
+            Ok(loaded) => {
+                let n = loaded.targets.len();
+                if output == Output::Human {
+                    stdout::println(&format!(
+                        "{}: ok ({n} target {})",
+                        controls(&plan),
+                        if n == 1 { "entry" } else { "entries" }
+                    ));
                 }
-            ),
+                checked.push(Checked {
+                    plan,
+                    valid: true,
+                    target_entries: n,
+                    errors: Vec::new(),
+                });
+            }
             Err(errors) => {
                 failed = true;
-                eprintln!("{}", controls(&errors.to_string()));
+                if output == Output::Human {
+                    eprintln!("{}", controls(&errors.to_string()));
+                }
+                checked.push(Checked {
+                    plan,
+                    valid: false,
+                    target_entries: 0,
+                    errors: errors.0.iter().map(ToString::to_string).collect(),
+                });
             }
         }
     }
+    if output == Output::Json {
+        #[derive(serde::Serialize)]
+        struct Validated {
+            plans: Vec<Checked>,
+        }
+        stdout::println(&crate::report::json(&Validated { plans: checked }));
+    }
     u8::from(failed)
+}
+
+/// `replicate completions SHELL`: the completion script, generated from the same definition
+/// that parses the arguments.
+fn completions(shell: Shell) -> u8 {
+    use clap_complete::Shell as S;
+    let shell = match shell {
+        Shell::Bash => S::Bash,
+        Shell::Zsh => S::Zsh,
+        Shell::Fish => S::Fish,
+        Shell::Powershell => S::PowerShell,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "replicate", &mut script);
+    stdout::print(&String::from_utf8_lossy(&script));
+    0
+}
+
+/// `replicate man`: the manual page (roff), generated from the argument definitions.
+fn man() -> anyhow::Result<u8> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    stdout::print(&String::from_utf8_lossy(&page));
+    Ok(0)
+}
+
+/// `replicate ls`: the connections or sources the credentials can see.
+async fn list(args: &LsArgs) -> anyhow::Result<u8> {
+    let plan_url = match &args.plan {
+        Some(file) => plan::load(file)
+            .map_err(|errors| anyhow::anyhow!("{errors}"))?
+            .url
+            .map(|url| (url, file.clone())),
+        None => None,
+    };
+    let built_in = if args.sandbox {
+        Some(BuiltIn::start().await?)
+    } else {
+        None
+    };
+    let mut notes = Vec::new();
+    let (base_url, origin, credentials) = if let Some(built_in) = &built_in {
+        (
+            built_in.sandbox.url(),
+            "--sandbox".to_string(),
+            built_in.credentials.clone(),
+        )
+    } else {
+        let (url, origin) = choose_url(
+            args.url.as_deref(),
+            args.url_source,
+            plan_url
+                .as_ref()
+                .map(|(url, file)| (url.as_str(), file.as_path())),
+            &mut notes,
+        );
+        let (credentials, note) = credentials_from_env()?;
+        notes.extend(note);
+        (url, origin, credentials)
+    };
+    for note in &notes {
+        eprintln!("{note}");
+    }
+    let config = ClientConfig {
+        base_url,
+        credentials,
+        concurrency: 8,
+        timeout: crate::client::DEFAULT_TIMEOUT,
+        read_timeout: Duration::from_secs(30),
+        give_up_after: Duration::from_secs(600),
+        allow_insecure_http: args.allow_insecure_http,
+        retry: RetryPolicy::default(),
+        ca_certificates: match &args.ca_cert {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("--ca-cert {}", path.display()))?)
+            }
+            None => None,
+        },
+    };
+    let client = Client::new(&config, Arc::new(crate::report::events::Silent))?;
+    let what = match args.what {
+        Listed::Connections => listing::Listing::Connections,
+        Listed::Sources => listing::Listing::Sources,
+    };
+    let rows = listing::rows(&client, what).await;
+    if let Some(built_in) = built_in {
+        built_in.sandbox.shutdown().await;
+    }
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            let mut message = e.to_string();
+            for hint in hints(&origin, &config.credentials, &client) {
+                message.push('\n');
+                message.push_str(&hint);
+            }
+            bail!(message);
+        }
+    };
+    match args.output {
+        Output::Human => stdout::print(&listing::human(&rows)),
+        Output::Json => stdout::println(&crate::report::json(&rows)),
+    }
+    Ok(0)
 }
 
 struct ApplyOptions {
@@ -393,6 +744,8 @@ fn exit_code(status: Status, detailed: bool, signal: u8) -> u8 {
 struct Stop {
     interrupt: Arc<Interrupt>,
     code: Arc<AtomicU8>,
+    /// The prompt is waiting for an answer.
+    asking: Arc<AtomicBool>,
 }
 
 /// `plan` and `apply`: load → resolve → preview → (confirm → execute) → report.
@@ -415,11 +768,13 @@ async fn run_plan(
     let stop = Stop {
         interrupt: Arc::new(Interrupt::default()),
         code: Arc::new(AtomicU8::new(INTERRUPTED)),
+        asking: Arc::new(AtomicBool::new(false)),
     };
     let signals = tokio::spawn(watch_signals(
         Signals::listen()?,
         Arc::clone(&stop.interrupt),
         Arc::clone(&stop.code),
+        Arc::clone(&stop.asking),
         Arc::downgrade(&progress),
     ));
     let _stop_watching = AbortOnDrop(signals);
@@ -427,7 +782,7 @@ async fn run_plan(
         Ok(plan) => plan,
         Err(errors) => {
             let mut report = Report::new(file, mode);
-            report.error = Some(errors.to_string());
+            report.errors = errors.0.iter().map(ToString::to_string).collect();
             report.state = State::Complete;
             finish(&report, common.output, report_file, None)?;
             return Ok((Status::Failed, stop.code.load(Ordering::SeqCst)));
@@ -546,6 +901,9 @@ async fn run_loaded(
             &format!("sandbox listening on {}", built_in.sandbox.url()),
         );
     }
+    for note in &settings.notes {
+        progress.log(0, note);
+    }
     if matches!(settings.client.credentials, Credentials::None) {
         progress.log(
             0,
@@ -559,8 +917,8 @@ async fn run_loaded(
         existing: settings.existing,
         execute: settings.execute.clone(),
         show_bodies: settings.verbosity > 0,
-        // Ask only a person who can answer, and only if not told `--yes`.
-        confirm: !apply.is_some_and(|a| a.yes) && can_ask(),
+        // Without `--yes`, ask; with nobody to ask, write nothing (SPEC §1).
+        confirm: !apply.is_some_and(|a| a.yes),
         sync: apply.filter(|a| a.sync.sync).map(|a| SyncOptions {
             concurrency: usize::from(a.sync.sync_concurrency),
             wait: a.sync.wait,
@@ -575,6 +933,7 @@ async fn run_loaded(
         settings: &settings,
         progress: Arc::clone(&progress),
         interrupt: &stop.interrupt,
+        asking: &stop.asking,
     };
     let report = apply::run(
         plan,
@@ -585,10 +944,19 @@ async fn run_loaded(
         &progress,
     )
     .await;
+    let mut report = report;
+    if !report.errors.is_empty() {
+        report.errors.extend(hints(
+            &settings.url_origin,
+            &settings.client.credentials,
+            &client,
+        ));
+    }
     // The bars are gone before the summary is printed.
     drop(terminal);
     drop(progress);
-    let summary = (report.mode == Mode::Apply && report.error.is_none()).then(|| settings.style());
+    let summary =
+        (report.mode == Mode::Apply && report.errors.is_empty()).then(|| settings.style());
     finish(&report, settings.output, report_file, summary)?;
     Ok(apply::status(&report))
 }
@@ -598,11 +966,13 @@ struct Terminal<'a> {
     settings: &'a Settings,
     progress: Arc<dyn Reporter>,
     interrupt: &'a Interrupt,
+    /// Set while the prompt waits: a Ctrl-C then cancels at once.
+    asking: &'a AtomicBool,
 }
 
 impl Console for Terminal<'_> {
     fn preview(&self, report: &Report, bodies: &BTreeMap<usize, serde_json::Value>) {
-        if self.settings.output == Output::Human && report.error.is_none() {
+        if self.settings.output == Output::Human && report.errors.is_empty() {
             // Through the reporter: the writes' bar may be on screen.
             self.progress
                 .print(&human::preview(report, bodies, self.settings.style()));
@@ -610,13 +980,23 @@ impl Console for Terminal<'_> {
     }
 
     async fn confirm(&self, report: &Report) -> Confirmation {
-        match confirm(report, self.interrupt).await {
+        if !can_ask() {
+            return Confirmation::NoTerminal;
+        }
+        self.asking.store(true, Ordering::SeqCst);
+        let answer = confirm(report, self.interrupt).await;
+        self.asking.store(false, Ordering::SeqCst);
+        match answer {
             Ok(Some(true)) => Confirmation::Proceed,
             Ok(Some(false)) => {
                 eprintln!("Apply cancelled; nothing was written.");
                 Confirmation::Cancel
             }
-            Ok(None) => Confirmation::Interrupted,
+            Ok(None) => {
+                // The prompt's line stays as it is (`…: ^C`); what follows starts below it.
+                eprintln!();
+                Confirmation::Interrupted
+            }
             Err(e) => {
                 eprintln!("error: {}", controls(&format!("{e:#}")));
                 Confirmation::Cancel
@@ -670,6 +1050,7 @@ async fn watch_signals(
     mut signals: Signals,
     interrupt: Arc<Interrupt>,
     code: Arc<AtomicU8>,
+    asking: Arc<AtomicBool>,
     reporter: Weak<dyn Reporter>,
 ) {
     let log = |line: &str| {
@@ -681,14 +1062,17 @@ async fn watch_signals(
         return;
     };
     code.store(first, Ordering::SeqCst);
-    log(&format!(
-        "{}: no new creates will start; waiting for those in flight (again to stop waiting)",
-        if first == TERMINATED {
-            "terminated (SIGTERM)"
-        } else {
-            "interrupted"
-        }
-    ));
+    // At the prompt nothing is in flight: the run ends at once, with nothing written.
+    if !asking.load(Ordering::SeqCst) {
+        log(&format!(
+            "{}: no new creates will start; waiting for those in flight (again to stop waiting)",
+            if first == TERMINATED {
+                "terminated (SIGTERM)"
+            } else {
+                "interrupted"
+            }
+        ));
+    }
     interrupt.raise();
     if signals.next().await.is_none() {
         return;
@@ -718,12 +1102,15 @@ fn finish(
     apply_style: Option<Style>,
 ) -> anyhow::Result<()> {
     match output {
-        Output::Json => println!("{}", report.to_json()),
+        Output::Json => stdout::println(&report.to_json()),
         Output::Human => {
-            if let Some(error) = &report.error {
-                eprintln!("error: {}", controls(error));
+            if let Some((first, hints)) = report.errors.split_first() {
+                eprintln!("error: {}", controls(first));
+                for hint in hints {
+                    eprintln!("{}", controls(hint));
+                }
             } else if let Some(style) = apply_style {
-                print!("{}", human::apply_summary(report, style));
+                stdout::print(&human::apply_summary(report, style));
             }
         }
     }
@@ -776,5 +1163,32 @@ async fn confirm(report: &Report, interrupt: &Interrupt) -> anyhow::Result<Optio
             Ok(Some(matches!(answer.trim(), "yes" | "y")))
         }
         () = interrupt.raised() => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ColorChoice, use_color};
+
+    #[test]
+    fn color_follows_the_flag_then_the_environment_then_the_terminal() {
+        use ColorChoice::{Always, Auto, Never};
+        for (choice, no_color, force, terminal, expected) in [
+            (Always, Some("1"), None, false, true),
+            (Never, None, Some("1"), true, false),
+            (Auto, None, None, true, true),
+            (Auto, None, None, false, false),
+            (Auto, Some("1"), None, true, false),
+            (Auto, Some(""), None, true, true),
+            (Auto, None, Some("1"), false, true),
+            (Auto, None, Some("0"), false, false),
+            (Auto, Some("1"), Some("1"), true, false),
+        ] {
+            assert_eq!(
+                use_color(choice, no_color, force, terminal),
+                expected,
+                "{choice:?} NO_COLOR={no_color:?} CLICOLOR_FORCE={force:?} terminal={terminal}"
+            );
+        }
     }
 }

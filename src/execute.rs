@@ -557,7 +557,7 @@ pub async fn check_template(report: &mut Report, client: &Client, interrupt: &In
                 Some(Outcome::Created | Outcome::Updated | Outcome::Failed)
             )
     });
-    if !wrote || report.error.is_some() || interrupt.is_urgent() {
+    if !wrote || !report.errors.is_empty() || interrupt.is_urgent() {
         return;
     }
     let deleted = tokio::select! {

@@ -17,6 +17,7 @@ pub mod duration;
 pub mod execute;
 pub mod existing;
 pub mod input;
+pub mod listing;
 pub mod orphans;
 pub mod owner;
 pub mod plan;

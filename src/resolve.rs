@@ -14,6 +14,7 @@ use crate::plan::{Plan, Reference};
 use crate::report::events::{Reporter, Step, count};
 pub use crate::select::{ResolvedTarget, SourceSummary};
 use crate::select::{SelectError, select_targets};
+use crate::suggest;
 use crate::wire::{ConnectionResponse, ConnectionStatus, DestinationResponse, SourceResponse, Tag};
 use futures::TryFutureExt;
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,8 +28,16 @@ pub enum ResolveError {
         reference: Reference,
         source: ApiError,
     },
-    #[error("no connection named \"{0}\" (names are matched exactly; an id works too)")]
-    TemplateNotFound(String),
+    #[error(
+        "no connection named \"{name}\"{} (names are matched exactly; an id works too; \
+         `replicate ls connections` lists them)",
+        suggest::did_you_mean(&suggestions.iter().map(String::as_str).collect::<Vec<_>>())
+    )]
+    TemplateNotFound {
+        name: String,
+        /// Names of connections close to it.
+        suggestions: Vec<String>,
+    },
     #[error("{count} connections are named \"{name}\"; name the template by id instead: {ids}")]
     TemplateAmbiguous {
         name: String,
@@ -78,7 +87,7 @@ pub async fn resolve(
     let sources = async {
         reporter.step_started(Step::Sources);
         let sources = client
-            .sources(workspace, |n| {
+            .sources(Some(workspace), |n| {
                 reporter.step_advanced(Step::Sources, n as u64);
             })
             .await
@@ -171,7 +180,18 @@ async fn template(
                 .iter()
                 .filter(|c| &c.name == name && c.status != ConnectionStatus::Deprecated);
             match (found.next(), found.next()) {
-                (None, _) => Err(ResolveError::TemplateNotFound(name.clone())),
+                (None, _) => Err(ResolveError::TemplateNotFound {
+                    name: name.clone(),
+                    suggestions: suggest::names(
+                        name,
+                        all.iter()
+                            .filter(|c| c.status != ConnectionStatus::Deprecated)
+                            .map(|c| c.name.as_str()),
+                    )
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+                }),
                 (Some(one), None) => {
                     let one = one.clone();
                     Ok((one, Some(all)))

@@ -354,8 +354,9 @@ fn explicit_source<'a>(
             None | Some([]) => {
                 return Err(SelectError::UnknownName {
                     name: name.clone(),
-                    hint: crate::suggest::closest(name, by_name.keys().copied())
-                        .map(str::to_string),
+                    hint: crate::suggest::names(name, by_name.keys().copied())
+                        .first()
+                        .map(|h| (*h).to_string()),
                 });
             }
             Some([one]) => *one,

@@ -1519,7 +1519,7 @@ fn arbitrary_answers_are_errors_naming_the_request() {
             let (one, list) = server.rt.block_on(async {
                 (
                     client.connection(template).await,
-                    client.sources(workspace, |_| {}).await,
+                    client.sources(Some(workspace), |_| {}).await,
                 )
             });
             for (result, route) in [

@@ -158,6 +158,18 @@ impl ApiError {
         }
     }
 
+    /// The server could not be reached at all: the connection was refused, or the host name did
+    /// not resolve (the request, or its token exchange, never left).
+    pub fn is_unreachable(&self) -> bool {
+        match &self.kind {
+            ApiErrorKind::Transport {
+                not_sent, timeout, ..
+            } => *not_sent && !*timeout,
+            ApiErrorKind::Token(error) => error.is_unreachable(),
+            ApiErrorKind::Status { .. } | ApiErrorKind::Decode(_) => false,
+        }
+    }
+
     /// No answer came within the request timeout (the request's, or its token exchange's).
     pub fn is_timeout(&self) -> bool {
         match &self.kind {

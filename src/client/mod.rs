@@ -38,6 +38,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -118,6 +119,26 @@ struct Inner {
     give_up_after: Duration,
     retry: RetryPolicy,
     reporter: Arc<dyn Reporter>,
+    contact: Counters,
+}
+
+/// What the server has answered so far, for the hints of a run that failed as a whole.
+#[derive(Debug, Default)]
+struct Counters {
+    answers: AtomicU64,
+    not_found: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// How the server answered the run so far (see [`Client::contact`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contact {
+    /// Answers of any status.
+    pub answers: u64,
+    /// Answers that were 404.
+    pub not_found: u64,
+    /// Answers that refused the credentials: a 401, or a token exchange turned down.
+    pub refused: u64,
 }
 
 impl fmt::Debug for Client {
@@ -185,8 +206,19 @@ impl Client {
                 give_up_after: config.give_up_after,
                 retry: config.retry,
                 reporter,
+                contact: Counters::default(),
             }),
         })
+    }
+
+    /// How the server answered so far.
+    pub fn contact(&self) -> Contact {
+        let c = &self.inner.contact;
+        Contact {
+            answers: c.answers.load(Ordering::Relaxed),
+            not_found: c.not_found.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+        }
     }
 
     /// The base URL in use.
@@ -337,6 +369,16 @@ impl Client {
             .await
             .map_err(|e| transport(&e, e.is_connect()))?;
         let status = response.status();
+        let contact = &self.inner.contact;
+        contact.answers.fetch_add(1, Ordering::Relaxed);
+        if status == StatusCode::NOT_FOUND {
+            contact.not_found.fetch_add(1, Ordering::Relaxed);
+        }
+        if status == StatusCode::UNAUTHORIZED
+            || (path == auth::TOKEN_ROUTE && status.is_client_error())
+        {
+            contact.refused.fetch_add(1, Ordering::Relaxed);
+        }
         if status.is_redirection() {
             let location = response
                 .headers()

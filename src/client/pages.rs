@@ -27,13 +27,14 @@ impl Client {
         self.list("/connections", workspace, on_page).await
     }
 
-    /// Every non-deleted source of a workspace.
+    /// Every non-deleted source of a workspace, or (`None`) of every workspace the credentials
+    /// can see.
     pub async fn sources(
         &self,
-        workspace: Uuid,
+        workspace: Option<Uuid>,
         on_page: impl Fn(usize),
     ) -> Result<Vec<SourceResponse>, ApiError> {
-        self.list("/sources", Some(workspace), on_page).await
+        self.list("/sources", workspace, on_page).await
     }
 
     /// All pages of a list endpoint. Keeps its own offset and stops at the first short or empty

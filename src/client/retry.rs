@@ -11,6 +11,7 @@ use super::{ApiError, ApiErrorKind, Client, error};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Tries of one request that may end in a timeout.
@@ -89,6 +90,11 @@ impl Client {
                 Err(Failure::Request(error)) => redact(error),
             };
             if !retry_if(&error) {
+                return Err(error);
+            }
+            // A server that never answered and refuses connections (or whose name does not
+            // resolve) is most likely a wrong URL: say so now rather than after ten tries.
+            if error.is_unreachable() && self.inner.contact.answers.load(Ordering::Relaxed) == 0 {
                 return Err(error);
             }
             // Each timeout already waited a whole request timeout: do not wait ten of them.

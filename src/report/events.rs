@@ -59,7 +59,7 @@ pub trait Reporter: Send + Sync {
     fn pace(&self, _rate: f64) {}
     /// Prints `text` on stdout, around whatever the reporter shows on the terminal.
     fn print(&self, text: &str) {
-        print!("{text}");
+        super::stdout::print(text);
     }
     /// A diagnostic line for `-v` (level 1) or `-vv` (level 2). Never contains secrets.
     fn log(&self, _level: u8, _line: &str) {}

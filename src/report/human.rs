@@ -19,6 +19,8 @@ pub struct Style {
     pub color: bool,
     /// `-v`: show the request bodies under each `+` and `~` line.
     pub show_bodies: bool,
+    /// `-q`: leave out the `=` rows (unchanged targets); errors, changes and the summary stay.
+    pub quiet: bool,
 }
 
 impl Style {
@@ -49,6 +51,9 @@ pub fn preview(
         .max()
         .unwrap_or(0);
     for (row, target) in report.targets.iter().enumerate() {
+        if style.quiet && target.action == Action::Unchanged {
+            continue;
+        }
         let (symbol, code) = match target.action {
             Action::Create => ("+", "32"),
             Action::Update => ("~", "33"),

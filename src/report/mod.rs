@@ -10,6 +10,7 @@ pub mod escape;
 pub mod events;
 pub mod human;
 pub mod progress;
+pub mod stdout;
 
 use crate::build::Planned;
 use crate::copy::TemplateConnection;
@@ -22,6 +23,21 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
 use uuid::Uuid;
+
+/// `value` as pretty JSON with every control character escaped: serde escapes C0, and DEL and
+/// C1 (U+009B is a terminal's CSI) are escaped here too.
+pub fn json(value: &impl Serialize) -> String {
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(
+        &mut out,
+        EscapingFormatter(serde_json::ser::PrettyFormatter::new()),
+    );
+    // Serializing plain owned data into memory cannot fail, and JSON is UTF-8.
+    if value.serialize(&mut serializer).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
 
 /// Whether the run only looked, or also wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -241,8 +257,9 @@ pub struct Report {
     pub orphans: Vec<Orphan>,
     /// What concerns the whole run but did not stop it (the template deleted meanwhile).
     pub warnings: Vec<String>,
-    /// A problem that stopped the whole run before any target (template not found, API down).
-    pub error: Option<String>,
+    /// The problems that stopped the whole run before any target (plan invalid, template not
+    /// found, API unreachable), one per entry, with their hints; empty when none did.
+    pub errors: Vec<String>,
 }
 
 impl Report {
@@ -258,7 +275,7 @@ impl Report {
             prune: Prune::Off,
             orphans: Vec::new(),
             warnings: Vec::new(),
-            error: None,
+            errors: Vec::new(),
         }
     }
 
@@ -320,7 +337,7 @@ impl Report {
 
     /// Whether anything went wrong: the run, a target's preview, or a target's write.
     pub fn has_failures(&self) -> bool {
-        self.error.is_some()
+        !self.errors.is_empty()
             || self.targets.iter().any(|t| {
                 t.sync_failed
                     || t.action == Action::Error
@@ -338,16 +355,7 @@ impl Report {
     /// The JSON document of SPEC §5, pretty-printed, with every control character escaped:
     /// serde escapes C0, and DEL and C1 (U+009B is a terminal's CSI) are escaped here too.
     pub fn to_json(&self) -> String {
-        let mut out = Vec::new();
-        let mut serializer = serde_json::Serializer::with_formatter(
-            &mut out,
-            EscapingFormatter(serde_json::ser::PrettyFormatter::new()),
-        );
-        // Serializing plain owned data into memory cannot fail, and JSON is UTF-8.
-        if self.serialize(&mut serializer).is_err() {
-            return String::new();
-        }
-        String::from_utf8(out).unwrap_or_default()
+        json(self)
     }
 
     /// Writes the JSON document to `path` atomically: a temporary file beside it, then a rename,
@@ -439,15 +447,22 @@ mod tests {
     #[test]
     fn the_json_document_escapes_every_control_character() {
         let mut report = Report::new(Path::new("p.yaml"), Mode::Plan);
-        report.error = Some("a\u{1b}[2J b\u{7f} c\u{9b}31m d\n é → ok".into());
+        report.errors = vec!["a\u{1b}[2J b\u{7f} c\u{9b}31m d\n é → ok".into()];
         let json = report.to_json();
         assert!(!json.chars().any(escape::is_hidden), "{json:?}");
         assert!(
-            json.contains(r#""error": "a\u001b[2J b\u007f c\u009b31m d\n é → ok""#),
+            json.contains(
+                r#""errors": [
+    "a\u001b[2J b\u007f c\u009b31m d\n é → ok"
+  ]"#
+            ),
             "{json}"
         );
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(back["error"].as_str(), report.error.as_deref());
+        assert_eq!(
+            back["errors"][0].as_str(),
+            report.errors.first().map(String::as_str)
+        );
         assert_eq!(back["state"], "in_progress");
     }
 }

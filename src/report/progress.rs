@@ -238,8 +238,7 @@ impl Reporter for Progress {
     /// sequences are the colours.
     fn print(&self, text: &str) {
         self.multi.suspend(|| {
-            print!("{text}");
-            let _ = std::io::Write::flush(&mut std::io::stdout());
+            super::stdout::print(text);
         });
     }
 
