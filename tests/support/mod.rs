@@ -190,6 +190,31 @@ impl World {
         })
     }
 
+    /// `GET {url}{path}` through the sandbox's API with the static token, as JSON. Asked again
+    /// while the sandbox's own fault knobs fail it: the test wants the truth, not the faults.
+    pub fn get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.url);
+        self.rt.block_on(async {
+            for _ in 0..200 {
+                if let Ok(response) = self
+                    .http
+                    .get(&url)
+                    .bearer_auth("sandbox-token")
+                    .send()
+                    .await
+                {
+                    if response.status().is_success() {
+                        if let Ok(value) = response.json().await {
+                            return value;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the sandbox never answered {url}");
+        })
+    }
+
     /// The live connection with this name.
     pub fn connection_named(&self, name: &str) -> Option<ConnectionResponse> {
         self.connections().into_iter().find(|c| c.name == name)
