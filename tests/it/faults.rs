@@ -2,13 +2,10 @@
 //! targets. Whatever the server does, `apply` must end with exactly one copy per target, and its
 //! report must match what the server holds. The truth is read from the sandbox, not the tool.
 
-#![allow(clippy::unwrap_used)] // a helper shared by the tests below
-
-mod support;
-
+use crate::support::seed::{CLIENT_ID, CLIENT_SECRET};
+use crate::support::{BULK, World};
 use replicate::sandbox::SandboxConfig;
 use std::time::Duration;
-use support::{BULK, World};
 
 const TARGETS: usize = 120;
 
@@ -24,8 +21,8 @@ fn converges(name: &str, faults: impl FnOnce(&mut SandboxConfig)) {
     let output = world
         .replicate()
         .env_remove("AIRBYTE_TOKEN")
-        .env("AIRBYTE_CLIENT_ID", "sandbox-client")
-        .env("AIRBYTE_CLIENT_SECRET", "sandbox-secret")
+        .env("AIRBYTE_CLIENT_ID", CLIENT_ID)
+        .env("AIRBYTE_CLIENT_SECRET", CLIENT_SECRET)
         .args([
             "apply",
             "--yes",
@@ -43,7 +40,7 @@ fn converges(name: &str, faults: impl FnOnce(&mut SandboxConfig)) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{name}: {stdout}\n{stderr}");
     assert!(
-        !stderr.contains("sandbox-secret") && !stdout.contains("sandbox-secret"),
+        !stderr.contains(CLIENT_SECRET) && !stdout.contains(CLIENT_SECRET),
         "{name}: a secret was shown"
     );
     assert!(!stderr.contains("sbx."), "{name}: a token was shown");

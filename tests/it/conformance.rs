@@ -6,18 +6,12 @@
 //! The spec's path comes from `REPLICATE_OPENAPI_SPEC` (CI points it at
 //! `../shared/airbyte-api/public-api.patched.openapi.yaml`); without it the test says it skipped.
 
-// Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
+use crate::support::Api;
+use crate::support::seed::{MISSING, SHOP_EU, TEMPLATE, TOKEN, WAREHOUSE, WORKSPACE};
+use replicate::sandbox::SandboxConfig;
 use replicate::sandbox::seed::SeedTag;
-use replicate::sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
-const WORKSPACE: &str = "5a4d0000-0000-4000-8000-000000000001";
-const WAREHOUSE: &str = "de570000-0000-4000-8000-000000000001";
-const SHOP_EU: &str = "50c00000-0000-4000-8000-000000000002";
-const TEMPLATE: &str = "c0000000-0000-4000-8000-000000000001";
-const MISSING: &str = "00000000-0000-4000-8000-0000000000ff";
 /// A tag added to the default seed, so the tag routes have a known id to work on.
 const TAG: &str = "7a900000-0000-4000-8000-000000000001";
 
@@ -674,9 +668,9 @@ async fn responses_and_requests_match_the_official_spec() {
         workspace: None,
         id: Some(TAG.parse().unwrap()),
     });
-    let sandbox = Sandbox::start(config).await.unwrap();
-    let base = sandbox.url();
-    let http = reqwest::Client::new();
+    let api = Api::from_config(config).await;
+    let base = api.sandbox.url();
+    let http = &api.http;
 
     let calls = calls(&base);
 
@@ -684,7 +678,7 @@ async fn responses_and_requests_match_the_official_spec() {
     for c in &calls {
         let mut request = http
             .request(c.method.parse().unwrap(), &c.url)
-            .bearer_auth("sandbox-token");
+            .bearer_auth(TOKEN);
         if let Some(body) = &c.body {
             let errors = spec.validate(
                 body,
@@ -740,12 +734,7 @@ async fn responses_and_requests_match_the_official_spec() {
 
     // With --refuse-conflicting-streams, a patch onto another connection's tables is refused with
     // Airbyte's problem, whose `data` names the streams.
-    let strict = Sandbox::start(SandboxConfig {
-        refuse_conflicting_streams: true,
-        ..SandboxConfig::default_on_free_port()
-    })
-    .await
-    .unwrap();
+    let strict = Api::with(|c| c.refuse_conflicting_streams = true).await;
     let copy = json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE, "prefix": "eu_"});
     let patch = json!({"prefix": "eu_"});
     for (method, route, body) in [
@@ -756,16 +745,16 @@ async fn responses_and_requests_match_the_official_spec() {
         assert!(errors.is_empty(), "{method} {route}: {errors:?}");
     }
     let created = http
-        .post(format!("{}/connections", strict.url()))
-        .bearer_auth("sandbox-token")
+        .post(format!("{}/connections", strict.sandbox.url()))
+        .bearer_auth(TOKEN)
         .json(&copy)
         .send()
         .await
         .unwrap();
     assert_eq!(created.status(), 200);
     let refused = http
-        .patch(format!("{}/connections/{TEMPLATE}", strict.url()))
-        .bearer_auth("sandbox-token")
+        .patch(format!("{}/connections/{TEMPLATE}", strict.sandbox.url()))
+        .bearer_auth(TOKEN)
         .json(&patch)
         .send()
         .await
@@ -775,12 +764,12 @@ async fn responses_and_requests_match_the_official_spec() {
     let errors = spec.validate(&body, &problem_schema());
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(body["data"]["streams"][0]["streamName"], "orders");
-    strict.shutdown().await;
+    strict.sandbox.shutdown().await;
 
     // A body that is not JSON: 415 with a problem body.
     let refused = http
         .post(format!("{base}/connections"))
-        .bearer_auth("sandbox-token")
+        .bearer_auth(TOKEN)
         .header("content-type", "text/plain")
         .body(json!({"sourceId": SHOP_EU, "destinationId": WAREHOUSE}).to_string())
         .send()
@@ -821,7 +810,7 @@ async fn responses_and_requests_match_the_official_spec() {
     );
     assert!(errors.is_empty(), "{errors:?}");
 
-    sandbox.shutdown().await;
+    api.sandbox.shutdown().await;
     assert!(
         failures.is_empty(),
         "{} problems:\n{}",
