@@ -2,8 +2,8 @@
 //! 1 (or a fixed seed) so that what it injects is certain, then checks what a client sees and
 //! what the sandbox's state and `/_sandbox/stats` say happened.
 
-use crate::support::Api;
 use crate::support::seed::{SHOPS, TEMPLATE, TOKEN, WAREHOUSE, WORKSPACE};
+use crate::support::{Api, HANG_GUARD};
 use clap::Parser;
 use replicate::sandbox::{Sandbox, SandboxArgs, SandboxConfig};
 use reqwest::StatusCode;
@@ -336,6 +336,7 @@ async fn tag_routes_fail_and_are_rate_limited_like_the_others() {
     .map(Seen::label)
     .collect();
     assert_eq!(labels, ["200", "429"]);
+    assert_eq!(limited.stats().await["faults"]["rate_limited"], 1);
 }
 
 #[tokio::test]
@@ -357,6 +358,12 @@ async fn a_dropped_answer_is_a_closed_connection_with_no_status() {
     assert!(
         error.contains("IncompleteMessage"),
         "a client sees the connection close before any answer: {error}"
+    );
+    let stats = api.stats().await;
+    assert_eq!(stats["responses"]["dropped"], 1, "{stats}");
+    assert_eq!(
+        stats["faults"]["lost"], stats["requests"]["POST /connections"],
+        "every create lost its answer: {stats}"
     );
 }
 
@@ -439,6 +446,12 @@ async fn tokens_expire_after_token_ttl() {
         refused.json()["data"]["message"],
         "The access token has expired."
     );
+    let stats = api.stats().await;
+    assert_eq!(stats["requests"]["POST /applications/token"], 1, "{stats}");
+    assert_eq!(
+        stats["responses"]["401"], 1,
+        "only the expired token: {stats}"
+    );
 }
 
 #[tokio::test]
@@ -458,7 +471,9 @@ async fn a_delayed_create_writes_at_the_end_of_the_delay() {
     assert_eq!(mid_flight["in_flight"], 1, "{mid_flight}");
     assert_eq!(created.label(), "200", "{created:?}");
     assert!(started.elapsed() >= delay);
-    assert_eq!(api.stats().await["connections"], 2);
+    let stats = api.stats().await;
+    assert_eq!(stats["connections"], 2, "{stats}");
+    assert_eq!(stats["faults"]["delayed"], 1, "{stats}");
     let read = api.get(&format!("/connections/{TEMPLATE}")).await;
     assert_eq!(read.label(), "200", "reads are not delayed");
 }
@@ -475,14 +490,22 @@ async fn a_delayed_create_completes_after_the_client_gives_up() {
         .json(&create_body(SHOPS[1]));
     let seen = api.send(impatient).await;
     assert_eq!(seen.label(), "none", "the client timed out: {seen:?}");
-    assert_eq!(api.stats().await["connections"], 1);
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(
-        api.connection_names()
-            .await
-            .contains(&"shop-us <> Warehouse".to_string()),
-        "the server finished the create"
-    );
+    let stats = api.stats().await;
+    assert_eq!(stats["connections"], 1, "{stats}");
+    assert_eq!(stats["faults"]["delayed"], 1, "{stats}");
+    // The server finishes the create on its own, however long the machine makes it take.
+    let started = Instant::now();
+    while !api
+        .connection_names()
+        .await
+        .contains(&"shop-us <> Warehouse".to_string())
+    {
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "the server never finished the create"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// What a naive client sees paging `GET /connections` by offset: the ids of every page, until a
@@ -601,7 +624,16 @@ async fn replay(seed: u64) -> Vec<String> {
         };
         labels.push(outcome.label());
     }
-    assert_eq!(api.stats().await["faults"]["seed"], seed);
+    let stats = api.stats().await;
+    assert_eq!(stats["faults"]["seed"], seed);
+    let count = |kinds: &[&str]| {
+        labels
+            .iter()
+            .filter(|l| kinds.contains(&l.as_str()))
+            .count()
+    };
+    assert_eq!(stats["faults"]["failed"], count(&["500", "503"]), "{stats}");
+    assert_eq!(stats["faults"]["lost"], count(&["none", "504"]), "{stats}");
     labels
 }
 
