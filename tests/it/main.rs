@@ -11,6 +11,7 @@ mod support;
 
 mod cli;
 mod conformance;
+mod copy_rules;
 mod drift;
 mod faults;
 mod hostile;
