@@ -4,7 +4,7 @@
 //! sandbox's API and `/_sandbox/stats`, not from replicate's output.
 
 use crate::support::seed::{self, CLIENT_ID, CLIENT_SECRET, TEMPLATE};
-use crate::support::{BULK, World};
+use crate::support::{BULK, HANG_GUARD, World};
 use replicate::wire::ConnectionResponse;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -449,7 +449,7 @@ fn an_update_converges_under_every_fault() {
         .replicate()
         .args(["apply", "--yes"])
         .arg(&file)
-        .timeout(Duration::from_secs(240))
+        .timeout(HANG_GUARD)
         .assert()
         .success();
     faulty.patch(
@@ -464,7 +464,7 @@ fn an_update_converges_under_every_fault() {
         .env("AIRBYTE_CLIENT_SECRET", CLIENT_SECRET)
         .args(["apply", "--yes", "--report", "report.json"])
         .arg(&file)
-        .timeout(Duration::from_secs(240))
+        .timeout(HANG_GUARD)
         .output()
         .unwrap();
     assert!(

@@ -5,7 +5,7 @@
 //! not the tool.
 
 use crate::support::seed::{CLIENT_ID, CLIENT_SECRET};
-use crate::support::{BULK, World};
+use crate::support::{BULK, HANG_GUARD, World};
 use replicate::sandbox::SandboxConfig;
 use serde_json::Value;
 use std::time::Duration;
@@ -77,7 +77,7 @@ fn converges(name: &str, knobs: &[Knob], faults: impl FnOnce(&mut SandboxConfig)
             "report.json",
         ])
         .arg(&plan)
-        .timeout(Duration::from_secs(240))
+        .timeout(HANG_GUARD)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -682,7 +682,7 @@ fn a_seed_with_huge_catalogs_loads_or_names_its_limit() {
              catalogs: {{c: [{{name: s, fields: {fields}}}]}}\nsources: [{{name: S, type: pg, catalog: c}}]\n"
         );
         // A hang fails the test too.
-        let loaded = within(case, std::time::Duration::from_secs(10), move || {
+        let loaded = within(case, HANG_GUARD, move || {
             replicate::sandbox::Seed::from_yaml(Path::new(SEED_FILE), text.as_bytes())
         });
         match (loaded, refused) {
@@ -1056,7 +1056,7 @@ impl Hostile {
             .args(["plan", "--quiet", "--request-timeout", request_timeout])
             .arg(&path)
             .current_dir(self.dir.path())
-            .timeout(Duration::from_secs(60));
+            .timeout(HANG_GUARD);
         cmd
     }
 }
@@ -1378,11 +1378,7 @@ fn a_server_that_always_hangs_is_given_up_on() {
         (method == "GET" && target == format!("/v1/connections/{TEMPLATE}"))
             .then_some(Answer::HangAfterHeaders)
     });
-    let output = server
-        .plan()
-        .timeout(Duration::from_secs(150))
-        .output()
-        .unwrap();
+    let output = server.plan().timeout(HANG_GUARD).output().unwrap();
     assert_fails_naming("always hangs", &output, &template_route());
     assert!(String::from_utf8_lossy(&output.stderr).contains("timed out"));
 }
@@ -1393,13 +1389,18 @@ fn an_endless_body_is_cut_off() {
         (method == "GET" && target == format!("/v1/connections/{TEMPLATE}"))
             .then_some(Answer::Endless)
     });
-    // A long request timeout, so only a size limit can end the read in time.
+    // A request timeout longer than the hang guard, so only the size limit can end the read.
     let output = server
-        .plan_with_timeout("10m")
-        .timeout(Duration::from_secs(20))
+        .plan_with_timeout("1h")
+        .timeout(HANG_GUARD)
         .output()
         .unwrap();
     assert_fails_naming("endless body", &output, &template_route());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the response body is larger than 64 MB"),
+        "the size limit ended it: {stderr}"
+    );
     let sent = server.endless_bytes.load(Ordering::Relaxed);
     assert!(sent < 200 << 20, "the client read {} MB", sent >> 20);
 }
@@ -1436,12 +1437,14 @@ fn endless_full_pages_end() {
         (method == "GET" && target.starts_with("/v1/sources?"))
             .then(|| json(200, source_page(offset(target), 100)))
     });
-    let output = server
-        .plan()
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
+    // Only a hang trips the guard: how long the 2,000 pages take is the benchmarks' business.
+    let output = server.plan().timeout(HANG_GUARD).output().unwrap();
     assert_fails_naming("endless pages", &output, "GET /sources?limit=100");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the server kept sending full pages past 200000 items; giving up"),
+        "the list's bound ended it: {stderr}"
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 const MAX_RSS_KIB: u64 = 100 * 1024;
 
 /// How long a run may take before the watchdog kills it: far beyond what a refusal needs.
-const WATCHDOG: Duration = Duration::from_secs(60);
+const WATCHDOG: Duration = crate::support::HANG_GUARD;
 
 /// The address-space cap of the wrapped child, a safety net (a /dev/zero read stops there).
 const ADDRESS_SPACE: u64 = 4 << 30;

@@ -7,6 +7,7 @@
 //! (a proxy), so a run gets as far as its writes. The real binary runs against them; the one
 //! thing the command line cannot shorten, the retry backoff, is tested through the library.
 
+use crate::support::HANG_GUARD;
 use crate::support::seed::{self, CLIENT_ID, CLIENT_SECRET, TEMPLATE};
 use replicate::client::{Client, ClientConfig, Credentials, RetryPolicy};
 use replicate::report::events::Silent;
@@ -185,7 +186,7 @@ impl Net {
             .env("AIRBYTE_URL", url)
             .env("NO_COLOR", "1")
             .current_dir(self.dir.path())
-            .timeout(Duration::from_secs(90));
+            .timeout(HANG_GUARD);
         cmd
     }
 

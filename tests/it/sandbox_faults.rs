@@ -456,13 +456,20 @@ async fn tokens_expire_after_token_ttl() {
 
 #[tokio::test]
 async fn a_delayed_create_writes_at_the_end_of_the_delay() {
-    let delay = Duration::from_millis(600);
+    // Long enough that the check below falls inside it even on a loaded machine.
+    let delay = Duration::from_secs(3);
     let api = Faulty::with(|c| c.create_delay = delay).await;
     let body = create_body(SHOPS[0]);
     let started = Instant::now();
     let (created, mid_flight) = tokio::join!(api.post("/connections", &body), async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        api.stats().await
+        // As soon as the create is in flight, and so inside its delay.
+        loop {
+            let stats = api.stats().await;
+            if stats["in_flight"] == 1 {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     });
     assert_eq!(
         mid_flight["connections"], 1,
