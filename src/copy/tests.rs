@@ -10,7 +10,10 @@ use std::collections::BTreeSet;
 const SOURCE_ID: &str = "5e0a1c8e-0000-4000-8000-0000000000e1";
 const DESTINATION_ID: &str = "de571000-0000-4000-8000-000000000001";
 
-/// The sandbox's default seed template, as `GET /connections/{id}` returns it.
+/// A template shaped like the sandbox's default seed template (`shop-template → Warehouse`: its
+/// schedule, prefix and three streams, as `GET /connections/{id}` returns them), but not that
+/// template: the ids, the workspace, a tag and some catalog fields are this fixture's own. The
+/// real seed is built on in `tests/it/copy_rules.rs`, against the sandbox.
 fn template_json() -> Value {
     json!({
         "connectionId": "c0000000-0000-4000-8000-000000000001",
@@ -40,7 +43,7 @@ fn template_json() -> Value {
         "tags": [{"tagId": "7a900000-0000-4000-8000-000000000001",
                   "workspaceId": "a0000000-0000-4000-8000-000000000001",
                   "name": "tenant", "color": "#1f77b4"}],
-        "statusReason": "created by the seed"
+        "statusReason": "created for the tests"
     })
 }
 
@@ -55,7 +58,8 @@ const ALL_BUT_OVERWRITE_DEDUPED: [&str; 8] = [
     "incremental_soft_delete",
 ];
 
-/// `GET /streams?sourceId=shop-eu&destinationId=…` for the seed's postgres catalog.
+/// `GET /streams?sourceId=…&destinationId=…` for a catalog like the seed's `shop` one, with fields
+/// of its own (`amount`, a nested `address.city`, `title`).
 fn catalog_json() -> Value {
     json!([
         {"streamName": "orders", "streamnamespace": "public",
@@ -117,7 +121,7 @@ fn remove(value: &mut Value, pointer: &str) {
     }
 }
 
-/// A variation on the seed: what changes in the template, the catalog and the overrides.
+/// A variation on the base fixture: what changes in the template, the catalog and the overrides.
 struct Case {
     label: &'static str,
     template: fn(&mut Value),
@@ -126,8 +130,8 @@ struct Case {
     missing: MissingStreamsPolicy,
 }
 
-const SEED: Case = Case {
-    label: "seed",
+const BASE: Case = Case {
+    label: "base",
     template: |_| {},
     catalog: |_| {},
     overrides: |_| {},
@@ -156,8 +160,8 @@ fn body_json(plan: &CopyPlan) -> Value {
 }
 
 #[test]
-fn seed_template_builds_the_expected_body() {
-    let plan = build(&SEED).unwrap();
+fn the_base_template_builds_the_expected_body() {
+    let plan = build(&BASE).unwrap();
     assert_eq!(plan.warnings, Vec::<String>::new());
     insta::assert_snapshot!(serde_json::to_string_pretty(&plan.body).unwrap());
 }
@@ -180,7 +184,7 @@ fn the_body_carries_only_whitelisted_keys() {
                 cron_expression: None,
             });
         },
-        ..SEED
+        ..BASE
     };
     let body = body_json(&build(&case).unwrap());
     let keys: BTreeSet<&str> = body
@@ -331,7 +335,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                         json!({"scheduleType": "basic", "basicTiming": "Every 6 HOURS"}),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             &[
                 "runs on a basic schedule (\"Every 6 HOURS\"), which Airbyte's API cannot create; set `defaults.schedule` in the plan, e.g. { scheduleType: cron, cronExpression: \"0 0 */6 * * ?\" }",
@@ -347,7 +351,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                         json!("0 0 2 * * ? Europe/Paris"),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             &[
                 "runs on cron \"0 0 2 * * ? Europe/Paris\" in time zone \"Europe/Paris\", but Airbyte's API only creates UTC schedules; set `schedule` in the plan",
@@ -357,7 +361,7 @@ fn problems_a_target_reports_before_anything_is_written() {
             Case {
                 label: "cron a create would refuse",
                 template: |t| set(t, "/schedule/cronExpression", json!("0 */5 * * * ? UTC")),
-                ..SEED
+                ..BASE
             },
             &[
                 "runs on cron \"0 */5 * * * ? UTC\", which a create would refuse (The cron expression 0 */5 * * * ? is not valid: cron executions must be more than 1 hour apart, so seconds and minutes must be single numbers); set `schedule` in the plan",
@@ -367,7 +371,7 @@ fn problems_a_target_reports_before_anything_is_written() {
             Case {
                 label: "locked, no plan status",
                 template: |t| set(t, "/status", json!("locked")),
-                ..SEED
+                ..BASE
             },
             &[
                 "is locked (Airbyte disabled it, e.g. for billing), and a copy must not start locked; set `status` in the plan",
@@ -377,7 +381,7 @@ fn problems_a_target_reports_before_anything_is_written() {
             Case {
                 label: "missing stream, fail",
                 catalog: |c| remove(c, "/2"),
-                ..SEED
+                ..BASE
             },
             &[
                 "stream \"products\" does not exist in source \"shop-eu\" (set missing_streams: skip to leave it out)",
@@ -387,7 +391,7 @@ fn problems_a_target_reports_before_anything_is_written() {
             Case {
                 label: "missing stream with a near name",
                 catalog: |c| set(c, "/2/streamName", json!("product")),
-                ..SEED
+                ..BASE
             },
             &[
                 "stream \"products\" does not exist in source \"shop-eu\", did you mean \"product\"? (set missing_streams: skip",
@@ -398,7 +402,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                 label: "every stream skipped",
                 catalog: |c| *c = json!([{"streamName": "deals", "streamnamespace": "public"}]),
                 missing: MissingStreamsPolicy::Skip,
-                ..SEED
+                ..BASE
             },
             &[
                 "none of the template's streams exist in source \"shop-eu\", and a create without streams would sync every stream",
@@ -413,7 +417,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                     other["streamnamespace"] = json!("sales");
                     c.as_array_mut().unwrap().push(other);
                 },
-                ..SEED
+                ..BASE
             },
             &[
                 "stream \"orders\" in namespace \"public\" does not exist in source \"shop-eu\" (it has \"orders\" in namespace \"archive\", \"sales\") (set missing_streams: skip",
@@ -426,7 +430,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                     let orders = c[0].clone();
                     c.as_array_mut().unwrap().push(orders);
                 },
-                ..SEED
+                ..BASE
             },
             &["source \"shop-eu\" has several streams named \"orders\" in namespace \"public\""],
         ),
@@ -441,7 +445,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                         .unwrap()
                         .push(orders);
                 },
-                ..SEED
+                ..BASE
             },
             &[
                 "the template's stream \"orders\" (namespace \"public\") and stream \"orders\" (namespace \"archive\") both match stream \"orders\" of source \"shop-eu\"",
@@ -461,7 +465,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                         ]),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             &[
                 "stream \"orders\" cannot use sync mode incremental_deduped_history with source \"shop-eu\" and this destination (they support full_refresh_overwrite, full_refresh_append, incremental_append)",
@@ -477,7 +481,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                         json!([["id"], ["amount"], ["modified"]]),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             &[
                 "stream \"orders\" has no field \"updated_at\" in source \"shop-eu\" to use as its cursor",
@@ -493,7 +497,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                         json!([["order_id"], ["updated_at"]]),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             &["stream \"orders\" has no field \"id\" in source \"shop-eu\" for its primary key"],
         ),
@@ -501,7 +505,7 @@ fn problems_a_target_reports_before_anything_is_written() {
             Case {
                 label: "unknown selected fields",
                 catalog: |c| set(c, "/1/propertyFields", json!([["id"], ["full_name"]])),
-                ..SEED
+                ..BASE
             },
             &[
                 "stream \"customers\" selects fields \"name\", \"email\" that source \"shop-eu\" does not have",
@@ -511,7 +515,7 @@ fn problems_a_target_reports_before_anything_is_written() {
             Case {
                 label: "dedup without a primary key",
                 template: |t| set(t, "/configurations/streams/0/primaryKey", json!([])),
-                ..SEED
+                ..BASE
             },
             &[
                 "stream \"orders\" needs a primary key for incremental_deduped_history, but the template sets none and source \"shop-eu\" defines none",
@@ -528,7 +532,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                     );
                     remove(t, "/configurations/streams/0/primaryKey");
                 },
-                ..SEED
+                ..BASE
             },
             &["stream \"orders\" needs a primary key for full_refresh_update"],
         ),
@@ -536,7 +540,7 @@ fn problems_a_target_reports_before_anything_is_written() {
             Case {
                 label: "incremental without a cursor",
                 template: |t| set(t, "/configurations/streams/0/cursorField", json!([])),
-                ..SEED
+                ..BASE
             },
             &[
                 "stream \"orders\" needs a cursor for incremental_deduped_history, but the template sets none and source \"shop-eu\" has no default cursor",
@@ -552,7 +556,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                         json!([{"fieldPath": ["amount"]}, {"fieldPath": ["updated_at"]}]),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             &[
                 "stream \"orders\" leaves its primary key field \"id\" out of its selected fields, which incremental_deduped_history needs",
@@ -568,7 +572,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                         json!([{"fieldPath": ["id"]}, {"fieldPath": ["amount"]}]),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             &[
                 "stream \"orders\" leaves its cursor field \"updated_at\" out of its selected fields",
@@ -584,7 +588,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                         json!([{"fieldPath": ["id"]}, {"fieldPath": ["price"]}]),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             &["stream \"products\" leaves its cursor field \"updated_at\" out"],
         ),
@@ -603,7 +607,7 @@ fn problems_a_target_reports_before_anything_is_written() {
                     remove(c, "/2");
                     set(c, "/0/syncModes", json!(["full_refresh_overwrite"]));
                 },
-                ..SEED
+                ..BASE
             },
             &[
                 "basic schedule (\"Every 24 HOURS\"), which Airbyte's API cannot create; set `defaults.schedule` in the plan, e.g. { scheduleType: cron, cronExpression: \"0 0 0 * * ?\" }",
@@ -634,7 +638,7 @@ type Expect = (&'static str, Option<Value>);
 fn copies_that_build() {
     let cases: Vec<(Case, Vec<Expect>, &[&str])> = vec![
         (
-            SEED,
+            BASE,
             vec![
                 ("/name", Some(json!("shop-eu copy"))),
                 ("/sourceId", Some(json!(SOURCE_ID))),
@@ -691,7 +695,7 @@ fn copies_that_build() {
                      "mapperConfiguration": {"targetField": "email", "method": "SHA-256", "fieldNameSuffix": "_hashed"}}]),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             vec![(
                 "/configurations/streams/1/mappers",
@@ -711,7 +715,7 @@ fn copies_that_build() {
                             {"type": "EQUAL", "fieldName": "status", "comparisonValue": "***"}}}]),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             vec![(
                 "/configurations/streams/0/mappers/0/mapperConfiguration/conditions/comparisonValue",
@@ -723,7 +727,7 @@ fn copies_that_build() {
             Case {
                 label: "manual stays manual",
                 template: |t| set(t, "/schedule", json!({"scheduleType": "manual"})),
-                ..SEED
+                ..BASE
             },
             vec![("/schedule", Some(json!({"scheduleType": "manual"})))],
             &[],
@@ -744,7 +748,7 @@ fn copies_that_build() {
                         cron_expression: Some("0 0 3 * * ? UTC".into()),
                     })
                 },
-                ..SEED
+                ..BASE
             },
             vec![(
                 "/schedule",
@@ -768,7 +772,7 @@ fn copies_that_build() {
                         cron_expression: None,
                     })
                 },
-                ..SEED
+                ..BASE
             },
             vec![("/schedule", Some(json!({"scheduleType": "manual"})))],
             &[],
@@ -777,7 +781,7 @@ fn copies_that_build() {
             Case {
                 label: "inactive copied",
                 template: |t| set(t, "/status", json!("inactive")),
-                ..SEED
+                ..BASE
             },
             vec![("/status", Some(json!("inactive")))],
             &[],
@@ -787,7 +791,7 @@ fn copies_that_build() {
                 label: "locked with a plan status",
                 template: |t| set(t, "/status", json!("locked")),
                 overrides: |o| o.status = Some(ConnectionStatus::Active),
-                ..SEED
+                ..BASE
             },
             vec![("/status", Some(json!("active")))],
             &[],
@@ -806,7 +810,7 @@ fn copies_that_build() {
                     o.non_breaking_schema_updates_behavior =
                         Some(NonBreakingSchemaUpdatesBehavior::Ignore);
                 },
-                ..SEED
+                ..BASE
             },
             vec![
                 ("/status", Some(json!("inactive"))),
@@ -829,7 +833,7 @@ fn copies_that_build() {
                     t["namespaceFormat"] = json!("${SOURCE_NAMESPACE}");
                 },
                 overrides: |o| o.prefix = None,
-                ..SEED
+                ..BASE
             },
             vec![
                 ("/prefix", Some(json!("shop_template_"))),
@@ -842,7 +846,7 @@ fn copies_that_build() {
             Case {
                 label: "no plan name falls back to the UI's pattern",
                 overrides: |o| o.name = None,
-                ..SEED
+                ..BASE
             },
             vec![("/name", Some(json!("shop-eu → Warehouse")))],
             &[],
@@ -851,7 +855,7 @@ fn copies_that_build() {
             Case {
                 label: "the template's own tables",
                 overrides: |o| o.prefix = None,
-                ..SEED
+                ..BASE
             },
             vec![("/prefix", Some(json!("shop_template_")))],
             &[
@@ -863,7 +867,7 @@ fn copies_that_build() {
                 label: "missing stream, skip",
                 catalog: |c| remove(c, "/2"),
                 missing: MissingStreamsPolicy::Skip,
-                ..SEED
+                ..BASE
             },
             vec![
                 ("/configurations/streams/1/name", Some(json!("customers"))),
@@ -883,7 +887,7 @@ fn copies_that_build() {
                     archive["propertyFields"] = json!([["id"]]);
                     c.as_array_mut().unwrap().insert(0, archive);
                 },
-                ..SEED
+                ..BASE
             },
             vec![
                 ("/configurations/streams/0/namespace", Some(json!("public"))),
@@ -898,7 +902,7 @@ fn copies_that_build() {
             Case {
                 label: "a lone stream matches by name in another namespace",
                 catalog: |c| set(c, "/0/streamnamespace", json!("sales")),
-                ..SEED
+                ..BASE
             },
             vec![("/configurations/streams/0/namespace", Some(json!("sales")))],
             &[
@@ -915,7 +919,7 @@ fn copies_that_build() {
                         json!("full_refresh_overwrite_deduped"),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             vec![
                 (
@@ -934,7 +938,7 @@ fn copies_that_build() {
                     set(c, "/0/syncModes", json!(["incremental_append"]));
                     set(c, "/1/syncModes", json!(["incremental_append"]));
                 },
-                ..SEED
+                ..BASE
             },
             vec![
                 ("/configurations/streams/0/syncMode", None),
@@ -965,7 +969,7 @@ fn copies_that_build() {
                         json!([["order_no"]]),
                     );
                 },
-                ..SEED
+                ..BASE
             },
             vec![
                 ("/configurations/streams/0/cursorField", None),
@@ -978,7 +982,7 @@ fn copies_that_build() {
                 label: "incremental without a cursor takes the source's default",
                 template: |t| set(t, "/configurations/streams/0/cursorField", json!([])),
                 catalog: |c| set(c, "/0/defaultCursorField", json!(["updated_at"])),
-                ..SEED
+                ..BASE
             },
             vec![("/configurations/streams/0/cursorField", None)],
             &[],
@@ -993,7 +997,7 @@ fn copies_that_build() {
                         json!([{"fieldPath": ["id"]}, {"fieldPath": ["updated_at"]}]),
                     )
                 },
-                ..SEED
+                ..BASE
             },
             vec![(
                 "/configurations/streams/0/selectedFields",

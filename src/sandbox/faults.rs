@@ -53,6 +53,8 @@ pub struct Faults {
     churned: AtomicU64,
     lost: AtomicU64,
     rate_limited: AtomicU64,
+    /// Creates held by `--create-delay`.
+    delayed: AtomicU64,
 }
 
 /// What the dice decided for one request.
@@ -95,6 +97,7 @@ impl Faults {
             churned: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            delayed: AtomicU64::new(0),
         }
     }
 
@@ -140,6 +143,11 @@ impl Faults {
                 Churn::Create
             }
         })
+    }
+
+    /// Counts a create held by `--create-delay`.
+    pub fn delayed(&self) {
+        self.delayed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a churn that took place.
@@ -191,6 +199,7 @@ impl Faults {
             "rate_limited": self.rate_limited.load(Ordering::Relaxed),
             "churned": self.churned.load(Ordering::Relaxed),
             "jobs_failed": self.jobs_failed.load(Ordering::Relaxed),
+            "delayed": self.delayed.load(Ordering::Relaxed),
         })
     }
 }

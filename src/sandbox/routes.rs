@@ -248,6 +248,7 @@ async fn create_connection(
     if delay.is_zero() {
         return create_now(&app, request).map(Json);
     }
+    app.faults.delayed();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         create_now(&app, request)

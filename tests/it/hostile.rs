@@ -9,11 +9,10 @@
 //! sandbox, as a server, gets hostile requests.
 //!
 //! Property tests run a fixed, modest number of cases; `PROPTEST_CASES=100000 cargo test
-//! --release --test hostile` runs a longer search.
+//! --release --test it hostile::` runs a longer search.
 
-// Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
+use crate::support::seed::{self, TEMPLATE, WORKSPACE};
+use crate::support::{Api, HANG_GUARD};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use proptest::test_runner::TestRunner;
@@ -683,7 +682,7 @@ fn a_seed_with_huge_catalogs_loads_or_names_its_limit() {
              catalogs: {{c: [{{name: s, fields: {fields}}}]}}\nsources: [{{name: S, type: pg, catalog: c}}]\n"
         );
         // A hang fails the test too.
-        let loaded = within(case, std::time::Duration::from_secs(10), move || {
+        let loaded = within(case, HANG_GUARD, move || {
             replicate::sandbox::Seed::from_yaml(Path::new(SEED_FILE), text.as_bytes())
         });
         match (loaded, refused) {
@@ -713,12 +712,12 @@ fn proptest_config(cases: u32) -> ProptestConfig {
 }
 
 const PLANS: [&str; 3] = [
-    include_str!("../plans/example.yaml"),
-    include_str!("../plans/per-shop-overrides.yaml"),
-    include_str!("../plans/with-legacy.yaml"),
+    include_str!("../../plans/example.yaml"),
+    include_str!("../../plans/per-shop-overrides.yaml"),
+    include_str!("../../plans/with-legacy.yaml"),
 ];
 
-const DEFAULT_SEED: &str = include_str!("../src/sandbox/default_seed.yaml");
+const DEFAULT_SEED: &str = include_str!("../../src/sandbox/default_seed.yaml");
 
 /// Pieces of YAML and of plans: indicators, keys, values, placeholders, globs, odd bytes.
 const TOKENS: &[&str] = &[
@@ -947,14 +946,18 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // A hostile server: a proxy in front of a sandbox that answers some requests itself, badly.
 
-const TEMPLATE_ID: &str = "c0000000-0000-4000-8000-000000000001";
-const WORKSPACE_ID: &str = "5a4d0000-0000-4000-8000-000000000001";
-const TEMPLATE_ROUTE: &str = "GET /connections/c0000000-0000-4000-8000-000000000001";
+/// The template's read: the run's first request.
+fn template_route() -> String {
+    format!("GET /connections/{TEMPLATE}")
+}
 
 /// The plan every end-to-end case runs: the template by id, so the first request is
 /// `GET /connections/{id}`.
-const E2E_PLAN: &str = "version: 1\ntemplate: c0000000-0000-4000-8000-000000000001\n\
-                        targets:\n  - match: \"shop-*\"\n    exclude: [shop-legacy]\n";
+fn e2e_plan() -> String {
+    format!(
+        "version: 1\ntemplate: {TEMPLATE}\ntargets:\n  - match: \"shop-*\"\n    exclude: [shop-legacy]\n"
+    )
+}
 
 /// What the hostile server sends instead of the sandbox's answer.
 #[derive(Debug, Clone)]
@@ -1036,24 +1039,24 @@ impl Hostile {
         }
     }
 
-    /// `replicate plan` on [`E2E_PLAN`], against this server, with a short request timeout.
+    /// `replicate plan` on [`e2e_plan`], against this server, with a short request timeout.
     fn plan(&self) -> assert_cmd::Command {
         self.plan_with_timeout("2s")
     }
 
     fn plan_with_timeout(&self, request_timeout: &str) -> assert_cmd::Command {
         let path = self.dir.path().join("plan.yaml");
-        std::fs::write(&path, E2E_PLAN).unwrap();
+        std::fs::write(&path, e2e_plan()).unwrap();
         let mut cmd = assert_cmd::Command::cargo_bin("replicate").unwrap();
         cmd.env_remove("AIRBYTE_CLIENT_ID")
             .env_remove("AIRBYTE_CLIENT_SECRET")
-            .env("AIRBYTE_TOKEN", "sandbox-token")
+            .env("AIRBYTE_TOKEN", seed::TOKEN)
             .env("AIRBYTE_URL", &self.url)
             .env("NO_COLOR", "1")
             .args(["plan", "--quiet", "--request-timeout", request_timeout])
             .arg(&path)
             .current_dir(self.dir.path())
-            .timeout(Duration::from_secs(60));
+            .timeout(HANG_GUARD);
         cmd
     }
 }
@@ -1197,7 +1200,7 @@ fn garbage_bodies() -> Vec<(&'static str, Answer)> {
             "truncated JSON",
             json(
                 200,
-                format!("{{\"connectionId\": \"{TEMPLATE_ID}\", \"name\": \"shop"),
+                format!("{{\"connectionId\": \"{TEMPLATE}\", \"name\": \"shop"),
             ),
         ),
         ("null", json(200, "null")),
@@ -1209,7 +1212,7 @@ fn garbage_bodies() -> Vec<(&'static str, Answer)> {
             json(
                 200,
                 format!(
-                    "{{\"connectionId\": \"{TEMPLATE_ID}\", \"name\": 12, \"sourceId\": [], \"destinationId\": {{}}, \"workspaceId\": true, \"status\": 1, \"schedule\": \"daily\"}}"
+                    "{{\"connectionId\": \"{TEMPLATE}\", \"name\": 12, \"sourceId\": [], \"destinationId\": {{}}, \"workspaceId\": true, \"status\": 1, \"schedule\": \"daily\"}}"
                 ),
             ),
         ),
@@ -1261,11 +1264,11 @@ fn huge_bodies() -> Vec<(&'static str, Answer)> {
 /// The template connection as the default seed's sandbox returns it.
 fn json_template() -> serde_json::Value {
     serde_json::json!({
-        "connectionId": TEMPLATE_ID,
+        "connectionId": TEMPLATE,
         "name": "shop-template → Warehouse",
         "sourceId": "50c00000-0000-4000-8000-000000000001",
         "destinationId": "de570000-0000-4000-8000-000000000001",
-        "workspaceId": WORKSPACE_ID,
+        "workspaceId": WORKSPACE,
         "status": "active",
         "schedule": { "scheduleType": "manual" },
         "configurations": { "streams": [] },
@@ -1277,11 +1280,11 @@ fn json_template() -> serde_json::Value {
 fn garbage_for_the_template_fails_naming_the_request() {
     for (case, answer) in garbage_bodies() {
         let server = Hostile::new(move |method, target| {
-            (method == "GET" && target == format!("/v1/connections/{TEMPLATE_ID}"))
+            (method == "GET" && target == format!("/v1/connections/{TEMPLATE}"))
                 .then(|| answer.clone())
         });
         let output = server.plan().output().unwrap();
-        assert_fails_naming(case, &output, TEMPLATE_ROUTE);
+        assert_fails_naming(case, &output, &template_route());
     }
 }
 
@@ -1290,11 +1293,11 @@ fn huge_values_in_answers_are_quoted_not_dumped() {
     let mut failures = Vec::new();
     for (case, answer) in huge_bodies() {
         let server = Hostile::new(move |method, target| {
-            (method == "GET" && target == format!("/v1/connections/{TEMPLATE_ID}"))
+            (method == "GET" && target == format!("/v1/connections/{TEMPLATE}"))
                 .then(|| answer.clone())
         });
         let output = server.plan().output().unwrap();
-        if catch_unwind(|| assert_fails_naming(case, &output, TEMPLATE_ROUTE)).is_err() {
+        if catch_unwind(|| assert_fails_naming(case, &output, &template_route())).is_err() {
             failures.push(case);
         }
     }
@@ -1355,7 +1358,7 @@ fn a_request_that_hangs_after_its_headers_times_out_and_is_tried_again() {
     let calls = AtomicU64::new(0);
     let server = Hostile::new(move |method, target| {
         let first = method == "GET"
-            && target == format!("/v1/connections/{TEMPLATE_ID}")
+            && target == format!("/v1/connections/{TEMPLATE}")
             && calls.fetch_add(1, Ordering::Relaxed) == 0;
         first.then_some(Answer::HangAfterHeaders)
     });
@@ -1363,7 +1366,7 @@ fn a_request_that_hangs_after_its_headers_times_out_and_is_tried_again() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(
-        stderr.contains(&format!("{TEMPLATE_ROUTE}: timed out")),
+        stderr.contains(&format!("{}: timed out", template_route())),
         "the timeout is not reported: {stderr}"
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("Plan: 4 to create"));
@@ -1372,31 +1375,32 @@ fn a_request_that_hangs_after_its_headers_times_out_and_is_tried_again() {
 #[test]
 fn a_server_that_always_hangs_is_given_up_on() {
     let server = Hostile::new(|method, target| {
-        (method == "GET" && target == format!("/v1/connections/{TEMPLATE_ID}"))
+        (method == "GET" && target == format!("/v1/connections/{TEMPLATE}"))
             .then_some(Answer::HangAfterHeaders)
     });
-    let output = server
-        .plan()
-        .timeout(Duration::from_secs(150))
-        .output()
-        .unwrap();
-    assert_fails_naming("always hangs", &output, TEMPLATE_ROUTE);
+    let output = server.plan().timeout(HANG_GUARD).output().unwrap();
+    assert_fails_naming("always hangs", &output, &template_route());
     assert!(String::from_utf8_lossy(&output.stderr).contains("timed out"));
 }
 
 #[test]
 fn an_endless_body_is_cut_off() {
     let server = Hostile::new(|method, target| {
-        (method == "GET" && target == format!("/v1/connections/{TEMPLATE_ID}"))
+        (method == "GET" && target == format!("/v1/connections/{TEMPLATE}"))
             .then_some(Answer::Endless)
     });
-    // A long request timeout, so only a size limit can end the read in time.
+    // A request timeout longer than the hang guard, so only the size limit can end the read.
     let output = server
-        .plan_with_timeout("10m")
-        .timeout(Duration::from_secs(20))
+        .plan_with_timeout("1h")
+        .timeout(HANG_GUARD)
         .output()
         .unwrap();
-    assert_fails_naming("endless body", &output, TEMPLATE_ROUTE);
+    assert_fails_naming("endless body", &output, &template_route());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the response body is larger than 64 MB"),
+        "the size limit ended it: {stderr}"
+    );
     let sent = server.endless_bytes.load(Ordering::Relaxed);
     assert!(sent < 200 << 20, "the client read {} MB", sent >> 20);
 }
@@ -1409,7 +1413,7 @@ fn source_page(first: u64, n: u64) -> String {
                 "sourceId": format!("b0000000-0000-4000-8000-{i:012}"),
                 "name": format!("bulk-{i}"),
                 "sourceType": "postgres",
-                "workspaceId": WORKSPACE_ID,
+                "workspaceId": WORKSPACE,
                 "configuration": {},
                 "createdAt": 0,
                 "definitionId": "decd338e-5647-4c0b-adf4-da0e75f5a750",
@@ -1433,12 +1437,14 @@ fn endless_full_pages_end() {
         (method == "GET" && target.starts_with("/v1/sources?"))
             .then(|| json(200, source_page(offset(target), 100)))
     });
-    let output = server
-        .plan()
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
+    // Only a hang trips the guard: how long the 2,000 pages take is the benchmarks' business.
+    let output = server.plan().timeout(HANG_GUARD).output().unwrap();
     assert_fails_naming("endless pages", &output, "GET /sources?limit=100");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the server kept sending full pages past 200000 items; giving up"),
+        "the list's bound ended it: {stderr}"
+    );
 }
 
 #[test]
@@ -1452,7 +1458,7 @@ fn a_page_with_50_000_items_is_read_whole() {
             "sourceId": source.id.unwrap(),
             "name": source.name,
             "sourceType": source.source_type,
-            "workspaceId": WORKSPACE_ID,
+            "workspaceId": WORKSPACE,
             "configuration": {},
             "createdAt": 0,
             "definitionId": "decd338e-5647-4c0b-adf4-da0e75f5a750",
@@ -1486,7 +1492,7 @@ fn arbitrary_answers_are_errors_naming_the_request() {
     });
     let config = ClientConfig {
         base_url: server.url.clone(),
-        credentials: Credentials::Token(Secret::new("sandbox-token")),
+        credentials: Credentials::Token(Secret::new(seed::TOKEN)),
         concurrency: 2,
         timeout: Duration::from_secs(10),
         read_timeout: Duration::from_secs(10),
@@ -1501,8 +1507,8 @@ fn arbitrary_answers_are_errors_naming_the_request() {
         ca_certificates: None,
     };
     let client = Client::new(&config, Arc::new(Silent)).unwrap();
-    let template = uuid::Uuid::parse_str(TEMPLATE_ID).unwrap();
-    let workspace = uuid::Uuid::parse_str(WORKSPACE_ID).unwrap();
+    let template = seed::id(TEMPLATE);
+    let workspace = seed::id(WORKSPACE);
     let template_json = serde_json::to_string_pretty(&json_template()).unwrap();
     let page_json = source_page(0, 3);
     // Statuses the client does not treat as a throttle, so the run is not slowed down.
@@ -1523,10 +1529,10 @@ fn arbitrary_answers_are_errors_naming_the_request() {
                 )
             });
             for (result, route) in [
-                (one.map(|_| ()), TEMPLATE_ROUTE.to_string()),
+                (one.map(|_| ()), template_route()),
                 (
                     list.map(|_| ()),
-                    format!("GET /sources?limit=100&offset=0&workspaceIds={WORKSPACE_ID}"),
+                    format!("GET /sources?limit=100&offset=0&workspaceIds={WORKSPACE}"),
                 ),
             ] {
                 if let Err(error) = result {
@@ -1567,7 +1573,7 @@ fn sandbox_request(
     rt.block_on(async {
         let response = http
             .request(method.parse().unwrap(), url)
-            .bearer_auth("sandbox-token")
+            .bearer_auth(seed::TOKEN)
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -1584,9 +1590,8 @@ fn sandbox_request(
 #[allow(clippy::too_many_lines)] // a table
 fn the_sandbox_answers_hostile_requests_with_airbyte_errors() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sandbox = rt
-        .block_on(Sandbox::start(SandboxConfig::default_on_free_port()))
-        .unwrap();
+    let api = rt.block_on(Api::start());
+    let sandbox = &api.sandbox;
     let base = sandbox.url();
     let http = reqwest::Client::new();
     let long_id = "a".repeat(50_000);
@@ -1657,7 +1662,7 @@ fn the_sandbox_answers_hostile_requests_with_airbyte_errors() {
         (
             "a malformed patch",
             "PATCH",
-            format!("/connections/{TEMPLATE_ID}"),
+            format!("/connections/{TEMPLATE}"),
             "application/json",
             b"{\"status\": 12}".to_vec(),
         ),
@@ -1792,15 +1797,14 @@ fn the_sandbox_answers_hostile_requests_with_airbyte_errors() {
         Vec::new(),
     );
     assert_eq!(status, 200);
-    rt.block_on(sandbox.shutdown());
+    rt.block_on(api.sandbox.shutdown());
 }
 
 #[test]
 fn the_sandbox_survives_broken_http() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sandbox = rt
-        .block_on(Sandbox::start(SandboxConfig::default_on_free_port()))
-        .unwrap();
+    let api = rt.block_on(Api::start());
+    let sandbox = &api.sandbox;
     let addr = sandbox.addr();
     let garbage: [&[u8]; 5] = [
         b"\xFF\xFE garbage\r\n\r\n",
@@ -1815,8 +1819,7 @@ fn the_sandbox_survives_broken_http() {
             socket.write_all(request).await.unwrap();
             let _ = socket.shutdown().await;
             let mut answer = Vec::new();
-            let read =
-                tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer)).await;
+            let read = tokio::time::timeout(HANG_GUARD, socket.read_to_end(&mut answer)).await;
             assert!(
                 read.is_ok(),
                 "no answer and no close: {}",
@@ -1834,15 +1837,14 @@ fn the_sandbox_survives_broken_http() {
         Vec::new(),
     );
     assert_eq!(status, 200, "the sandbox stopped serving");
-    rt.block_on(sandbox.shutdown());
+    rt.block_on(api.sandbox.shutdown());
 }
 
 #[test]
 fn the_sandbox_answers_what_axum_rejects_with_airbyte_errors() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sandbox = rt
-        .block_on(Sandbox::start(SandboxConfig::default_on_free_port()))
-        .unwrap();
+    let api = rt.block_on(Api::start());
+    let sandbox = &api.sandbox;
     let http = reqwest::Client::new();
     let base = sandbox.url();
     let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(TEN_MB)).into_bytes();
@@ -1854,7 +1856,7 @@ fn the_sandbox_answers_what_axum_rejects_with_airbyte_errors() {
     let answer = rt.block_on(async {
         let response = http
             .post(format!("{base}/connections"))
-            .bearer_auth("sandbox-token")
+            .bearer_auth(seed::TOKEN)
             .header("content-type", "application/json")
             .body(huge)
             .send()
@@ -1866,15 +1868,7 @@ fn the_sandbox_answers_what_axum_rejects_with_airbyte_errors() {
     if let Some((status, body)) = answer {
         assert_airbyte_error("a 10 MB body", status, &body);
     }
-    let counts: serde_json::Value = rt.block_on(async {
-        http.get(format!("http://{}/_sandbox/stats", sandbox.addr()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let counts = rt.block_on(api.stats());
     assert_eq!(counts["responses"]["413"], 1, "{counts}");
 
     let (status, answer) = sandbox_request(
@@ -1886,5 +1880,5 @@ fn the_sandbox_answers_what_axum_rejects_with_airbyte_errors() {
         Vec::new(),
     );
     assert_airbyte_error("a path id that is not UTF-8", status, &answer);
-    rt.block_on(sandbox.shutdown());
+    rt.block_on(api.sandbox.shutdown());
 }

@@ -1,8 +1,7 @@
 //! Every plan shipped in `plans/` validates, and the quick start's plan picks the sources the
 //! README promises from the sandbox's default seed.
 
-#![allow(clippy::unwrap_used)] // a test file: a failed unwrap is a failed test
-
+use crate::support::seed;
 use replicate::plan::{self, Plan, Reference, Selector};
 use std::path::{Path, PathBuf};
 
@@ -41,22 +40,12 @@ fn every_shipped_plan_validates() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The sandbox's default seed (SPEC §7): source names and types.
-const SEED: [(&str, &str); 7] = [
-    ("shop-template", "postgres"),
-    ("shop-eu", "postgres"),
-    ("shop-us", "postgres"),
-    ("shop-apac", "postgres"),
-    ("shop-latam", "postgres"),
-    ("shop-legacy", "postgres"),
-    ("crm", "hubspot"),
-];
-
 /// The seed sources a plan's targets pick, leaving out the template's own source as resolve does.
 fn picked(plan: &Plan) -> Vec<&'static str> {
-    SEED.iter()
-        .filter(|(name, _)| *name != "shop-template")
-        .filter(|(name, source_type)| {
+    seed::SOURCES
+        .iter()
+        .filter(|(name, _, _)| *name != "shop-template")
+        .filter(|(name, source_type, _)| {
             plan.targets.iter().any(|target| match &target.selector {
                 Selector::Source(Reference::Name(n)) => n == name,
                 Selector::Source(Reference::Id(_)) => false,
@@ -72,7 +61,7 @@ fn picked(plan: &Plan) -> Vec<&'static str> {
                 }
             })
         })
-        .map(|(name, _)| *name)
+        .map(|(name, _, _)| *name)
         .collect()
 }
 

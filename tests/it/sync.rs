@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::{BULK, World};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::{BULK, World};
 
 /// Every job the sandbox holds, by connection id.
 fn jobs_by_connection(world: &World) -> BTreeMap<String, Vec<Value>> {

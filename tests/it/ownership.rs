@@ -4,8 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // helpers shared by the tests below
 
-mod support;
-
+use crate::support::World;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use replicate::sandbox::SandboxConfig;
@@ -15,7 +14,6 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::World;
 use uuid::Uuid;
 
 const TEMPLATE_ID: &str = "c0000000-0000-4000-8000-000000000001";
@@ -202,7 +200,7 @@ fn the_owner_tag_is_made_once_under_lost_answers_and_failures() {
         c.lost_response_rate = 0.3;
         c.fault_seed = Some(11);
     });
-    let (code, out) = apply(&world, "bulk.yaml", support::BULK, &["--yes"]);
+    let (code, out) = apply(&world, "bulk.yaml", crate::support::BULK, &["--yes"]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
         tags_named(&world, "replicate:bulk").len(),

@@ -3,20 +3,15 @@
 //! then holds the desired state, and a re-run writes nothing. The truth is read from the
 //! sandbox's API and `/_sandbox/stats`, not from replicate's output.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
+use crate::support::seed::{self, CLIENT_ID, CLIENT_SECRET, TEMPLATE};
+use crate::support::{BULK, HANG_GUARD, World};
 use replicate::wire::ConnectionResponse;
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{BULK, World};
 use uuid::Uuid;
 
-const TEMPLATE: &str = "c0000000-0000-4000-8000-000000000001";
-
 fn template_id() -> Uuid {
-    TEMPLATE.parse().unwrap()
+    seed::id(TEMPLATE)
 }
 
 /// Two shops, with the plan's own defaults after `version`/`template`/`targets`.
@@ -454,12 +449,12 @@ fn an_update_converges_under_every_fault() {
         c.token_ttl = Duration::from_secs(2);
     });
     let file = faulty.plan("bulk.yaml", BULK);
-    // Build the fleet on the faulty server too (creates converge: see tests/faults.rs).
+    // Build the fleet on the faulty server too (creates converge: see `faults.rs`).
     faulty
         .replicate()
         .args(["apply", "--yes"])
         .arg(&file)
-        .timeout(Duration::from_secs(240))
+        .timeout(HANG_GUARD)
         .assert()
         .success();
     faulty.patch(
@@ -470,11 +465,11 @@ fn an_update_converges_under_every_fault() {
     let output = faulty
         .replicate()
         .env_remove("AIRBYTE_TOKEN")
-        .env("AIRBYTE_CLIENT_ID", "sandbox-client")
-        .env("AIRBYTE_CLIENT_SECRET", "sandbox-secret")
+        .env("AIRBYTE_CLIENT_ID", CLIENT_ID)
+        .env("AIRBYTE_CLIENT_SECRET", CLIENT_SECRET)
         .args(["apply", "--yes", "--report", "report.json"])
         .arg(&file)
-        .timeout(Duration::from_secs(240))
+        .timeout(HANG_GUARD)
         .output()
         .unwrap();
     assert!(

@@ -9,9 +9,6 @@
 //! The wrapper also holds the watchdog (a hung child is killed, and the test fails) and caps the
 //! child's address space, so that a regression cannot take the machine down with it.
 
-// Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,7 +19,7 @@ use std::time::{Duration, Instant};
 const MAX_RSS_KIB: u64 = 100 * 1024;
 
 /// How long a run may take before the watchdog kills it: far beyond what a refusal needs.
-const WATCHDOG: Duration = Duration::from_secs(60);
+const WATCHDOG: Duration = crate::support::HANG_GUARD;
 
 /// The address-space cap of the wrapped child, a safety net (a /dev/zero read stops there).
 const ADDRESS_SPACE: u64 = 4 << 30;
@@ -48,7 +45,7 @@ fn measured(args: &[&str], env: &[(&str, &str)]) -> Run {
     let status = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "wrapper_for_measured_runs",
+            &wrapper_test_name(),
             "--test-threads=1",
             "--quiet",
         ])
@@ -83,6 +80,15 @@ fn measured(args: &[&str], env: &[(&str, &str)]) -> Run {
         }
     );
     run
+}
+
+/// The wrapper's name as the test harness knows it: its path in the test binary, without the
+/// crate (`hostile_files::wrapper_for_measured_runs`), so `--exact` runs it and nothing else.
+fn wrapper_test_name() -> String {
+    let module = module_path!()
+        .split_once("::")
+        .map_or("", |(_crate, module)| module);
+    format!("{module}::wrapper_for_measured_runs")
 }
 
 /// The wrapper: runs its one child, with a watchdog, and writes `code wall_ms max_rss_kib

@@ -7,9 +7,8 @@
 //! (a proxy), so a run gets as far as its writes. The real binary runs against them; the one
 //! thing the command line cannot shorten, the retry backoff, is tested through the library.
 
-// Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
+use crate::support::HANG_GUARD;
+use crate::support::seed::{self, CLIENT_ID, CLIENT_SECRET, TEMPLATE};
 use replicate::client::{Client, ClientConfig, Credentials, RetryPolicy};
 use replicate::report::events::Silent;
 use replicate::sandbox::{Sandbox, SandboxConfig};
@@ -23,18 +22,14 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const TEMPLATE_ID: &str = "c0000000-0000-4000-8000-000000000001";
-
 /// The template by id: its `GET` is the run's first request after the token.
-const PLAN_BY_ID: &str = "version: 1\ntemplate: c0000000-0000-4000-8000-000000000001\n\
-                          targets:\n  - match: \"shop-*\"\n";
+fn plan_by_id() -> String {
+    format!("version: 1\ntemplate: {TEMPLATE}\ntargets:\n  - match: \"shop-*\"\n")
+}
 
 /// The sandbox's four healthy shops: four creates.
 const PLAN_SHOPS: &str = "version: 1\ntemplate: \"shop-template → Warehouse\"\ntargets:\n  \
                           - match: \"shop-*\"\n    type: postgres\n    exclude: [\"shop-legacy\"]\n";
-
-const CLIENT_ID: &str = "sandbox-client";
-const CLIENT_SECRET: &str = "sandbox-secret";
 
 /// One request as a server received it.
 #[derive(Debug, Clone)]
@@ -191,7 +186,7 @@ impl Net {
             .env("AIRBYTE_URL", url)
             .env("NO_COLOR", "1")
             .current_dir(self.dir.path())
-            .timeout(Duration::from_secs(90));
+            .timeout(HANG_GUARD);
         cmd
     }
 
@@ -329,7 +324,7 @@ fn a_redirected_token_exchange_sends_the_secret_nowhere_else() {
     let elsewhere = net.server(|_| answer(200, "{}"));
     let location = format!("http://{}/steal?api_key=hunter2#frag", elsewhere.addr);
     let server = net.server(move |_| answer_with(307, &[("location", &location)], ""));
-    let plan = net.plan(PLAN_BY_ID);
+    let plan = net.plan(&plan_by_id());
     let output = net
         .replicate_as_app(&server.url())
         .arg("plan")
@@ -363,7 +358,7 @@ fn a_redirect_is_not_followed_even_to_the_same_server() {
             answer_with(308, &[("location", "/v1/elsewhere?token=abc")], "")
         }
     });
-    let plan = net.plan(PLAN_BY_ID);
+    let plan = net.plan(&plan_by_id());
     let output = net
         .replicate(&server.url())
         .env("AIRBYTE_TOKEN", "static-token")
@@ -371,7 +366,7 @@ fn a_redirect_is_not_followed_even_to_the_same_server() {
         .arg(&plan)
         .output()
         .unwrap();
-    let template = format!("GET /connections/{TEMPLATE_ID}");
+    let template = format!("GET /connections/{TEMPLATE}");
     let named = format!("http://{}/v1/elsewhere", server.addr);
     assert_fails_saying(&output, &[&template, "308", &named]);
     assert_eq!(
@@ -393,7 +388,7 @@ fn a_redirect_to_plain_http_elsewhere_is_not_followed() {
             "",
         )
     });
-    let plan = net.plan(PLAN_BY_ID);
+    let plan = net.plan(&plan_by_id());
     let output = net
         .replicate(&server.url())
         .arg("plan")
@@ -465,7 +460,7 @@ fn a_client_secret_echoed_in_a_403_reaches_no_output_and_no_report() {
         let message = format!("forbidden: you sent {}", request.body);
         answer(403, serde_json::json!({ "message": message }).to_string())
     });
-    let plan = net.plan(PLAN_BY_ID);
+    let plan = net.plan(&plan_by_id());
     let report = net.report_path();
     let output = net
         .replicate_as_app(&server.url())
@@ -484,7 +479,7 @@ fn a_client_secret_echoed_in_a_403_reaches_no_output_and_no_report() {
 #[test]
 fn a_base_url_never_repeats_its_query_or_user_info() {
     let net = Net::new();
-    let plan = net.plan(PLAN_BY_ID);
+    let plan = net.plan(&plan_by_id());
     for (url, says) in [
         ("http://127.0.0.1:9/v1?api_key=hunter2", "query"),
         (
@@ -522,7 +517,7 @@ fn a_huge_retry_after_is_an_error_not_a_panic() {
                 r#"{"message":"slow down"}"#,
             )
         });
-        let plan = net.plan(PLAN_BY_ID);
+        let plan = net.plan(&plan_by_id());
         let output = net
             .replicate(&server.url())
             .arg("plan")
@@ -546,7 +541,7 @@ fn a_huge_token_lifetime_is_not_a_panic() {
             answer(404, problem(404, "no such connection here"))
         }
     });
-    let plan = net.plan(PLAN_BY_ID);
+    let plan = net.plan(&plan_by_id());
     let output = net
         .replicate_as_app(&server.url())
         .arg("plan")
@@ -572,7 +567,7 @@ fn a_retry_after_longer_than_the_target_timeout_ends_the_run() {
             r#"{"message":"slow down"}"#,
         )
     });
-    let plan = net.plan(PLAN_BY_ID);
+    let plan = net.plan(&plan_by_id());
     let output = net
         .replicate(&server.url())
         .args(["plan", "--target-timeout", "5s"])
@@ -651,7 +646,7 @@ fn a_failing_token_endpoint_is_tried_within_the_requests_budget() {
         ca_certificates: None,
     };
     let client = Client::new(&config, Arc::new(Silent)).unwrap();
-    let id = uuid::Uuid::parse_str(TEMPLATE_ID).unwrap();
+    let id = seed::id(TEMPLATE);
     let error = net.rt.block_on(client.connection(id)).unwrap_err();
     let tries = server.count("POST", "/v1/applications/token");
     assert!(
@@ -661,7 +656,7 @@ fn a_failing_token_endpoint_is_tried_within_the_requests_budget() {
     );
     let message = error.to_string();
     assert!(
-        message.starts_with(&format!("GET /connections/{TEMPLATE_ID}"))
+        message.starts_with(&format!("GET /connections/{TEMPLATE}"))
             && message.contains("POST /applications/token: 500")
             && message.contains("token service down"),
         "{message}"
@@ -676,13 +671,13 @@ fn a_failing_token_endpoint_is_tried_within_the_requests_budget() {
 fn a_server_that_never_answers_a_read_fails_naming_it() {
     let net = Net::new();
     let server = net.server(|_| Reply::Hang);
-    let plan = net.plan(PLAN_BY_ID);
+    let plan = net.plan(&plan_by_id());
     let output = net
         .replicate(&server.url())
         .args(["plan", "--read-timeout", "1s"])
         .arg(&plan)
         .output()
         .unwrap();
-    let template = format!("GET /connections/{TEMPLATE_ID}");
+    let template = format!("GET /connections/{TEMPLATE}");
     assert_fails_saying(&output, &[&template, "timed out"]);
 }

@@ -1,11 +1,10 @@
 //! End to end: the real binary against a sandbox on a random loopback port, over HTTP.
 //! What was written is checked by asking the sandbox, not the tool.
 
-mod support;
-
+use crate::support::seed::{CLIENT_ID, CLIENT_SECRET};
+use crate::support::{BULK, World, redact};
 use predicates::prelude::*;
 use replicate::wire::{ScheduleTypeWithBasic, SyncMode};
-use support::{BULK, World, redact};
 
 const EXAMPLE: &str = r#"
 version: 1
@@ -285,8 +284,8 @@ fn application_credentials_are_exchanged_and_never_shown() {
     let output = world
         .replicate()
         .env_remove("AIRBYTE_TOKEN")
-        .env("AIRBYTE_CLIENT_ID", "sandbox-client")
-        .env("AIRBYTE_CLIENT_SECRET", "sandbox-secret")
+        .env("AIRBYTE_CLIENT_ID", CLIENT_ID)
+        .env("AIRBYTE_CLIENT_SECRET", CLIENT_SECRET)
         .args(["plan", "-vv"])
         .arg(&plan)
         .output()
@@ -294,12 +293,12 @@ fn application_credentials_are_exchanged_and_never_shown() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(world.requests("POST /applications/token"), 1);
     let all = format!("{}{}", stdout(&output), stderr(&output));
-    assert!(!all.contains("sandbox-secret"), "{all}");
+    assert!(!all.contains(CLIENT_SECRET), "{all}");
 
     let output = world
         .replicate()
         .env_remove("AIRBYTE_TOKEN")
-        .env("AIRBYTE_CLIENT_ID", "sandbox-client")
+        .env("AIRBYTE_CLIENT_ID", CLIENT_ID)
         .env("AIRBYTE_CLIENT_SECRET", "wrong-secret")
         .arg("plan")
         .arg(&plan)

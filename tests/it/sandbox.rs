@@ -1,111 +1,17 @@
 //! The sandbox over real HTTP: each test starts its own sandbox on a free loopback port and
 //! talks to it with reqwest, as `replicate` (or any Airbyte client) would.
 
-// Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
+use crate::support::Api;
+use crate::support::seed::{
+    CRM, MISSING, SHOP_EU, SHOP_LEGACY, SHOP_TEMPLATE, SHOP_US, TEMPLATE, WAREHOUSE, WORKSPACE,
+};
 use replicate::sandbox::seed::SeedJob;
-use replicate::sandbox::{Sandbox, SandboxArgs, SandboxConfig, Seed};
+use replicate::sandbox::{SandboxArgs, SandboxConfig, Seed};
 use replicate::wire::{JobStatus, JobType};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
-
-const WORKSPACE: &str = "5a4d0000-0000-4000-8000-000000000001";
-const WAREHOUSE: &str = "de570000-0000-4000-8000-000000000001";
-const SHOP_TEMPLATE: &str = "50c00000-0000-4000-8000-000000000001";
-const SHOP_EU: &str = "50c00000-0000-4000-8000-000000000002";
-const SHOP_US: &str = "50c00000-0000-4000-8000-000000000003";
-const SHOP_LEGACY: &str = "50c00000-0000-4000-8000-000000000006";
-const CRM: &str = "50c00000-0000-4000-8000-000000000007";
-const TEMPLATE: &str = "c0000000-0000-4000-8000-000000000001";
-const MISSING: &str = "00000000-0000-4000-8000-0000000000ff";
-
-/// A running sandbox and a client that sends the seed's static token.
-struct Api {
-    sandbox: Sandbox,
-    http: reqwest::Client,
-    token: Option<String>,
-}
-
-impl Api {
-    async fn start() -> Api {
-        Api::with(SandboxConfig::default_on_free_port()).await
-    }
-
-    async fn with(config: SandboxConfig) -> Api {
-        Api {
-            sandbox: Sandbox::start(config).await.expect("sandbox starts"),
-            http: reqwest::Client::new(),
-            token: Some("sandbox-token".into()),
-        }
-    }
-
-    async fn seeded(yaml: &str) -> Api {
-        let seed = Seed::from_yaml(Path::new("test-seed.yaml"), yaml.as_bytes()).unwrap();
-        Api::with(SandboxConfig {
-            seed,
-            ..SandboxConfig::default_on_free_port()
-        })
-        .await
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.sandbox.url())
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let request = match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        };
-        let response = request.send().await.expect("request reaches the sandbox");
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"))
-        };
-        (status, body)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.http.get(self.url(path))).await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        self.send(self.http.post(self.url(path)).json(body)).await
-    }
-
-    async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        self.send(self.http.patch(self.url(path)).json(body)).await
-    }
-
-    async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.http.delete(self.url(path))).await
-    }
-
-    async fn create(&self, body: &Value) -> Value {
-        let (status, created) = self.post("/connections", body).await;
-        assert_eq!(status, 200, "{created}");
-        created
-    }
-
-    async fn stats(&self) -> Value {
-        let url = format!("http://{}/_sandbox/stats", self.sandbox.addr());
-        self.http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-}
 
 /// Asserts Airbyte's 400 body and returns its `data.message`.
 fn bad_request(status: StatusCode, body: &Value) -> String {
@@ -274,18 +180,13 @@ async fn wrong_client_credentials_and_grants_are_refused() {
 
 #[tokio::test]
 async fn application_tokens_expire() {
-    let mut api = Api::with(SandboxConfig {
+    let mut api = Api::from_config(SandboxConfig {
         token_ttl: Duration::from_millis(300),
         ..SandboxConfig::default_on_free_port()
     })
     .await;
     api.token = None;
-    let (_, token) = api
-        .post(
-            "/applications/token",
-            &json!({"client_id": "sandbox-client", "client_secret": "sandbox-secret", "grant-type": "client_credentials"}),
-        )
-        .await;
+    let (_, token) = api.send(api.token_request()).await;
     assert_eq!(token["expires_in"], 1, "rounded up to whole seconds");
     api.token = Some(token["access_token"].as_str().unwrap().to_string());
     assert_eq!(api.get("/workspaces").await.0, 200);
@@ -1080,7 +981,7 @@ async fn source_and_destination_must_share_a_workspace() {
     stray.id = None;
     stray.workspace = Some("Other".into());
     seed.sources.push(stray);
-    let api = Api::with(SandboxConfig {
+    let api = Api::from_config(SandboxConfig {
         seed,
         ..SandboxConfig::default_on_free_port()
     })
@@ -1750,7 +1651,7 @@ async fn extra_sources_copy_the_template_source() {
         fault_seed: None,
         refuse_conflicting_streams: false,
     };
-    let api = Api::with(SandboxConfig::from_args(&args).unwrap()).await;
+    let api = Api::from_config(SandboxConfig::from_args(&args).unwrap()).await;
     let mut names = Vec::new();
     for offset in (0..).step_by(100) {
         let (_, page) = api
@@ -1880,7 +1781,7 @@ async fn a_seed_built_in_code_serves_its_objects_with_derived_ids() {
           connections: [{source: S, destination: D}]\napplications: [{clientId: me, clientSecret: pw}]\n",
     )
     .unwrap();
-    let first = Api::with(SandboxConfig {
+    let first = Api::from_config(SandboxConfig {
         seed: seed.clone(),
         ..SandboxConfig::default_on_free_port()
     })
@@ -1896,7 +1797,7 @@ async fn a_seed_built_in_code_serves_its_objects_with_derived_ids() {
     first.token = Some(token["access_token"].as_str().unwrap().to_string());
     let (_, a) = first.get("/connections").await;
     assert_eq!(a["data"][0]["name"], "S → D");
-    let mut second = Api::with(SandboxConfig {
+    let mut second = Api::from_config(SandboxConfig {
         seed,
         ..SandboxConfig::default_on_free_port()
     })
@@ -1927,7 +1828,7 @@ async fn a_seed_built_in_code_serves_its_objects_with_derived_ids() {
 
 #[tokio::test]
 async fn stats_are_exact_under_concurrent_load() {
-    let api = Api::with(SandboxConfig {
+    let api = Api::from_config(SandboxConfig {
         latency: Duration::from_millis(20),
         ..SandboxConfig::default_on_free_port()
     })
@@ -2044,7 +1945,7 @@ fn problem(status: StatusCode, body: &Value, code: u16, title: &str) -> String {
 
 #[tokio::test]
 async fn a_sync_goes_pending_then_running_then_succeeded_with_its_numbers() {
-    let api = Api::with(SandboxConfig {
+    let api = Api::from_config(SandboxConfig {
         job_duration: Duration::from_millis(300),
         ..SandboxConfig::default_on_free_port()
     })
@@ -2114,7 +2015,7 @@ async fn a_sync_goes_pending_then_running_then_succeeded_with_its_numbers() {
 
 #[tokio::test]
 async fn job_starts_are_refused_as_airbyte_refuses_them() {
-    let api = Api::with(with_jobs(vec![seed_job(
+    let api = Api::from_config(with_jobs(vec![seed_job(
         7,
         JobStatus::Running,
         1_767_225_600,
@@ -2191,7 +2092,7 @@ async fn job_starts_are_refused_as_airbyte_refuses_them() {
 
 #[tokio::test]
 async fn a_running_job_is_cancelled_once() {
-    let api = Api::with(with_jobs(vec![seed_job(
+    let api = Api::from_config(with_jobs(vec![seed_job(
         3,
         JobStatus::Running,
         1_767_225_600,
@@ -2238,7 +2139,7 @@ async fn jobs_list_filters_orders_and_pages_like_airbyte() {
         job_type: Some(JobType::Reset),
         ..seed_job(4, JobStatus::Succeeded, t0 + 3 * day, t0 + 3 * day)
     });
-    let api = Api::with(with_jobs(jobs)).await;
+    let api = Api::from_config(with_jobs(jobs)).await;
     let ids = |page: &Value| -> Vec<i64> {
         page["data"]
             .as_array()
@@ -2342,7 +2243,7 @@ fn seeded_jobs_name_their_connection_and_keep_their_ids_apart() {
 
 #[tokio::test]
 async fn stats_show_the_most_requests_of_each_route_in_flight_at_once() {
-    let api = Api::with(SandboxConfig {
+    let api = Api::from_config(SandboxConfig {
         latency: Duration::from_millis(300),
         job_duration: Duration::ZERO,
         ..SandboxConfig::default_on_free_port()
@@ -2381,7 +2282,7 @@ async fn stats_show_the_most_requests_of_each_route_in_flight_at_once() {
 
 #[tokio::test]
 async fn conflicting_destination_streams_are_refused_only_with_the_knob() {
-    let api = Api::with(SandboxConfig {
+    let api = Api::from_config(SandboxConfig {
         refuse_conflicting_streams: true,
         ..SandboxConfig::default_on_free_port()
     })

@@ -3,11 +3,9 @@
 //! plan's schema.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::{BULK, World};
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
-use support::{BULK, World};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -4,10 +4,8 @@
 //! as they are, and a template deleted meanwhile is noticed. The truth is the sandbox's own
 //! state, read through its API.
 
-#![allow(clippy::unwrap_used)] // helpers shared by the tests below
-
-mod support;
-
+use crate::support::seed::{self, TEMPLATE, WAREHOUSE};
+use crate::support::{BULK, HANG_GUARD, World, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use replicate::sandbox::seed::{SeedConnection, SeedSource};
@@ -16,23 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use support::{BULK, World};
 use uuid::Uuid;
-
-/// Generous: only a hang trips it.
-const HANG_GUARD: Duration = Duration::from_secs(120);
-
-const TEMPLATE_ID: &str = "c0000000-0000-4000-8000-000000000001";
-const WAREHOUSE_ID: &str = "de570000-0000-4000-8000-000000000001";
-
-/// Waits until `done` holds, polling; panics (with `what`) only if the run hangs.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < HANG_GUARD, "{what}: never happened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Waits for the child to exit (killing it after the hang guard) and returns its exit code.
 fn exit_code(child: &mut Child) -> Option<i32> {
@@ -103,8 +85,8 @@ fn rows(report: &Value) -> BTreeMap<Uuid, Value> {
 
 /// The copies the server holds, by source: their ids.
 fn server_copies(world: &World) -> BTreeMap<Uuid, Vec<Uuid>> {
-    let template: Uuid = TEMPLATE_ID.parse().unwrap();
-    let warehouse: Uuid = WAREHOUSE_ID.parse().unwrap();
+    let template = seed::id(TEMPLATE);
+    let warehouse = seed::id(WAREHOUSE);
     let mut copies: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
     for c in world.connections() {
         if c.connection_id != template && c.destination_id == warehouse {
@@ -153,24 +135,6 @@ fn report_matches_server(world: &World, report: &Value, unknown_allowed: bool) -
         "the summary counts the rows"
     );
     created
-}
-
-/// An HTTP call to the sandbox's API with its static token.
-fn api(world: &World, method: reqwest::Method, path: &str) -> reqwest::StatusCode {
-    let url = format!("{}{path}", world.url);
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            reqwest::Client::new()
-                .request(method, url)
-                .bearer_auth("sandbox-token")
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
 }
 
 #[test]
@@ -428,12 +392,9 @@ fn a_template_deleted_during_the_run_is_reported() {
         .unwrap();
     wait_until("a create", || world.requests("POST /connections") >= 1);
     assert!(
-        api(
-            &world,
-            reqwest::Method::DELETE,
-            &format!("/connections/{TEMPLATE_ID}")
-        )
-        .is_success()
+        world
+            .status(reqwest::Method::DELETE, &format!("/connections/{TEMPLATE}"))
+            .is_success()
     );
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -2,9 +2,8 @@
 //! 1 (or a fixed seed) so that what it injects is certain, then checks what a client sees and
 //! what the sandbox's state and `/_sandbox/stats` say happened.
 
-// Helpers outside `#[test]` fns are test code too; clippy's test allowance does not see them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
+use crate::support::seed::{SHOPS, TEMPLATE, TOKEN, WAREHOUSE, WORKSPACE};
+use crate::support::{Api, HANG_GUARD};
 use clap::Parser;
 use replicate::sandbox::{Sandbox, SandboxArgs, SandboxConfig};
 use reqwest::StatusCode;
@@ -12,15 +11,6 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const WAREHOUSE: &str = "de570000-0000-4000-8000-000000000001";
-const SOURCES: [&str; 4] = [
-    "50c00000-0000-4000-8000-000000000002",
-    "50c00000-0000-4000-8000-000000000003",
-    "50c00000-0000-4000-8000-000000000004",
-    "50c00000-0000-4000-8000-000000000005",
-];
-const TEMPLATE: &str = "c0000000-0000-4000-8000-000000000001";
 
 /// What a client saw: a status and the body's text, or no answer at all.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,24 +38,21 @@ impl Seen {
     }
 }
 
-/// A sandbox with faults, and a client that sends the seed's static token.
-struct Api {
-    sandbox: Sandbox,
-    http: reqwest::Client,
+/// A sandbox with faults, and a client that sends the seed's static token and reports what it
+/// saw, a lost answer included.
+struct Faulty {
+    api: Api,
 }
 
-impl Api {
-    async fn with(configure: impl FnOnce(&mut SandboxConfig)) -> Api {
-        let mut config = SandboxConfig::default_on_free_port();
-        configure(&mut config);
-        Api {
-            sandbox: Sandbox::start(config).await.expect("sandbox starts"),
-            http: reqwest::Client::new(),
+impl Faulty {
+    async fn with(configure: impl FnOnce(&mut SandboxConfig)) -> Faulty {
+        Faulty {
+            api: Api::with(configure).await,
         }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.sandbox.url())
+        self.api.url(path)
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Seen {
@@ -82,19 +69,20 @@ impl Api {
     }
 
     async fn get_as(&self, token: &str, path: &str) -> Seen {
-        self.send(self.http.get(self.url(path)).bearer_auth(token))
+        self.send(self.api.http.get(self.url(path)).bearer_auth(token))
             .await
     }
 
     async fn get(&self, path: &str) -> Seen {
-        self.get_as("sandbox-token", path).await
+        self.get_as(TOKEN, path).await
     }
 
     async fn post(&self, path: &str, body: &Value) -> Seen {
         self.send(
-            self.http
+            self.api
+                .http
                 .post(self.url(path))
-                .bearer_auth("sandbox-token")
+                .bearer_auth(TOKEN)
                 .json(body),
         )
         .await
@@ -102,42 +90,30 @@ impl Api {
 
     async fn patch(&self, path: &str, body: &Value) -> Seen {
         self.send(
-            self.http
+            self.api
+                .http
                 .patch(self.url(path))
-                .bearer_auth("sandbox-token")
+                .bearer_auth(TOKEN)
                 .json(body),
         )
         .await
     }
 
     async fn token(&self) -> Seen {
-        self.send(
-            self.http
-                .post(self.url("/applications/token"))
-                .json(&json!({
-                    "client_id": "sandbox-client",
-                    "client_secret": "sandbox-secret",
-                    "grant-type": "client_credentials",
-                })),
-        )
-        .await
+        self.send(self.api.token_request()).await
     }
 
     async fn stats(&self) -> Value {
-        let url = format!("http://{}/_sandbox/stats", self.sandbox.addr());
-        let response = self.http.get(url).send().await.unwrap();
-        assert_eq!(response.status(), 200, "faults never reach /_sandbox/*");
-        response.json().await.unwrap()
+        self.api.stats().await
     }
 
     /// The names of the live connections.
     async fn connection_names(&self) -> Vec<String> {
-        let page = self.get("/connections?limit=100").await.json();
-        page["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap().to_string())
+        self.api
+            .connections()
+            .await
+            .into_iter()
+            .map(|c| c.name)
             .collect()
     }
 }
@@ -174,13 +150,13 @@ fn assert_injected_failure(seen: &Seen) {
 
 #[tokio::test]
 async fn fail_rate_one_fails_every_api_call_without_effect() {
-    let api = Api::with(|c| {
+    let api = Faulty::with(|c| {
         c.fail_rate = 1.0;
         c.fault_seed = Some(1);
     })
     .await;
     let mut seen = Vec::new();
-    for source in SOURCES {
+    for source in SHOPS {
         seen.push(api.post("/connections", &create_body(source)).await);
     }
     seen.push(
@@ -194,7 +170,7 @@ async fn fail_rate_one_fails_every_api_call_without_effect() {
         seen.push(api.get("/workspaces").await);
     }
     seen.push(api.token().await);
-    seen.push(api.send(api.http.get(api.url("/health"))).await);
+    seen.push(api.send(api.api.http.get(api.url("/health"))).await);
     seen.push(api.get_as("not-a-token", "/sources").await);
     for s in &seen {
         assert_injected_failure(s);
@@ -226,13 +202,13 @@ async fn fail_rate_one_fails_every_api_call_without_effect() {
 
 #[tokio::test]
 async fn lost_creates_and_patches_take_effect_all_the_same() {
-    let api = Api::with(|c| {
+    let api = Faulty::with(|c| {
         c.lost_response_rate = 1.0;
         c.fault_seed = Some(3);
     })
     .await;
     let mut lost = Vec::new();
-    for source in SOURCES {
+    for source in SHOPS {
         lost.push(api.post("/connections", &create_body(source)).await);
     }
     for i in 0..4 {
@@ -273,7 +249,7 @@ async fn lost_creates_and_patches_take_effect_all_the_same() {
 
     // Only successful writes lose their answer; reads and refused writes answer as usual.
     let refused = api
-        .post("/connections", &json!({"sourceId": SOURCES[0]}))
+        .post("/connections", &json!({"sourceId": SHOPS[0]}))
         .await;
     assert_eq!(refused.label(), "400", "{refused:?}");
     let read = api.get(&format!("/connections/{TEMPLATE}")).await;
@@ -289,13 +265,13 @@ async fn lost_creates_and_patches_take_effect_all_the_same() {
 
 #[tokio::test]
 async fn lost_tag_writes_take_effect_and_a_retried_create_meets_409() {
-    let api = Api::with(|c| {
+    let api = Faulty::with(|c| {
         c.lost_response_rate = 1.0;
         c.fault_seed = Some(5);
     })
     .await;
     let tag = json!({"name": "replicate:shops", "color": "4F46E5",
-                     "workspaceId": "5a4d0000-0000-4000-8000-000000000001"});
+                     "workspaceId": WORKSPACE});
     let first = api.post("/tags", &tag).await;
     assert!(
         matches!(first.label().as_str(), "none" | "504"),
@@ -321,7 +297,7 @@ async fn lost_tag_writes_take_effect_and_a_retried_create_meets_409() {
     );
     assert_eq!(api.get(&path).await.json()["name"], "owner");
     let deleted = api
-        .send(api.http.delete(api.url(&path)).bearer_auth("sandbox-token"))
+        .send(api.api.http.delete(api.url(&path)).bearer_auth(TOKEN))
         .await;
     assert!(
         matches!(deleted.label().as_str(), "none" | "504"),
@@ -339,19 +315,19 @@ async fn lost_tag_writes_take_effect_and_a_retried_create_meets_409() {
 
 #[tokio::test]
 async fn tag_routes_fail_and_are_rate_limited_like_the_others() {
-    let failing = Api::with(|c| {
+    let failing = Faulty::with(|c| {
         c.fail_rate = 1.0;
         c.fault_seed = Some(2);
     })
     .await;
     let tag = json!({"name": "t", "color": "000000",
-                     "workspaceId": "5a4d0000-0000-4000-8000-000000000001"});
+                     "workspaceId": WORKSPACE});
     assert_injected_failure(&failing.post("/tags", &tag).await);
     assert_injected_failure(&failing.get("/tags").await);
     assert_eq!(failing.stats().await["faults"]["failed"], 2);
 
     // A bucket of one, refilled once a second: the second request comes well within that.
-    let limited = Api::with(|c| c.rate_limit = Some(1)).await;
+    let limited = Faulty::with(|c| c.rate_limit = Some(1)).await;
     let labels: Vec<String> = [
         limited.post("/tags", &tag).await,
         limited.get("/tags").await,
@@ -360,18 +336,19 @@ async fn tag_routes_fail_and_are_rate_limited_like_the_others() {
     .map(Seen::label)
     .collect();
     assert_eq!(labels, ["200", "429"]);
+    assert_eq!(limited.stats().await["faults"]["rate_limited"], 1);
 }
 
 #[tokio::test]
 async fn a_dropped_answer_is_a_closed_connection_with_no_status() {
     // With seed 3, one of the first creates is dropped: check the transport error a client gets.
-    let api = Api::with(|c| {
+    let api = Faulty::with(|c| {
         c.lost_response_rate = 1.0;
         c.fault_seed = Some(3);
     })
     .await;
     let mut outcome = None;
-    for source in SOURCES {
+    for source in SHOPS {
         if let Seen::NoAnswer(e) = api.post("/connections", &create_body(source)).await {
             outcome = Some(e);
             break;
@@ -382,16 +359,23 @@ async fn a_dropped_answer_is_a_closed_connection_with_no_status() {
         error.contains("IncompleteMessage"),
         "a client sees the connection close before any answer: {error}"
     );
+    let stats = api.stats().await;
+    assert_eq!(stats["responses"]["dropped"], 1, "{stats}");
+    assert_eq!(
+        stats["faults"]["lost"], stats["requests"]["POST /connections"],
+        "every create lost its answer: {stats}"
+    );
 }
 
 #[tokio::test]
 async fn the_rate_limit_is_a_bucket_per_token() {
     const N: usize = 5;
-    let api = Api::with(|c| c.rate_limit = Some(5)).await;
+    let api = Faulty::with(|c| c.rate_limit = Some(5)).await;
     let burst: Vec<reqwest::Response> = futures::future::join_all((0..3 * N).map(|_| {
-        api.http
+        api.api
+            .http
             .get(api.url("/workspaces"))
-            .bearer_auth("sandbox-token")
+            .bearer_auth(TOKEN)
             .send()
     }))
     .await
@@ -424,17 +408,14 @@ async fn the_rate_limit_is_a_bucket_per_token() {
     }
 
     // Another token has its own budget; bad tokens get their 401; open routes are not limited.
-    let token = api.token().await.json()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = api.api.token().await;
     assert_eq!(api.get_as(&token, "/workspaces").await.label(), "200");
     for _ in 0..2 * N {
         assert_eq!(
             api.get_as("not-a-token", "/workspaces").await.label(),
             "401"
         );
-        let health = api.send(api.http.get(api.url("/health"))).await;
+        let health = api.send(api.api.http.get(api.url("/health"))).await;
         assert_eq!(health.label(), "200");
     }
 
@@ -453,7 +434,7 @@ async fn the_rate_limit_is_a_bucket_per_token() {
 
 #[tokio::test]
 async fn tokens_expire_after_token_ttl() {
-    let api = Api::with(|c| c.token_ttl = Duration::from_secs(1)).await;
+    let api = Faulty::with(|c| c.token_ttl = Duration::from_secs(1)).await;
     let issued = api.token().await.json();
     assert_eq!(issued["expires_in"], 1);
     let token = issued["access_token"].as_str().unwrap();
@@ -465,17 +446,30 @@ async fn tokens_expire_after_token_ttl() {
         refused.json()["data"]["message"],
         "The access token has expired."
     );
+    let stats = api.stats().await;
+    assert_eq!(stats["requests"]["POST /applications/token"], 1, "{stats}");
+    assert_eq!(
+        stats["responses"]["401"], 1,
+        "only the expired token: {stats}"
+    );
 }
 
 #[tokio::test]
 async fn a_delayed_create_writes_at_the_end_of_the_delay() {
-    let delay = Duration::from_millis(600);
-    let api = Api::with(|c| c.create_delay = delay).await;
-    let body = create_body(SOURCES[0]);
+    // Long enough that the check below falls inside it even on a loaded machine.
+    let delay = Duration::from_secs(3);
+    let api = Faulty::with(|c| c.create_delay = delay).await;
+    let body = create_body(SHOPS[0]);
     let started = Instant::now();
     let (created, mid_flight) = tokio::join!(api.post("/connections", &body), async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        api.stats().await
+        // As soon as the create is in flight, and so inside its delay.
+        loop {
+            let stats = api.stats().await;
+            if stats["in_flight"] == 1 {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     });
     assert_eq!(
         mid_flight["connections"], 1,
@@ -484,35 +478,46 @@ async fn a_delayed_create_writes_at_the_end_of_the_delay() {
     assert_eq!(mid_flight["in_flight"], 1, "{mid_flight}");
     assert_eq!(created.label(), "200", "{created:?}");
     assert!(started.elapsed() >= delay);
-    assert_eq!(api.stats().await["connections"], 2);
+    let stats = api.stats().await;
+    assert_eq!(stats["connections"], 2, "{stats}");
+    assert_eq!(stats["faults"]["delayed"], 1, "{stats}");
     let read = api.get(&format!("/connections/{TEMPLATE}")).await;
     assert_eq!(read.label(), "200", "reads are not delayed");
 }
 
 #[tokio::test]
 async fn a_delayed_create_completes_after_the_client_gives_up() {
-    let api = Api::with(|c| c.create_delay = Duration::from_millis(500)).await;
+    let api = Faulty::with(|c| c.create_delay = Duration::from_millis(500)).await;
     let impatient = api
+        .api
         .http
         .post(api.url("/connections"))
-        .bearer_auth("sandbox-token")
+        .bearer_auth(TOKEN)
         .timeout(Duration::from_millis(100))
-        .json(&create_body(SOURCES[1]));
+        .json(&create_body(SHOPS[1]));
     let seen = api.send(impatient).await;
     assert_eq!(seen.label(), "none", "the client timed out: {seen:?}");
-    assert_eq!(api.stats().await["connections"], 1);
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(
-        api.connection_names()
-            .await
-            .contains(&"shop-us <> Warehouse".to_string()),
-        "the server finished the create"
-    );
+    let stats = api.stats().await;
+    assert_eq!(stats["connections"], 1, "{stats}");
+    assert_eq!(stats["faults"]["delayed"], 1, "{stats}");
+    // The server finishes the create on its own, however long the machine makes it take.
+    let started = Instant::now();
+    while !api
+        .connection_names()
+        .await
+        .contains(&"shop-us <> Warehouse".to_string())
+    {
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "the server never finished the create"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// What a naive client sees paging `GET /connections` by offset: the ids of every page, until a
 /// short one.
-async fn page_by_offset(api: &Api, limit: usize) -> (Vec<String>, usize) {
+async fn page_by_offset(api: &Faulty, limit: usize) -> (Vec<String>, usize) {
     let mut seen = Vec::new();
     let mut pages = 0;
     for offset in (0..).step_by(limit) {
@@ -535,14 +540,14 @@ async fn page_by_offset(api: &Api, limit: usize) -> (Vec<String>, usize) {
 
 #[tokio::test]
 async fn churn_shifts_offset_pages_under_a_listing_without_touching_copies() {
-    let api = Api::with(|c| {
+    let api = Faulty::with(|c| {
         c.churn_rate = 1.0;
         c.fault_seed = Some(11);
     })
     .await;
     let mut copies = vec![TEMPLATE.to_string()];
     for _ in 0..6 {
-        for source in SOURCES {
+        for source in SHOPS {
             let created = api.post("/connections", &create_body(source)).await.json();
             copies.push(created["connectionId"].as_str().unwrap().to_string());
         }
@@ -592,8 +597,8 @@ async fn churn_shifts_offset_pages_under_a_listing_without_touching_copies() {
 
 #[tokio::test]
 async fn without_churn_a_listing_holds_still() {
-    let api = Api::with(|c| c.fault_seed = Some(11)).await;
-    for source in SOURCES {
+    let api = Faulty::with(|c| c.fault_seed = Some(11)).await;
+    for source in SHOPS {
         api.post("/connections", &create_body(source)).await;
     }
     let (seen, _) = page_by_offset(&api, 2).await;
@@ -605,7 +610,7 @@ async fn without_churn_a_listing_holds_still() {
 
 /// The labels of a fixed mix of reads and writes against a sandbox with the given seed.
 async fn replay(seed: u64) -> Vec<String> {
-    let api = Api::with(|c| {
+    let api = Faulty::with(|c| {
         c.fail_rate = 0.3;
         c.lost_response_rate = 0.5;
         c.fault_seed = Some(seed);
@@ -615,7 +620,7 @@ async fn replay(seed: u64) -> Vec<String> {
     for i in 0..24 {
         let outcome = match i % 3 {
             0 => api.get("/workspaces").await,
-            1 => api.post("/connections", &create_body(SOURCES[i % 4])).await,
+            1 => api.post("/connections", &create_body(SHOPS[i % 4])).await,
             _ => {
                 api.patch(
                     &format!("/connections/{TEMPLATE}"),
@@ -626,7 +631,16 @@ async fn replay(seed: u64) -> Vec<String> {
         };
         labels.push(outcome.label());
     }
-    assert_eq!(api.stats().await["faults"]["seed"], seed);
+    let stats = api.stats().await;
+    assert_eq!(stats["faults"]["seed"], seed);
+    let count = |kinds: &[&str]| {
+        labels
+            .iter()
+            .filter(|l| kinds.contains(&l.as_str()))
+            .count()
+    };
+    assert_eq!(stats["faults"]["failed"], count(&["500", "503"]), "{stats}");
+    assert_eq!(stats["faults"]["lost"], count(&["none", "504"]), "{stats}");
     labels
 }
 
@@ -644,9 +658,9 @@ async fn the_same_fault_seed_repeats_the_same_faults() {
 
 #[tokio::test]
 async fn without_a_fault_seed_one_is_drawn_and_reported() {
-    let api = Api::with(|c| c.fail_rate = 0.5).await;
+    let api = Faulty::with(|c| c.fail_rate = 0.5).await;
     let stats = api.stats().await;
-    assert_eq!(stats["faults"]["seed"], api.sandbox.fault_seed());
+    assert_eq!(stats["faults"]["seed"], api.api.sandbox.fault_seed());
     assert_eq!(stats["faults"]["failed"], 0);
 }
 
@@ -789,7 +803,7 @@ fn the_startup_output_names_the_active_faults_and_the_seed() {
 
 /// The end states of `n` syncs of the template, each started once the previous one ended.
 async fn job_outcomes(seed: u64, rate: f64, n: usize) -> (Vec<String>, Value) {
-    let api = Api::with(|c| {
+    let api = Faulty::with(|c| {
         c.job_fail_rate = rate;
         c.job_duration = Duration::ZERO;
         c.fault_seed = Some(seed);
@@ -826,7 +840,7 @@ async fn job_failures_follow_the_fault_seed() {
 
 #[tokio::test]
 async fn a_lost_job_start_started_the_job_all_the_same() {
-    let api = Api::with(|c| {
+    let api = Faulty::with(|c| {
         c.lost_response_rate = 1.0;
         c.fault_seed = Some(4);
     })

@@ -1,22 +1,15 @@
 //! Interrupts: Ctrl-C winds a run down truthfully; `kill -9` at any moment is repaired by a
 //! re-run, with no copy made twice. The truth is the sandbox's own state.
 
-mod support;
-
+use crate::support::{BULK, World, wait_until};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
-use support::{BULK, World};
+use std::time::Duration;
 
 /// Waits until the sandbox has seen `n` creates, so a signal lands mid-run.
 fn wait_for_creates(world: &World, n: u64) {
-    let started = Instant::now();
-    while world.requests("POST /connections") < n {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the run never got going"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the run getting going", || {
+        world.requests("POST /connections") >= n
+    });
 }
 
 #[test]
