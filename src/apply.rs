@@ -350,29 +350,18 @@ impl<C: Console> Stages<'_, C> {
             report.record(&[]);
             return report;
         }
-        match self.console.confirm(&report).await {
-            Confirmation::Proceed => {}
-            Confirmation::Cancel => {
-                report.record(&[]);
-                report
-                    .errors
-                    .push("apply cancelled at the prompt; nothing was written".into());
-                return report;
-            }
-            Confirmation::Interrupted => {
-                report.record(&[]);
-                report
-                    .errors
-                    .push("interrupted at the prompt; nothing was written".into());
-                return report;
-            }
+        let refused = match self.console.confirm(&report).await {
+            Confirmation::Proceed => None,
+            Confirmation::Cancel => Some("apply cancelled at the prompt; nothing was written"),
+            Confirmation::Interrupted => Some("interrupted at the prompt; nothing was written"),
             Confirmation::NoTerminal => {
-                report.record(&[]);
-                report
-                    .errors
-                    .push("no terminal to confirm on; pass --yes to apply without asking".into());
-                return report;
+                Some("no terminal to confirm on; pass --yes to apply without asking")
             }
+        };
+        if let Some(why) = refused {
+            report.record(&[]);
+            report.errors.push(why.into());
+            return report;
         }
         let outcomes = execute::write(
             futures::stream::iter(writes),

@@ -27,10 +27,7 @@ use crate::diff::TargetError;
 use crate::existing::{Existing, ExistingCopies};
 use crate::owner::{self, OwnerTag, OwnerTagError};
 use crate::report::events::{Reporter, WriteResult};
-use crate::report::{Action, Outcome, Report};
-use crate::wire::{
-    ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse, ConnectionStatus,
-};
+use crate::wire::{ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -540,38 +537,5 @@ impl CopyFinder<'_> {
                     .collect(),
             })),
         }
-    }
-}
-
-/// After the writes, one more read of the template: a template deleted while the run went on
-/// leaves copies of a connection that is gone, which the summary and the report say. Skipped
-/// when nothing was written, or after a second interrupt.
-pub async fn check_template(report: &mut Report, client: &Client, interrupt: &Interrupt) {
-    let Some(template) = &report.template else {
-        return;
-    };
-    let wrote = report.targets.iter().any(|t| {
-        matches!(t.action, Action::Create | Action::Update)
-            && matches!(
-                t.outcome,
-                Some(Outcome::Created | Outcome::Updated | Outcome::Failed)
-            )
-    });
-    if !wrote || !report.errors.is_empty() || interrupt.is_urgent() {
-        return;
-    }
-    let deleted = tokio::select! {
-        read = client.connection(template.connection_id) => match read {
-            Ok(connection) => connection.status == ConnectionStatus::Deprecated,
-            Err(e) => e.status() == Some(404),
-        },
-        () = interrupt.urgent() => false,
-    };
-    if deleted {
-        report.warnings.push(format!(
-            "the template \"{}\" ({}) was deleted during the run; the copies were made from it \
-             as it was when the run began",
-            template.name, template.connection_id
-        ));
     }
 }
