@@ -375,6 +375,16 @@ impl Client {
     }
 }
 
+/// Which requests a freed slot of the pace goes to first: a catalog read yields to the rest,
+/// so that a write waits for no catalog read queued before it (see [`pace`]).
+fn priority(method: &Method, path: &str) -> pace::Priority {
+    if *method == Method::GET && path == "/streams" {
+        pace::Priority::Catalog
+    } else {
+        pace::Priority::First
+    }
+}
+
 /// The route as shown in messages: path and query, never the host or a secret.
 fn route(path: &str, query: &[(&str, String)]) -> String {
     let mut route = path.to_string();

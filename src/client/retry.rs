@@ -135,7 +135,11 @@ impl Client {
         body: Option<&B>,
         deadline: Instant,
     ) -> Result<T, Failure> {
-        let _slot = self.inner.pace.slot(deadline).await.map_err(|no_slot| {
+        let _slot = self
+            .inner
+            .pace
+            .slot(super::priority(method, path), deadline)
+            .await.map_err(|no_slot| {
             let message = match no_slot {
                 NoSlot::Closed => "not sent: the client is shutting down".to_string(),
                 NoSlot::Held(wait) => format!(
