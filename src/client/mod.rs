@@ -20,7 +20,7 @@ mod retry;
 mod url;
 
 pub use error::{ApiError, ApiErrorKind};
-pub use pages::PAGE_SIZE;
+pub use pages::{FirstPage, InWorkspace, PAGE_SIZE};
 pub use retry::RetryPolicy;
 pub use url::{UrlError, check_base_url};
 

@@ -149,7 +149,11 @@ impl Pace {
 
     /// A slot was freed: to the first waiter of the first queue that has one, else free.
     fn hand_on(slots: &mut Slots) {
-        match slots.first.pop_front().or_else(|| slots.catalog.pop_front()) {
+        match slots
+            .first
+            .pop_front()
+            .or_else(|| slots.catalog.pop_front())
+        {
             Some(waiter) => {
                 waiter.granted.store(true, Ordering::Release);
                 waiter.wake.notify_one();

@@ -89,6 +89,14 @@ impl ServiceTimes {
         low as f64 + ((1u64 << shift) as f64 - 1.0) / 2.0
     }
 
+    fn clear(&self) {
+        for bucket in &self.buckets {
+            bucket.store(0, Ordering::Relaxed);
+        }
+        self.count.store(0, Ordering::Relaxed);
+        self.sum_us.store(0, Ordering::Relaxed);
+    }
+
     pub fn record(&self, took: Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.buckets[Self::bucket(us)].fetch_add(1, Ordering::Relaxed);
@@ -251,6 +259,27 @@ impl Stats {
         }
     }
 
+    /// `DELETE /_sandbox/stats`: starts the accounting afresh, as if no request had come yet;
+    /// requests in flight stay in flight (and count as the new maximum).
+    pub fn reset(&self) {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts = Counts::default();
+        self.max_in_flight
+            .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+        for (now, max) in self
+            .by_route
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values_mut()
+        {
+            *max = *now;
+        }
+        self.service.clear();
+    }
+
     /// The body of `GET /_sandbox/stats`, but for its `faults` object.
     pub fn snapshot(&self, live_connections: usize) -> Value {
         let counts = self
@@ -387,6 +416,9 @@ mod tests {
             let us = us as f64;
             assert!((mid - us).abs() <= us / 64.0 + 0.5, "{us} → {mid}");
         }
-        assert_eq!(ServiceTimes::default().snapshot()["p50"], serde_json::Value::Null);
+        assert_eq!(
+            ServiceTimes::default().snapshot()["p50"],
+            serde_json::Value::Null
+        );
     }
 }
