@@ -108,6 +108,8 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     base: String,
+    /// `base`, parsed once: each request only sets its path, so no request parses the host.
+    base_url: reqwest::Url,
     auth: Auth,
     known: auth::Known,
     pace: Pace,
@@ -156,6 +158,7 @@ impl Client {
             }
         }
         let http = http.build().map_err(|e| ClientError::Http(e.to_string()))?;
+        let base_url = reqwest::Url::parse(&base).map_err(|e| ClientError::Http(e.to_string()))?;
         let auth = match &config.credentials {
             Credentials::None => Auth::None,
             Credentials::Token(token) => Auth::Static(token.clone()),
@@ -175,6 +178,7 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 base,
+                base_url,
                 auth,
                 known: auth::Known::new(&config.credentials),
                 pace: Pace::new(config.concurrency),
@@ -283,7 +287,11 @@ impl Client {
         body: Option<&B>,
         token: Option<&Secret>,
     ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), ApiError> {
-        let url = format!("{}{path}", self.inner.base);
+        let mut url = self.inner.base_url.clone();
+        url.set_path(&format!(
+            "{}{path}",
+            self.inner.base_url.path().trim_end_matches('/')
+        ));
         let mut request = self
             .inner
             .http

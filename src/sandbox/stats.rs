@@ -55,7 +55,7 @@ pub struct ServiceTimes {
 const SUB_BITS: u32 = 6;
 const SUB: u64 = 1 << SUB_BITS;
 /// Enough buckets for every `u64` of microseconds.
-const BUCKETS: usize = ((64 - SUB_BITS + 1) as usize) * (SUB as usize);
+const BUCKETS: usize = (64 - SUB_BITS as usize + 1) << SUB_BITS;
 
 impl Default for ServiceTimes {
     fn default() -> Self {
@@ -72,13 +72,14 @@ impl ServiceTimes {
         if us < SUB {
             return usize::try_from(us).unwrap_or(0);
         }
-        let power = 63 - us.leading_zeros();
+        let power = us.ilog2();
         let shift = power - SUB_BITS;
         let within = (us >> shift) & (SUB - 1);
         usize::try_from(u64::from(shift + 1) * SUB + within).unwrap_or(BUCKETS - 1)
     }
 
     /// The middle of a bucket, in microseconds.
+    #[allow(clippy::cast_precision_loss)] // a bucket's width is far above f64's rounding
     fn value(bucket: usize) -> f64 {
         let bucket = bucket as u64;
         if bucket < SUB {
@@ -105,6 +106,11 @@ impl ServiceTimes {
     }
 
     /// The smallest recorded value (bucket middle) at or above a share `q` of all, in µs.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )] // a rank between 1 and count, computed in f64
     fn quantile(&self, q: f64) -> Option<f64> {
         let count = self.count.load(Ordering::Relaxed);
         if count == 0 {

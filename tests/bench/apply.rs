@@ -79,21 +79,22 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "sandbox-token";
 
 fn main() -> ExitCode {
-    if let Ok(template) = std::env::var(SCRIPT_ENV) {
-        return match script(&template) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("sequential script: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     if let Some(out) = std::env::var_os(WRAP_ENV) {
         return match wrap(Path::new(&out)) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("bench wrapper: {e:#}");
                 ExitCode::from(125)
+            }
+        };
+    }
+    // The wrapper's child, which the wrapper runs without `WRAP_ENV`.
+    if let Ok(template) = std::env::var(SCRIPT_ENV) {
+        return match script(&template) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sequential script: {e:#}");
+                ExitCode::FAILURE
             }
         };
     }
@@ -262,11 +263,12 @@ struct Measured {
     walls: Vec<Duration>,
 }
 
+/// Service times, in milliseconds.
 #[derive(Debug, Clone, Copy)]
 struct Observed {
-    mean_ms: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+    mean: f64,
+    p50: f64,
+    p99: f64,
 }
 
 enum Outcome {
@@ -387,35 +389,7 @@ fn run_scenario(
     let connections_before = before["connections"].as_u64().unwrap_or(0);
 
     let usage_file = dir.path().join("usage.json");
-    let mut measured = Command::new(std::env::current_exe().context("where is the bench?")?);
-    measured
-        .env(WRAP_ENV, &usage_file)
-        .env(WRAP_TIMEOUT_ENV, RUN_TIMEOUT.as_secs().to_string());
-    if scenario.verb == Verb::Script {
-        // The wrapper runs the bench itself again, as the script.
-        measured
-            .arg(std::env::current_exe().context("where is the bench?")?)
-            .env(SCRIPT_ENV, template.to_string())
-            .env("AIRBYTE_URL", &sandbox.url)
-            .env("AIRBYTE_TOKEN", TOKEN)
-            .stdin(Stdio::null());
-    } else {
-        let inner = replicate(
-            scenario.verb,
-            scenario.concurrency,
-            &plan,
-            &sandbox.url,
-            dir.path(),
-        );
-        measured
-            .arg(inner.get_program())
-            .args(inner.get_args())
-            .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
-            .env_remove("AIRBYTE_CLIENT_ID")
-            .env_remove("AIRBYTE_CLIENT_SECRET")
-            .current_dir(dir.path())
-            .stdin(Stdio::null());
-    }
+    let mut measured = measured_command(scenario, &usage_file, template, &sandbox.url, &plan)?;
     let output = measured
         .output()
         .context("cannot run the measured process (through the bench's wrapper)")?;
@@ -439,15 +413,7 @@ fn run_scenario(
     let after = runtime.block_on(stats(http, &stats_url))?;
     sandbox.stop()?;
 
-    let mut routes: Vec<(String, u64)> = after["requests"]
-        .as_object()
-        .map(|routes| {
-            routes
-                .iter()
-                .filter_map(|(route, n)| Some((route.clone(), n.as_u64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut routes = counts(&after["requests"]);
     routes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let requests: u64 = routes.iter().map(|(_, n)| n).sum();
     let count = |route: &str| {
@@ -456,15 +422,7 @@ fn run_scenario(
             .find(|(r, _)| r == route)
             .map_or(0, |(_, n)| *n)
     };
-    let responses: Vec<(String, u64)> = after["responses"]
-        .as_object()
-        .map(|codes| {
-            codes
-                .iter()
-                .filter_map(|(code, n)| Some((code.clone(), n.as_u64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let responses = counts(&after["responses"]);
     let too_many = after["responses"]["429"].as_u64().unwrap_or(0);
     let max_in_flight = after["max_in_flight"].as_u64().unwrap_or(0);
     let connections_after = after["connections"].as_u64().unwrap_or(0);
@@ -475,9 +433,9 @@ fn run_scenario(
             .ok_or_else(|| anyhow!("the sandbox's stats lack service_time_ms.{key}: {service}"))
     };
     let observed = Observed {
-        mean_ms: ms("mean")?,
-        p50_ms: ms("p50")?,
-        p99_ms: ms("p99")?,
+        mean: ms("mean")?,
+        p50: ms("p50")?,
+        p99: ms("p99")?,
     };
     let first_write = WRITES
         .iter()
@@ -485,8 +443,84 @@ fn run_scenario(
         .min()
         .map(|at| Duration::from_micros(at.saturating_sub(usage.start_unix_us)));
 
-    // Not speed assertions: a run that did not do what the scenario is about measured nothing.
     let made = connections_after.saturating_sub(connections_before);
+    check_effects(scenario, what, made, &routes, &output.stdout)?;
+    Ok(Measured {
+        requests,
+        too_many,
+        creates: count("POST /connections"),
+        max_in_flight,
+        usage,
+        first_write,
+        observed,
+        routes,
+        responses,
+        walls: Vec::new(),
+    })
+}
+
+/// The measured process: the wrapper, running `replicate` or the sequential script.
+fn measured_command(
+    scenario: &Scenario,
+    usage_file: &Path,
+    template: uuid::Uuid,
+    url: &str,
+    plan: &Path,
+) -> Result<Command> {
+    let dir = plan.parent().context("the plan's directory")?;
+    let mut measured = Command::new(std::env::current_exe().context("where is the bench?")?);
+    measured
+        .env(WRAP_ENV, usage_file)
+        .env(WRAP_TIMEOUT_ENV, RUN_TIMEOUT.as_secs().to_string());
+    if scenario.verb == Verb::Script {
+        // The wrapper runs the bench itself again, as the script.
+        measured
+            .arg(std::env::current_exe().context("where is the bench?")?)
+            .env(SCRIPT_ENV, template.to_string())
+            .env("AIRBYTE_URL", url)
+            .env("AIRBYTE_TOKEN", TOKEN)
+            .stdin(Stdio::null());
+    } else {
+        let inner = replicate(scenario.verb, scenario.concurrency, plan, url, dir);
+        measured
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .env_remove("AIRBYTE_CLIENT_ID")
+            .env_remove("AIRBYTE_CLIENT_SECRET")
+            .current_dir(dir)
+            .stdin(Stdio::null());
+    }
+    Ok(measured)
+}
+
+/// `{"key": n, …}` as pairs.
+fn counts(object: &Value) -> Vec<(String, u64)> {
+    object
+        .as_object()
+        .map(|counts| {
+            counts
+                .iter()
+                .filter_map(|(key, n)| Some((key.clone(), n.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Not speed assertions: a run that did not do what the scenario is about measured nothing.
+fn check_effects(
+    scenario: &Scenario,
+    what: &str,
+    made: u64,
+    routes: &[(String, u64)],
+    stdout: &[u8],
+) -> Result<()> {
+    let count = |route: &str| {
+        routes
+            .iter()
+            .find(|(r, _)| r == route)
+            .map_or(0, |(_, n)| *n)
+    };
     let expected = match (scenario.verb, scenario.setup) {
         (Verb::Apply | Verb::Script, Setup::Nothing) => scenario.targets as u64,
         _ => 0,
@@ -494,7 +528,7 @@ fn run_scenario(
     if made != expected {
         bail!(
             "{what} made {made} connections, expected {expected}\n--- stdout (last lines) ---\n{}",
-            last_lines(&String::from_utf8_lossy(&output.stdout), 10)
+            last_lines(&String::from_utf8_lossy(stdout), 10)
         );
     }
     let patched = count("PATCH /connections/{connectionId}");
@@ -510,20 +544,8 @@ fn run_scenario(
                 "{what} over copies in line with the plan made writes or read catalogs: {routes:?}"
             );
         }
-        _ => {}
+        _ => Ok(()),
     }
-    Ok(Measured {
-        requests,
-        too_many,
-        creates: count("POST /connections"),
-        max_in_flight,
-        usage,
-        first_write,
-        observed,
-        routes,
-        responses,
-        walls: Vec::new(),
-    })
 }
 
 /// The routes that write a copy.
@@ -1008,7 +1030,7 @@ fn render(rows: &[(Scenario, Outcome)], quick: bool, runs: usize, load_before: &
         ];
         match outcome {
             Outcome::Done(m) => {
-                cells.extend(measured_cells(scenario, m, script_wall(rows, scenario)))
+                cells.extend(measured_cells(scenario, m, script_wall(rows, scenario)));
             }
             Outcome::Skipped(why) | Outcome::Failed(why) => {
                 cells.push(why.replace('|', "\\|"));
@@ -1033,6 +1055,13 @@ fn render(rows: &[(Scenario, Outcome)], quick: bool, runs: usize, load_before: &
         return out;
     }
     let _ = writeln!(out);
+    out.push_str(&by_route(rows));
+    out
+}
+
+/// Requests by route and responses by status, one line per scenario that ran.
+fn by_route(rows: &[(Scenario, Outcome)]) -> String {
+    let mut out = String::new();
     let _ = writeln!(out, "Requests by route and responses by status:");
     let _ = writeln!(out);
     for (scenario, outcome) in rows {
@@ -1130,7 +1159,7 @@ fn measured_cells(scenario: &Scenario, m: &Measured, script: Option<Duration>) -
     // Against the latency the sandbox actually gave; a rate limit still bounds it.
     let observed_ideal = {
         let needed = m.requests.saturating_sub(m.too_many) as f64;
-        let busy = needed * m.observed.mean_ms / 1000.0 / f64::from(scenario.concurrency);
+        let busy = needed * m.observed.mean / 1000.0 / f64::from(scenario.concurrency);
         match (ideal, scenario.rate_limit) {
             (Some(ideal), Some(_)) => Some(busy.max(ideal)),
             _ => (busy > 0.0 && !scenario.latency.is_zero()).then_some(busy),
@@ -1146,7 +1175,7 @@ fn measured_cells(scenario: &Scenario, m: &Measured, script: Option<Duration>) -
         ideal.map_or_else(dash, |i| format!("{:.2}", i / wall)),
         format!(
             "{:.1} / {:.1} / {:.1}",
-            m.observed.mean_ms, m.observed.p50_ms, m.observed.p99_ms
+            m.observed.mean, m.observed.p50, m.observed.p99
         ),
         observed_ideal.map_or_else(dash, |i| format!("{:.2}", i / wall)),
         script.map_or_else(dash, |s| format!("{:.1}", s.as_secs_f64() / wall)),
