@@ -171,7 +171,8 @@ impl Client {
                     client_secret: client_secret.clone(),
                     grant_type: Some(GrantType::ClientCredentials),
                 },
-                token: Mutex::new(None),
+                token: Mutex::new(auth::Exchanges::default()),
+                exchanged: std::sync::atomic::AtomicU64::new(0),
             },
         };
         Ok(Client {
