@@ -3,11 +3,11 @@
 //! The template (by id, or by exact name), its destination, the sources and the connections of
 //! its workspace (every page), then the targets: explicit sources, `match` globs with `type` and
 //! `exclude`, the template's own source left out; the workspace's tags, to find the plan's owner
-//! tag, and with it the owned orphans (`orphans`). Independent reads run together; every call
-//! goes through the client's concurrency cap. Catalogs are read later, by `build`, only for the
-//! targets that need them.
+//! tag, and with it the owned orphans (`orphans`). Independent reads run together (see
+//! [`resolve`]); every call goes through the client's concurrency cap. Catalogs are read later,
+//! by `build`, only for the targets that need one.
 
-use crate::client::{ApiError, Client};
+use crate::client::{ApiError, Client, FirstPage};
 use crate::orphans::{self, Orphan};
 use crate::owner;
 use crate::plan::{Plan, Reference};
@@ -67,13 +67,28 @@ pub struct Resolved {
 
 /// Reads the template, its destination, its workspace's sources and connections, and selects
 /// the targets.
+///
+/// The workspace is the template's, so the lists cannot be filtered by it before the template
+/// is read; their first pages are read unfiltered *together with* the template instead (see
+/// [`Client::rest_of`]), and, with the workspace known, their remaining pages together with the
+/// destination. A template given by id thus costs no round trip of its own. A template given
+/// by name is found by listing every connection the token sees, all pages (a second connection
+/// of that name may be on the last one), so the sources' first page is all that can go with it.
 pub async fn resolve(
     plan: &Plan,
     client: &Client,
     reporter: &Arc<dyn Reporter>,
 ) -> Result<Resolved, ResolveError> {
     reporter.step_started(Step::Template);
-    let (template, workspace_connections) = template(plan, client, reporter).await?;
+    reporter.step_started(Step::Sources);
+    reporter.step_started(Step::Connections);
+    let first_sources = client.first_page::<SourceResponse>("/sources");
+    let (template, first_sources) = futures::join!(template(plan, client, reporter), first_sources);
+    let (template, listed) = template?;
+    let first_sources = first_sources.map_err(|source| ResolveError::Request {
+        what: "sources",
+        source,
+    })?;
     reporter.step_advanced(Step::Template, 1);
     reporter.step_finished(Step::Template, &template.name);
 
@@ -85,9 +100,8 @@ pub async fn resolve(
             source,
         });
     let sources = async {
-        reporter.step_started(Step::Sources);
         let sources = client
-            .sources(Some(workspace), |n| {
+            .rest_of(first_sources, workspace, |n| {
                 reporter.step_advanced(Step::Sources, n as u64);
             })
             .await
@@ -99,14 +113,10 @@ pub async fn resolve(
         Ok(sources)
     };
     let connections = async {
-        reporter.step_started(Step::Connections);
-        let connections = match workspace_connections {
-            Some(all) => {
-                reporter.step_advanced(Step::Connections, all.len() as u64);
-                all
-            }
-            None => client
-                .connections(Some(workspace), |n| {
+        let connections = match listed {
+            Listed::All(all) => all,
+            Listed::First(first) => client
+                .rest_of(first, workspace, |n| {
                     reporter.step_advanced(Step::Connections, n as u64);
                 })
                 .await
@@ -156,19 +166,40 @@ pub async fn resolve(
     })
 }
 
-/// The template connection. When it is named rather than given by id, every connection the token
-/// can see is listed to find it; that listing is returned so the workspace is not listed twice.
+/// The connections read while finding the template.
+enum Listed {
+    /// Every connection the token sees (the template was found by name among them).
+    All(Vec<ConnectionResponse>),
+    /// The first page of them, read alongside the template (given by id).
+    First(FirstPage<ConnectionResponse>),
+}
+
+/// The template connection, and the connections read with it. When it is named rather than
+/// given by id, every connection the token can see is listed to find it, and that listing is
+/// kept so the workspace is not listed twice; by id, the first page of connections is read at
+/// the same time.
 async fn template(
     plan: &Plan,
     client: &Client,
     reporter: &Arc<dyn Reporter>,
-) -> Result<(ConnectionResponse, Option<Vec<ConnectionResponse>>), ResolveError> {
+) -> Result<(ConnectionResponse, Listed), ResolveError> {
     let request_error = |source| ResolveError::TemplateRequest {
         reference: plan.template.clone(),
         source,
     };
     match &plan.template {
-        Reference::Id(id) => Ok((client.connection(*id).await.map_err(request_error)?, None)),
+        Reference::Id(id) => {
+            let (template, first) = futures::join!(
+                client.connection(*id),
+                client.first_page::<ConnectionResponse>("/connections")
+            );
+            let template = template.map_err(request_error)?;
+            let first = first.map_err(|source| ResolveError::Request {
+                what: "connections",
+                source,
+            })?;
+            Ok((template, Listed::First(first)))
+        }
         Reference::Name(name) => {
             let all = client
                 .connections(None, |n| {
@@ -194,7 +225,7 @@ async fn template(
                 }),
                 (Some(one), None) => {
                     let one = one.clone();
-                    Ok((one, Some(all)))
+                    Ok((one, Listed::All(all)))
                 }
                 (Some(a), Some(b)) => {
                     let mut ids = vec![a.connection_id.to_string(), b.connection_id.to_string()];

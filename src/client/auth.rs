@@ -8,6 +8,7 @@ use crate::secret::{self, Secret};
 use crate::wire::{TokenRequest, TokenResponse};
 use reqwest::Method;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -23,8 +24,19 @@ pub(super) enum Auth {
     Static(Secret),
     Application {
         request: TokenRequest,
-        token: Mutex<Option<AppToken>>,
+        token: Mutex<Exchanges>,
+        /// Exchanges finished so far, readable without waiting for the lock.
+        exchanged: AtomicU64,
     },
+}
+
+/// The token of application credentials, and how the last exchange went.
+#[derive(Default)]
+pub(super) struct Exchanges {
+    current: Option<AppToken>,
+    /// Why the last exchange failed, if it did: the requests that waited for it share its
+    /// failure rather than each send the secret again (the run's first requests go together).
+    failure: Option<Box<ApiError>>,
 }
 
 /// The most tokens remembered for redaction: a server that answers every request 401 gets a
@@ -92,21 +104,37 @@ impl Client {
         route: &str,
         stale_generation: Option<u64>,
     ) -> Result<(Option<Secret>, u64), ApiError> {
-        let (request, cached) = match &self.inner.auth {
+        let (request, cached, exchanged) = match &self.inner.auth {
             Auth::None => return Ok((None, 0)),
             Auth::Static(token) => return Ok((Some(token.clone()), 0)),
-            Auth::Application { request, token } => (request, token),
+            Auth::Application {
+                request,
+                token,
+                exchanged,
+            } => (request, token, exchanged),
         };
+        // The exchanges finished before this request began to wait for the lock.
+        let seen = exchanged.load(Ordering::Acquire);
         let mut state = cached.lock().await;
-        if let Some(current) = state.as_ref() {
+        if let Some(current) = state.current.as_ref() {
             let fresh = Instant::now() < current.refresh_at;
             if fresh && stale_generation != Some(current.generation) {
                 return Ok((Some(current.value.clone()), current.generation));
             }
         }
-        let generation = state.as_ref().map_or(1, |t| t.generation + 1);
+        // An exchange made while this request waited failed: that is this try's failure too.
+        if seen != exchanged.load(Ordering::Acquire) {
+            if let Some(failure) = &state.failure {
+                return Err(ApiError::new(
+                    method,
+                    route,
+                    ApiErrorKind::Token(failure.clone()),
+                ));
+            }
+        }
+        let generation = state.current.as_ref().map_or(1, |t| t.generation + 1);
         // One exchange per try of the request: its retry loop tries again, within its budget.
-        let response: TokenResponse = self
+        let result: Result<TokenResponse, ApiError> = self
             .send(
                 &Method::POST,
                 TOKEN_ROUTE,
@@ -125,8 +153,21 @@ impl Client {
                         message.push_str(" (check AIRBYTE_CLIENT_ID and AIRBYTE_CLIENT_SECRET)");
                     }
                 }
-                ApiError::new(method, route, ApiErrorKind::Token(Box::new(e)))
-            })?;
+                e
+            });
+        exchanged.fetch_add(1, Ordering::Release);
+        let response = match result {
+            Ok(response) => response,
+            Err(e) => {
+                state.failure = Some(Box::new(e.clone()));
+                return Err(ApiError::new(
+                    method,
+                    route,
+                    ApiErrorKind::Token(Box::new(e)),
+                ));
+            }
+        };
+        state.failure = None;
         let lifetime = Duration::from_secs(u64::try_from(response.expires_in.max(1)).unwrap_or(1))
             .min(MAX_TOKEN_LIFETIME);
         self.inner.reporter.log(
@@ -142,7 +183,7 @@ impl Client {
             refresh_at: refresh_time(Instant::now(), lifetime),
             generation,
         };
-        *state = Some(token.clone());
+        state.current = Some(token.clone());
         Ok((Some(token.value), generation))
     }
 }

@@ -21,7 +21,7 @@ mod retry;
 mod url;
 
 pub use error::{ApiError, ApiErrorKind};
-pub use pages::PAGE_SIZE;
+pub use pages::{FirstPage, InWorkspace, PAGE_SIZE};
 pub use retry::RetryPolicy;
 pub use url::{UrlError, check_base_url};
 
@@ -110,6 +110,8 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     base: String,
+    /// `base`, parsed once: each request only sets its path, so no request parses the host.
+    base_url: reqwest::Url,
     auth: Auth,
     known: auth::Known,
     pace: Pace,
@@ -178,6 +180,7 @@ impl Client {
             }
         }
         let http = http.build().map_err(|e| ClientError::Http(e.to_string()))?;
+        let base_url = reqwest::Url::parse(&base).map_err(|e| ClientError::Http(e.to_string()))?;
         let auth = match &config.credentials {
             Credentials::None => Auth::None,
             Credentials::Token(token) => Auth::Static(token.clone()),
@@ -190,13 +193,15 @@ impl Client {
                     client_secret: client_secret.clone(),
                     grant_type: Some(GrantType::ClientCredentials),
                 },
-                token: Mutex::new(None),
+                token: Mutex::new(auth::Exchanges::default()),
+                exchanged: std::sync::atomic::AtomicU64::new(0),
             },
         };
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
                 base,
+                base_url,
                 auth,
                 known: auth::Known::new(&config.credentials),
                 pace: Pace::new(config.concurrency),
@@ -337,7 +342,11 @@ impl Client {
         body: Option<&B>,
         token: Option<&Secret>,
     ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), ApiError> {
-        let url = format!("{}{path}", self.inner.base);
+        let mut url = self.inner.base_url.clone();
+        url.set_path(&format!(
+            "{}{path}",
+            self.inner.base_url.path().trim_end_matches('/')
+        ));
         let mut request = self
             .inner
             .http
@@ -436,6 +445,16 @@ impl Client {
         } else {
             self.inner.timeout
         }
+    }
+}
+
+/// Which requests a freed slot of the pace goes to first: a catalog read yields to the rest,
+/// so that a write waits for no catalog read queued before it (see [`pace`]).
+fn priority(method: &Method, path: &str) -> pace::Priority {
+    if *method == Method::GET && path == "/streams" {
+        pace::Priority::Catalog
+    } else {
+        pace::Priority::First
     }
 }
 

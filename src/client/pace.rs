@@ -1,8 +1,14 @@
 //! The pace of the whole run: how many requests may be in flight, and how fast they may start.
 //!
 //! Two limits, shared by every request of the run:
-//! - **Concurrency**: a semaphore with the user's `--concurrency` permits; a request holds one
-//!   while it is on the wire.
+//! - **Concurrency**: the user's `--concurrency` slots; a request holds one while it is on the
+//!   wire. A freed slot goes to a waiting [`Priority::First`] request before any
+//!   [`Priority::Catalog`] one: catalog reads are queued by the hundred while the writes they
+//!   unlock come one at a time, and in one FIFO every write would wait behind every catalog
+//!   read queued before it (an `apply` of 400 targets made no create until all 400 catalogs
+//!   were read). A priority, rather than a bound on catalog reads in flight, keeps every slot
+//!   busy with whatever is there (all catalogs while no write is ready) and still starts each
+//!   write at the first free slot; catalogs cannot starve, since each write is unlocked by one.
 //! - **Rate**: none at first. When the server throttles (a 429, or a 409 `try-again-later`) or
 //!   times out, the rate is set just under what actually succeeded in the last second, and
 //!   request starts are spaced to it. Each success then raises it a little (about one request
@@ -14,9 +20,10 @@
 //! a request that cannot wait that long, its deadline coming first, fails at once instead.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::Notify;
 
 /// How far back successes are counted to estimate the server's pace.
 const WINDOW: Duration = Duration::from_secs(1);
@@ -29,8 +36,58 @@ const MAX_PAUSE: Duration = Duration::from_secs(3600);
 
 /// The shared pace. See the module docs.
 pub struct Pace {
-    permits: Semaphore,
+    slots: Mutex<Slots>,
     state: Mutex<State>,
+}
+
+/// Which waiting requests a freed slot goes to first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Writes, list pages, lookups: everything but catalog reads.
+    First,
+    /// A catalog read (`GET /streams`): queued in bulk, so it yields to everything else.
+    Catalog,
+}
+
+/// The concurrency slots: free ones, and who waits for one. Invariant: while a slot is free,
+/// nobody waits.
+struct Slots {
+    free: usize,
+    first: VecDeque<Arc<Waiter>>,
+    catalog: VecDeque<Arc<Waiter>>,
+}
+
+/// A request waiting for a slot; `granted` is set (under the slots' lock) when one is handed
+/// to it.
+#[derive(Default)]
+struct Waiter {
+    granted: AtomicBool,
+    wake: Notify,
+}
+
+/// Gives the slot back if a waiter is dropped (its request cancelled) after one was handed to
+/// it, and takes it out of its queue if not.
+struct Waiting<'a> {
+    pace: &'a Pace,
+    waiter: Arc<Waiter>,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut slots = self.pace.lock_slots();
+        if self.waiter.granted.load(Ordering::Acquire) {
+            Pace::hand_on(&mut slots);
+        } else {
+            let slots = &mut *slots;
+            for queue in [&mut slots.first, &mut slots.catalog] {
+                queue.retain(|w| !Arc::ptr_eq(w, &self.waiter));
+            }
+        }
+    }
 }
 
 struct State {
@@ -57,14 +114,24 @@ pub enum NoSlot {
 
 /// A request's right to be on the wire; dropping it frees the slot.
 pub struct Slot<'a> {
-    _permit: SemaphorePermit<'a>,
+    pace: &'a Pace,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        Pace::hand_on(&mut self.pace.lock_slots());
+    }
 }
 
 impl Pace {
     pub fn new(concurrency: usize) -> Pace {
         let now = Instant::now();
         Pace {
-            permits: Semaphore::new(concurrency.max(1)),
+            slots: Mutex::new(Slots {
+                free: concurrency.max(1),
+                first: VecDeque::new(),
+                catalog: VecDeque::new(),
+            }),
             state: Mutex::new(State {
                 rate: None,
                 next_start: now,
@@ -75,11 +142,59 @@ impl Pace {
         }
     }
 
+    /// The slots, also after a panic elsewhere: their counts stay consistent under the lock.
+    fn lock_slots(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A slot was freed: to the first waiter of the first queue that has one, else free.
+    fn hand_on(slots: &mut Slots) {
+        match slots
+            .first
+            .pop_front()
+            .or_else(|| slots.catalog.pop_front())
+        {
+            Some(waiter) => {
+                waiter.granted.store(true, Ordering::Release);
+                waiter.wake.notify_one();
+            }
+            None => slots.free += 1,
+        }
+    }
+
+    /// Waits for a free slot, handed out by priority, then first come first served.
+    async fn acquire(&self, priority: Priority) -> Slot<'_> {
+        let waiter = {
+            let mut slots = self.lock_slots();
+            if slots.free > 0 {
+                slots.free -= 1;
+                return Slot { pace: self };
+            }
+            let waiter = Arc::new(Waiter::default());
+            match priority {
+                Priority::First => slots.first.push_back(waiter.clone()),
+                Priority::Catalog => slots.catalog.push_back(waiter.clone()),
+            }
+            waiter
+        };
+        let mut waiting = Waiting {
+            pace: self,
+            waiter,
+            done: false,
+        };
+        // `notify_one` keeps its wake-up for a waiter that is not polled yet: none is lost.
+        while !waiting.waiter.granted.load(Ordering::Acquire) {
+            waiting.waiter.wake.notified().await;
+        }
+        waiting.done = true;
+        Slot { pace: self }
+    }
+
     /// Waits for a free slot and for the request's turn under the current rate and any pause.
     /// A request whose turn would come after `deadline` gets no slot: it is told how long it
     /// would have been held instead, at once.
-    pub async fn slot(&self, deadline: Instant) -> Result<Slot<'_>, NoSlot> {
-        let permit = self.permits.acquire().await.map_err(|_| NoSlot::Closed)?;
+    pub async fn slot(&self, priority: Priority, deadline: Instant) -> Result<Slot<'_>, NoSlot> {
+        let slot = self.acquire(priority).await;
         let start = {
             let mut state = self.state.lock().map_err(|_| NoSlot::Closed)?;
             let now = Instant::now();
@@ -96,7 +211,7 @@ impl Pace {
         if start > Instant::now() {
             tokio::time::sleep_until(start.into()).await;
         }
-        Ok(Slot { _permit: permit })
+        Ok(slot)
     }
 
     /// A request succeeded: count it, and let the rate creep up. Returns the rate, if any.
@@ -189,10 +304,40 @@ mod tests {
         assert_eq!(pace.throttled(None), Some(9.0));
         // At 9 requests a second, starts are 1/9 s apart, the first 1/9 s after the throttle.
         let deadline = Instant::now() + Duration::from_secs(60);
-        let first = pace.slot(deadline).await.unwrap();
-        let second = pace.slot(deadline).await.unwrap();
+        let first = pace.slot(Priority::First, deadline).await.unwrap();
+        let second = pace.slot(Priority::First, deadline).await.unwrap();
         assert!(started.elapsed() >= Duration::from_secs(2) / 9);
         drop((first, second));
+    }
+
+    #[tokio::test]
+    async fn a_freed_slot_goes_to_a_first_request_before_any_catalog_read() {
+        use futures::FutureExt;
+        let pace = Pace::new(1);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let held = pace.slot(Priority::First, deadline).await.unwrap();
+        let mut catalogs: Vec<_> = (0..3)
+            .map(|_| Box::pin(pace.slot(Priority::Catalog, deadline)))
+            .collect();
+        for catalog in &mut catalogs {
+            assert!(catalog.as_mut().now_or_never().is_none());
+        }
+        let mut write = Box::pin(pace.slot(Priority::First, deadline));
+        assert!(write.as_mut().now_or_never().is_none());
+        drop(held);
+        // The write came last, but is served first; the catalog reads wait.
+        let write = write.await.unwrap();
+        for catalog in &mut catalogs {
+            assert!(catalog.as_mut().now_or_never().is_none());
+        }
+        // A waiter cancelled after a slot was handed to it gives the slot on.
+        drop(write);
+        drop(catalogs.remove(0));
+        let second = catalogs.remove(0).await.unwrap();
+        drop(second);
+        let third = catalogs.remove(0).await.unwrap();
+        drop(third);
+        assert_eq!(pace.lock_slots().free, 1, "every slot came back");
     }
 
     #[tokio::test]
@@ -204,7 +349,7 @@ mod tests {
         assert!(paused_until <= Instant::now() + MAX_PAUSE);
         // A request that cannot wait that long is told so at once.
         let deadline = Instant::now() + Duration::from_secs(5);
-        match pace.slot(deadline).await {
+        match pace.slot(Priority::First, deadline).await {
             Err(NoSlot::Held(wait)) => assert!(wait > Duration::from_secs(3000), "{wait:?}"),
             other => panic!("{:?}", other.map(|_| ())),
         }

@@ -1,5 +1,8 @@
 //! Lists: every page of a list endpoint, read with the client's own offset (Airbyte's `next` is
 //! set even on the last page), the first page alone and the rest several at once.
+//!
+//! A list may also start before its workspace is known ([`Client::first_page`], read together
+//! with the template that names the workspace) and be finished once it is ([`Client::rest_of`]).
 
 use super::{ApiError, ApiErrorKind, Client, route};
 use crate::wire::{ConnectionResponse, Page, SourceResponse};
@@ -37,29 +40,74 @@ impl Client {
         self.list("/sources", workspace, on_page).await
     }
 
-    /// All pages of a list endpoint. Keeps its own offset and stops at the first short or empty
-    /// page: `next` is set even on the last page (DIGEST §3.5). After a first full page, the
-    /// following pages are fetched several at once (their offsets are known), 4, then
-    /// `LIST_FANOUT`; the requests wasted past the end are fewer than the pages read.
+    /// The first page of a list (`/sources`, `/connections`) over every workspace the token
+    /// can see: read before the workspace is known, alongside the template that names it.
+    pub async fn first_page<T: DeserializeOwned + InWorkspace>(
+        &self,
+        path: &'static str,
+    ) -> Result<FirstPage<T>, ApiError> {
+        let page: Page<T> = self.get(path, &list_query(None, 0)).await?;
+        Ok(FirstPage {
+            path,
+            items: page.data,
+        })
+    }
+
+    /// The whole list of `workspace`, from its [`FirstPage`]. A short first page is the whole
+    /// list. A full one that holds only `workspace`'s items (a token that sees one workspace,
+    /// the usual case) is continued as it is, so no page is read twice, and the items of any
+    /// other workspace met further on are left out here. A full one that mixes workspaces is
+    /// thrown away and the list read again, filtered by `workspace`, so that a token that sees
+    /// many workspaces never reads them all.
+    pub async fn rest_of<T: DeserializeOwned + InWorkspace>(
+        &self,
+        first: FirstPage<T>,
+        workspace: Uuid,
+        on_page: impl Fn(usize),
+    ) -> Result<Vec<T>, ApiError> {
+        let FirstPage { path, items } = first;
+        let only_this = items.iter().all(|item| item.workspace() == workspace);
+        let all = if items.len() < PAGE_SIZE {
+            on_page(items.len());
+            items
+        } else if only_this {
+            on_page(items.len());
+            self.list_from(path, None, items, 4, on_page).await?
+        } else {
+            return self.list(path, Some(workspace), on_page).await;
+        };
+        Ok(all
+            .into_iter()
+            .filter(|item| item.workspace() == workspace)
+            .collect())
+    }
+
+    /// All pages of a list endpoint.
     async fn list<T: DeserializeOwned>(
         &self,
         path: &str,
         workspace: Option<Uuid>,
         on_page: impl Fn(usize),
     ) -> Result<Vec<T>, ApiError> {
-        let query = |offset: usize| {
-            let mut query = vec![
-                ("limit", PAGE_SIZE.to_string()),
-                ("offset", offset.to_string()),
-            ];
-            if let Some(ws) = workspace {
-                query.push(("workspaceIds", ws.to_string()));
-            }
-            query
-        };
-        let mut all = Vec::new();
-        // The first page alone: most lists fit in it.
-        let mut batch = 1;
+        self.list_from(path, workspace, Vec::new(), 1, on_page)
+            .await
+    }
+
+    /// The pages of a list endpoint after the items already read (`all`, whole pages).
+    /// Keeps its own offset and stops at the first short or empty page: `next` is set even on
+    /// the last page (DIGEST §3.5). After a first full page, the following pages are fetched
+    /// several at once (their offsets are known), 4, then `LIST_FANOUT`; the requests wasted
+    /// past the end are fewer than the pages read. `batch` is how many pages to read at first.
+    async fn list_from<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        workspace: Option<Uuid>,
+        mut all: Vec<T>,
+        batch: usize,
+        on_page: impl Fn(usize),
+    ) -> Result<Vec<T>, ApiError> {
+        let query = |offset: usize| list_query(workspace, offset);
+        let mut batch = batch.min(LIST_FANOUT.min(self.inner.concurrency)).max(1);
         loop {
             let start = all.len();
             let queries: Vec<_> = (0..batch).map(|k| query(start + k * PAGE_SIZE)).collect();
@@ -91,5 +139,41 @@ impl Client {
                 .min(LIST_FANOUT.min(self.inner.concurrency))
                 .max(1);
         }
+    }
+}
+
+/// The query of one list page.
+fn list_query(workspace: Option<Uuid>, offset: usize) -> Vec<(&'static str, String)> {
+    let mut query = vec![
+        ("limit", PAGE_SIZE.to_string()),
+        ("offset", offset.to_string()),
+    ];
+    if let Some(ws) = workspace {
+        query.push(("workspaceIds", ws.to_string()));
+    }
+    query
+}
+
+/// The first page of a list, over every workspace the token sees; finished by
+/// [`Client::rest_of`].
+pub struct FirstPage<T> {
+    path: &'static str,
+    items: Vec<T>,
+}
+
+/// A listed item's workspace.
+pub trait InWorkspace {
+    fn workspace(&self) -> Uuid;
+}
+
+impl InWorkspace for SourceResponse {
+    fn workspace(&self) -> Uuid {
+        self.workspace_id
+    }
+}
+
+impl InWorkspace for ConnectionResponse {
+    fn workspace(&self) -> Uuid {
+        self.workspace_id
     }
 }

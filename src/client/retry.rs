@@ -141,22 +141,27 @@ impl Client {
         body: Option<&B>,
         deadline: Instant,
     ) -> Result<T, Failure> {
-        let _slot = self.inner.pace.slot(deadline).await.map_err(|no_slot| {
-            let message = match no_slot {
-                NoSlot::Closed => "not sent: the client is shutting down".to_string(),
-                NoSlot::Held(wait) => format!(
-                    "not sent: the server's Retry-After holds every request for {:.0} s, more \
+        let _slot = self
+            .inner
+            .pace
+            .slot(super::priority(method, path), deadline)
+            .await
+            .map_err(|no_slot| {
+                let message = match no_slot {
+                    NoSlot::Closed => "not sent: the client is shutting down".to_string(),
+                    NoSlot::Held(wait) => format!(
+                        "not sent: the server's Retry-After holds every request for {:.0} s, more \
                      than this request has left (--target-timeout)",
-                    wait.as_secs_f64()
-                ),
-            };
-            let kind = ApiErrorKind::Transport {
-                message,
-                not_sent: true,
-                timeout: false,
-            };
-            Failure::Final(ApiError::new(method, route, kind))
-        })?;
+                        wait.as_secs_f64()
+                    ),
+                };
+                let kind = ApiErrorKind::Transport {
+                    message,
+                    not_sent: true,
+                    timeout: false,
+                };
+                Failure::Final(ApiError::new(method, route, kind))
+            })?;
         let mut refreshed = false;
         loop {
             let (token, generation) = self

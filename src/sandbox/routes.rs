@@ -101,7 +101,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .nest("/v1", api.clone())
         .nest("/api/public/v1", api)
-        .route("/_sandbox/stats", get(sandbox_stats))
+        .route("/_sandbox/stats", get(sandbox_stats).delete(reset_stats))
         .fallback(route_not_found)
         .layer(from_fn(problem_bodies))
         .layer(from_fn_with_state(app.stats.clone(), stats::observe))
@@ -182,6 +182,12 @@ async fn sandbox_stats(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     let mut stats = app.stats.snapshot(live);
     stats["faults"] = app.faults.snapshot();
     Json(stats)
+}
+
+/// `DELETE /_sandbox/stats`: the request accounting starts afresh (not the fault counters).
+async fn reset_stats(State(app): State<Arc<App>>) -> StatusCode {
+    app.stats.reset();
+    StatusCode::NO_CONTENT
 }
 
 /// `GET /health`: 200 with an empty body, no auth.

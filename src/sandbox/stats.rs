@@ -10,15 +10,25 @@
 //! connection is closed without an answer (the fault layer marks such an answer [`Dropped`]).
 //! `/_sandbox/*` is left out of every count, of the latency and of every fault. The layer's
 //! state is the [`Stats`] alone.
+//!
+//! Two measures say what a client actually got, so that a benchmark need not trust the knobs:
+//! each request's *service time*, from the moment [`observe`] receives it (its head read) to
+//! the moment its answer's body is handed to the connection (the body is dropped once written),
+//! `--latency`, handler and queueing in the server included, kept in a histogram of about 1.6 %
+//! resolution ([`ServiceTimes`]); and the wall-clock time (Unix microseconds, comparable across
+//! processes on one machine) at which the first request of each route arrived.
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Counters since start-up, and the latency added to every API answer.
 #[derive(Debug, Default)]
@@ -29,6 +39,140 @@ pub struct Stats {
     max_in_flight: AtomicU64,
     /// Per route template: requests in flight now, and the most ever at once.
     by_route: Mutex<BTreeMap<String, (u64, u64)>>,
+    service: ServiceTimes,
+}
+
+/// Service times in microseconds: 64 exact buckets below 64 µs, then 64 buckets per power of
+/// two (a bucket is at most 1/64 of its value wide), plus an exact count and sum for the mean.
+#[derive(Debug)]
+pub struct ServiceTimes {
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+/// Buckets per power of two, as a power of two.
+const SUB_BITS: u32 = 6;
+const SUB: u64 = 1 << SUB_BITS;
+/// Enough buckets for every `u64` of microseconds.
+const BUCKETS: usize = (64 - SUB_BITS as usize + 1) << SUB_BITS;
+
+impl Default for ServiceTimes {
+    fn default() -> Self {
+        Self {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ServiceTimes {
+    fn bucket(us: u64) -> usize {
+        if us < SUB {
+            return usize::try_from(us).unwrap_or(0);
+        }
+        let power = us.ilog2();
+        let shift = power - SUB_BITS;
+        let within = (us >> shift) & (SUB - 1);
+        usize::try_from(u64::from(shift + 1) * SUB + within).unwrap_or(BUCKETS - 1)
+    }
+
+    /// The middle of a bucket, in microseconds.
+    #[allow(clippy::cast_precision_loss)] // a bucket's width is far above f64's rounding
+    fn value(bucket: usize) -> f64 {
+        let bucket = bucket as u64;
+        if bucket < SUB {
+            return bucket as f64;
+        }
+        let shift = bucket / SUB - 1;
+        let low = (SUB + bucket % SUB) << shift;
+        low as f64 + ((1u64 << shift) as f64 - 1.0) / 2.0
+    }
+
+    fn clear(&self) {
+        for bucket in &self.buckets {
+            bucket.store(0, Ordering::Relaxed);
+        }
+        self.count.store(0, Ordering::Relaxed);
+        self.sum_us.store(0, Ordering::Relaxed);
+    }
+
+    pub fn record(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.buckets[Self::bucket(us)].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The smallest recorded value (bucket middle) at or above a share `q` of all, in µs.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )] // a rank between 1 and count, computed in f64
+    fn quantile(&self, q: f64) -> Option<f64> {
+        let count = self.count.load(Ordering::Relaxed);
+        if count == 0 {
+            return None;
+        }
+        let rank = ((q * count as f64).ceil() as u64).clamp(1, count);
+        let mut seen = 0;
+        for (bucket, n) in self.buckets.iter().enumerate() {
+            seen += n.load(Ordering::Relaxed);
+            if seen >= rank {
+                return Some(Self::value(bucket));
+            }
+        }
+        None
+    }
+
+    /// `{"count", "mean", "p50", "p99"}`, times in milliseconds (`null` before any request).
+    #[allow(clippy::cast_precision_loss)] // microseconds far below 2^52
+    pub fn snapshot(&self) -> Value {
+        let count = self.count.load(Ordering::Relaxed);
+        let ms = |us: Option<f64>| us.map(|us| us.round() / 1000.0);
+        let mean = (count > 0).then(|| self.sum_us.load(Ordering::Relaxed) as f64 / count as f64);
+        json!({
+            "count": count,
+            "mean": ms(mean),
+            "p50": ms(self.quantile(0.5)),
+            "p99": ms(self.quantile(0.99)),
+        })
+    }
+}
+
+/// A response body that records its request's service time once the server is done with it.
+struct Timed {
+    body: Body,
+    stats: Arc<Stats>,
+    received: Instant,
+}
+
+impl HttpBody for Timed {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        self.stats.service.record(self.received.elapsed());
+    }
 }
 
 /// Set on a request by [`observe`]; [`tag_route`] marks it once it applied the latency.
@@ -59,6 +203,8 @@ pub struct Dropped;
 #[derive(Debug, Default)]
 struct Counts {
     requests: BTreeMap<String, u64>,
+    /// When the first request of each route arrived, in Unix microseconds.
+    first_at: BTreeMap<String, u64>,
     responses: BTreeMap<u16, u64>,
     /// Answers lost by closing the connection: they have no status.
     dropped: u64,
@@ -103,17 +249,41 @@ impl Stats {
         RouteInFlight(self, route)
     }
 
-    /// Counts a request under its route, and its answer by status (`None`: dropped).
-    fn record(&self, route: String, status: Option<u16>) {
+    /// Counts a request under its route, arrived at `arrived` (Unix µs), and its answer by
+    /// status (`None`: dropped).
+    fn record(&self, route: String, arrived: u64, status: Option<u16>) {
         let mut counts = self
             .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let first = counts.first_at.entry(route.clone()).or_insert(arrived);
+        *first = (*first).min(arrived);
         *counts.requests.entry(route).or_default() += 1;
         match status {
             Some(status) => *counts.responses.entry(status).or_default() += 1,
             None => counts.dropped += 1,
         }
+    }
+
+    /// `DELETE /_sandbox/stats`: starts the accounting afresh, as if no request had come yet;
+    /// requests in flight stay in flight (and count as the new maximum).
+    pub fn reset(&self) {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts = Counts::default();
+        self.max_in_flight
+            .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+        for (now, max) in self
+            .by_route
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values_mut()
+        {
+            *max = *now;
+        }
+        self.service.clear();
     }
 
     /// The body of `GET /_sandbox/stats`, but for its `faults` object.
@@ -144,6 +314,8 @@ impl Stats {
             "max_in_flight": self.max_in_flight.load(Ordering::SeqCst),
             "max_in_flight_by_route": max_by_route,
             "connections": live_connections,
+            "service_time_ms": self.service.snapshot(),
+            "first_request_unix_us": counts.first_at,
         })
     }
 }
@@ -157,6 +329,10 @@ pub async fn observe(
     if request.uri().path().starts_with("/_sandbox/") {
         return next.run(request).await;
     }
+    let received = Instant::now();
+    let arrived = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     let method = request.method().clone();
     let _in_flight = counters.enter();
     let paid = LatencyPaid::default();
@@ -174,8 +350,14 @@ pub async fn observe(
     } else {
         Some(response.status().as_u16())
     };
-    counters.record(route, status);
-    response
+    counters.record(route, arrived, status);
+    let (parts, body) = response.into_parts();
+    let timed = Timed {
+        body,
+        stats: counters.clone(),
+        received,
+    };
+    Response::from_parts(parts, Body::new(timed))
 }
 
 /// The inner layer: counts the request in flight under its route, applies the latency, and
@@ -211,4 +393,38 @@ pub fn matched_route(request: &Request) -> Option<String> {
             .unwrap_or(path);
         format!("{} {path}", request.method())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServiceTimes;
+    use std::time::Duration;
+
+    #[test]
+    fn service_times_give_the_mean_exactly_and_quantiles_within_two_percent() {
+        let times = ServiceTimes::default();
+        for ms in 1..=100 {
+            times.record(Duration::from_millis(ms));
+        }
+        let snapshot = times.snapshot();
+        assert_eq!(snapshot["count"], 100);
+        assert!((snapshot["mean"].as_f64().unwrap() - 50.5).abs() < 1e-9);
+        let near = |key: &str, want: f64| {
+            let got = snapshot[key].as_f64().unwrap();
+            assert!((got - want).abs() <= want * 0.02, "{key}: {got} vs {want}");
+        };
+        near("p50", 50.0);
+        near("p99", 99.0);
+        for us in [0, 1, 63, 64, 65, 127, 128, 1000, 123_456, u64::MAX / 2] {
+            let bucket = ServiceTimes::bucket(us);
+            let mid = ServiceTimes::value(bucket);
+            #[allow(clippy::cast_precision_loss)]
+            let us = us as f64;
+            assert!((mid - us).abs() <= us / 64.0 + 0.5, "{us} → {mid}");
+        }
+        assert_eq!(
+            ServiceTimes::default().snapshot()["p50"],
+            serde_json::Value::Null
+        );
+    }
 }

@@ -1,10 +1,15 @@
 //! `cargo bench --bench apply`: how close `replicate` gets to the physical limit.
 //!
 //! Each scenario starts `replicate sandbox` as its own process (`--sources N`, `--latency L`,
-//! maybe `--rate-limit R`), writes a plan that targets every `bulk-*` source with the sandbox's
-//! template `shop-template → Warehouse`, runs `replicate apply --yes --quiet --concurrency C`
-//! (or `replicate plan`) against it, then asks the sandbox (`GET /_sandbox/stats`) how many
-//! requests it served, how many were 429, and how many were ever in flight at once.
+//! maybe `--create-delay D` or `--rate-limit R`), writes a plan that targets every `bulk-*`
+//! source with the sandbox's template `shop-template → Warehouse`, makes what the scenario starts
+//! from with an unmeasured `replicate apply` (copies; copies and then a template schedule changed
+//! through the API, so that every copy drifted), resets the sandbox's accounting
+//! (`DELETE /_sandbox/stats`), runs the measured process — `replicate apply --yes --quiet
+//! --concurrency C`, `replicate plan`, or the sequential script ([`script`]: what a user would
+//! write, with the same HTTP stack) — then asks the sandbox (`GET /_sandbox/stats`) how many
+//! requests it served, how many were 429, how many were ever in flight at once, the service time
+//! it actually gave (mean, p50, p99), and when the first write arrived.
 //!
 //! The table compares the wall time with the *ideal* time: with a fixed latency per request and
 //! at most C requests in flight, `requests × latency ÷ C` is the fastest any client could make
@@ -12,7 +17,9 @@
 //! R, then R per second), a perfect client makes no 429s, so its `requests − 429s` requests take
 //! at least `(requests − 429s − R) ÷ R`; the ideal is the larger of the two bounds. Without added
 //! latency or a limit there is no bound (`-`): that scenario measures replicate's own CPU cost.
-//! Efficiency is `ideal ÷ wall` (1.0 = at the limit).
+//! Efficiency is `ideal ÷ wall` (1.0 = at the limit). A create delay D adds `creates × D ÷ C`.
+//! The same bound with the sandbox's observed mean service time in place of the configured
+//! latency gives the "observed" efficiency: what is left is the client's own doing.
 //!
 //! CPU time and peak RSS are those of the `replicate` process alone, measured exactly: the bench
 //! re-executes itself as a small wrapper (env `REPLICATE_BENCH_WRAP` = a file to write to) whose
@@ -35,7 +42,9 @@
 //! wall time is listed under the table. On a shared machine, prefer `--runs 3` or more. The table is Markdown, with the machine
 //! (CPUs, CPU model, load average) and the git commit, ready for the README. Nothing here
 //! asserts on speed; the bench exits non-zero only when a scenario could not run (the sandbox
-//! did not start, replicate failed, or the copies made are not the copies asked for).
+//! did not start, replicate failed, the copies made are not the copies asked for, a drifted
+//! copy was not patched exactly once, or copies in line with the plan cost a write or a catalog
+//! read).
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
@@ -56,6 +65,8 @@ const REPLICATE: &str = env!("CARGO_BIN_EXE_replicate");
 const WRAP_ENV: &str = "REPLICATE_BENCH_WRAP";
 /// Set in the wrapper's environment: give up on `replicate` after this many seconds.
 const WRAP_TIMEOUT_ENV: &str = "REPLICATE_BENCH_TIMEOUT_SECS";
+/// Set in the measured process's environment: run as the sequential script, with this template.
+const SCRIPT_ENV: &str = "REPLICATE_BENCH_SCRIPT";
 /// `1` = `--quick`.
 const QUICK_ENV: &str = "REPLICATE_BENCH_QUICK";
 
@@ -77,6 +88,16 @@ fn main() -> ExitCode {
             }
         };
     }
+    // The wrapper's child, which the wrapper runs without `WRAP_ENV`.
+    if let Ok(template) = std::env::var(SCRIPT_ENV) {
+        return match script(&template) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sequential script: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run() {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -94,15 +115,31 @@ fn main() -> ExitCode {
 enum Verb {
     Apply,
     Plan,
+    /// What a user's script does, one request at a time: see [`script`].
+    Script,
+}
+
+/// What the sandbox holds before the measured run, made by an unmeasured `replicate apply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    /// Only the sources: every target is a create.
+    Nothing,
+    /// A copy of the template on every target, in line with the plan.
+    Copies,
+    /// Those copies, then the template's schedule changed through the API: every copy drifted.
+    DriftedCopies,
 }
 
 #[derive(Debug, Clone)]
 struct Scenario {
     name: &'static str,
     verb: Verb,
+    setup: Setup,
     targets: usize,
     concurrency: u16,
     latency: Duration,
+    /// `--create-delay` of the sandbox: every create takes this much longer.
+    create_delay: Duration,
     /// `--rate-limit` of the sandbox, requests per second.
     rate_limit: Option<u32>,
 }
@@ -111,34 +148,48 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
     // --quick: ten times fewer targets, same shape; only for checking the harness.
     let n = |full: usize| if quick { full / 10 } else { full };
     let ms20 = Duration::from_millis(20);
-    let apply = |name, concurrency| Scenario {
+    let apply = |name, targets, concurrency, latency| Scenario {
         name,
         verb: Verb::Apply,
-        targets: n(1000),
+        setup: Setup::Nothing,
+        targets: n(targets),
         concurrency,
-        latency: ms20,
+        latency,
+        create_delay: Duration::ZERO,
         rate_limit: None,
     };
+    let slow_creates = |name, concurrency| Scenario {
+        create_delay: Duration::from_secs(2),
+        ..apply(name, 200, concurrency, Duration::from_millis(200))
+    };
     vec![
-        apply("apply-1000-c1", 1),
-        apply("apply-1000-c8", 8),
-        apply("apply-1000-c32", 32),
-        apply("apply-1000-c128", 128),
+        apply("apply-1000-c1", 1000, 1, ms20),
+        apply("apply-1000-c8", 1000, 8, ms20),
+        apply("apply-1000-c32", 1000, 32, ms20),
+        apply("apply-1000-c128", 1000, 128, ms20),
         Scenario {
-            name: "plan-20000",
+            verb: Verb::Script,
+            ..apply("sequential-script", 1000, 1, ms20)
+        },
+        apply("overlap-400-c8", 400, 8, Duration::from_millis(50)),
+        slow_creates("create-2s-200-c8", 8),
+        slow_creates("create-2s-200-c32", 32),
+        Scenario {
             verb: Verb::Plan,
-            targets: n(20_000),
-            concurrency: 32,
-            latency: Duration::ZERO,
-            rate_limit: None,
+            setup: Setup::Copies,
+            ..apply("drift-1000", 1000, 32, ms20)
         },
         Scenario {
-            name: "apply-300-ratelimit-50",
-            verb: Verb::Apply,
-            targets: n(300),
-            concurrency: 8,
-            latency: ms20,
+            setup: Setup::DriftedCopies,
+            ..apply("update-1000-c32", 1000, 32, ms20)
+        },
+        Scenario {
+            verb: Verb::Plan,
+            ..apply("plan-20000", 20_000, 32, Duration::ZERO)
+        },
+        Scenario {
             rate_limit: Some(50),
+            ..apply("apply-300-ratelimit-50", 300, 8, ms20)
         },
     ]
 }
@@ -195,14 +246,29 @@ fn parse_args() -> Result<Selection> {
 struct Measured {
     requests: u64,
     too_many: u64,
+    /// `POST /connections` answered, to add the create delay to the ideal.
+    creates: u64,
     max_in_flight: u64,
     usage: Usage,
+    /// From starting the measured process to the first write (create or patch) reaching the
+    /// sandbox; `None` when nothing was written.
+    first_write: Option<Duration>,
+    /// The service time the sandbox gave (see `service_time_ms` in its stats), in ms.
+    observed: Observed,
     /// Requests by route template, as the sandbox counted them, most first.
     routes: Vec<(String, u64)>,
     /// Responses by status code.
     responses: Vec<(String, u64)>,
     /// The wall time of every run of the scenario, fastest first (this one is the median).
     walls: Vec<Duration>,
+}
+
+/// Service times, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Observed {
+    mean: f64,
+    p50: f64,
+    p99: f64,
 }
 
 enum Outcome {
@@ -302,42 +368,41 @@ fn run_scenario(
 
     let sandbox = SandboxProcess::start(scenario)?;
     let stats_url = format!("{}/_sandbox/stats", sandbox.origin());
+    let template = runtime.block_on(template_id(http, &sandbox.url))?;
+    if scenario.setup != Setup::Nothing {
+        let output = replicate(Verb::Apply, 32, &plan, &sandbox.url, dir.path())
+            .output()
+            .context("cannot run replicate apply (set-up)")?;
+        if !output.status.success() {
+            bail!(
+                "the set-up's replicate apply exited with {}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim_end()
+            );
+        }
+    }
+    if scenario.setup == Setup::DriftedCopies {
+        runtime.block_on(change_template_schedule(http, &sandbox.url, template))?;
+    }
+    runtime.block_on(reset_stats(http, &stats_url))?;
     let before = runtime.block_on(stats(http, &stats_url))?;
     let connections_before = before["connections"].as_u64().unwrap_or(0);
 
     let usage_file = dir.path().join("usage.json");
-    let verb = match scenario.verb {
-        Verb::Apply => "apply",
-        Verb::Plan => "plan",
-    };
-    let mut replicate = Command::new(std::env::current_exe().context("where is the bench?")?);
-    replicate
-        .env(WRAP_ENV, &usage_file)
-        .env(WRAP_TIMEOUT_ENV, RUN_TIMEOUT.as_secs().to_string())
-        .arg(REPLICATE)
-        .arg(verb);
-    if scenario.verb == Verb::Apply {
-        replicate.arg("--yes");
-    }
-    replicate
-        .args(["--quiet", "--concurrency"])
-        .arg(scenario.concurrency.to_string())
-        .arg(&plan)
-        .env_remove("AIRBYTE_CLIENT_ID")
-        .env_remove("AIRBYTE_CLIENT_SECRET")
-        .env("AIRBYTE_URL", &sandbox.url)
-        .env("AIRBYTE_TOKEN", TOKEN)
-        .env("NO_COLOR", "1")
-        .current_dir(dir.path())
-        .stdin(Stdio::null());
-    let output = replicate
+    let mut measured = measured_command(scenario, &usage_file, template, &sandbox.url, &plan)?;
+    let output = measured
         .output()
-        .context("cannot run replicate (through the bench's wrapper)")?;
+        .context("cannot run the measured process (through the bench's wrapper)")?;
+    let what = match scenario.verb {
+        Verb::Apply => "replicate apply",
+        Verb::Plan => "replicate plan",
+        Verb::Script => "the sequential script",
+    };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let stdout = String::from_utf8_lossy(&output.stdout);
         bail!(
-            "replicate {verb} exited with {}\n--- stderr ---\n{}\n--- stdout (last lines) ---\n{}",
+            "{what} exited with {}\n--- stderr ---\n{}\n--- stdout (last lines) ---\n{}",
             output.status,
             stderr.trim_end(),
             last_lines(&stdout, 10)
@@ -348,52 +413,227 @@ fn run_scenario(
     let after = runtime.block_on(stats(http, &stats_url))?;
     sandbox.stop()?;
 
-    let mut routes: Vec<(String, u64)> = after["requests"]
-        .as_object()
-        .map(|routes| {
-            routes
-                .iter()
-                .filter_map(|(route, n)| Some((route.clone(), n.as_u64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut routes = counts(&after["requests"]);
     routes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let requests: u64 = routes.iter().map(|(_, n)| n).sum();
-    let responses: Vec<(String, u64)> = after["responses"]
-        .as_object()
-        .map(|codes| {
-            codes
-                .iter()
-                .filter_map(|(code, n)| Some((code.clone(), n.as_u64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let count = |route: &str| {
+        routes
+            .iter()
+            .find(|(r, _)| r == route)
+            .map_or(0, |(_, n)| *n)
+    };
+    let responses = counts(&after["responses"]);
     let too_many = after["responses"]["429"].as_u64().unwrap_or(0);
     let max_in_flight = after["max_in_flight"].as_u64().unwrap_or(0);
     let connections_after = after["connections"].as_u64().unwrap_or(0);
-
-    // Not a speed assertion: a run that did not make the copies asked for measured nothing.
-    let made = connections_after.saturating_sub(connections_before);
-    let expected = match scenario.verb {
-        Verb::Apply => scenario.targets as u64,
-        Verb::Plan => 0,
+    let service = &after["service_time_ms"];
+    let ms = |key: &str| {
+        service[key]
+            .as_f64()
+            .ok_or_else(|| anyhow!("the sandbox's stats lack service_time_ms.{key}: {service}"))
     };
-    if made != expected {
-        bail!(
-            "replicate {verb} made {made} connections, expected {expected}\n--- stdout (last lines) ---\n{}",
-            last_lines(&String::from_utf8_lossy(&output.stdout), 10)
-        );
-    }
+    let observed = Observed {
+        mean: ms("mean")?,
+        p50: ms("p50")?,
+        p99: ms("p99")?,
+    };
+    let first_write = WRITES
+        .iter()
+        .filter_map(|route| after["first_request_unix_us"][route].as_u64())
+        .min()
+        .map(|at| Duration::from_micros(at.saturating_sub(usage.start_unix_us)));
+
+    let made = connections_after.saturating_sub(connections_before);
+    check_effects(scenario, what, made, &routes, &output.stdout)?;
     Ok(Measured {
         requests,
         too_many,
+        creates: count("POST /connections"),
         max_in_flight,
         usage,
+        first_write,
+        observed,
         routes,
         responses,
         walls: Vec::new(),
     })
 }
+
+/// The measured process: the wrapper, running `replicate` or the sequential script.
+fn measured_command(
+    scenario: &Scenario,
+    usage_file: &Path,
+    template: uuid::Uuid,
+    url: &str,
+    plan: &Path,
+) -> Result<Command> {
+    let dir = plan.parent().context("the plan's directory")?;
+    let mut measured = Command::new(std::env::current_exe().context("where is the bench?")?);
+    measured
+        .env(WRAP_ENV, usage_file)
+        .env(WRAP_TIMEOUT_ENV, RUN_TIMEOUT.as_secs().to_string());
+    if scenario.verb == Verb::Script {
+        // The wrapper runs the bench itself again, as the script.
+        measured
+            .arg(std::env::current_exe().context("where is the bench?")?)
+            .env(SCRIPT_ENV, template.to_string())
+            .env("AIRBYTE_URL", url)
+            .env("AIRBYTE_TOKEN", TOKEN)
+            .stdin(Stdio::null());
+    } else {
+        let inner = replicate(scenario.verb, scenario.concurrency, plan, url, dir);
+        measured
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .env_remove("AIRBYTE_CLIENT_ID")
+            .env_remove("AIRBYTE_CLIENT_SECRET")
+            .current_dir(dir)
+            .stdin(Stdio::null());
+    }
+    Ok(measured)
+}
+
+/// `{"key": n, …}` as pairs.
+fn counts(object: &Value) -> Vec<(String, u64)> {
+    object
+        .as_object()
+        .map(|counts| {
+            counts
+                .iter()
+                .filter_map(|(key, n)| Some((key.clone(), n.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Not speed assertions: a run that did not do what the scenario is about measured nothing.
+fn check_effects(
+    scenario: &Scenario,
+    what: &str,
+    made: u64,
+    routes: &[(String, u64)],
+    stdout: &[u8],
+) -> Result<()> {
+    let count = |route: &str| {
+        routes
+            .iter()
+            .find(|(r, _)| r == route)
+            .map_or(0, |(_, n)| *n)
+    };
+    let expected = match (scenario.verb, scenario.setup) {
+        (Verb::Apply | Verb::Script, Setup::Nothing) => scenario.targets as u64,
+        _ => 0,
+    };
+    if made != expected {
+        bail!(
+            "{what} made {made} connections, expected {expected}\n--- stdout (last lines) ---\n{}",
+            last_lines(&String::from_utf8_lossy(stdout), 10)
+        );
+    }
+    let patched = count("PATCH /connections/{connectionId}");
+    match scenario.setup {
+        Setup::DriftedCopies if patched != scenario.targets as u64 => {
+            bail!(
+                "{what} patched {patched} connections, expected each of the {} drifted copies once",
+                scenario.targets
+            );
+        }
+        Setup::Copies if patched + count("GET /streams") + count("POST /connections") > 0 => {
+            bail!(
+                "{what} over copies in line with the plan made writes or read catalogs: {routes:?}"
+            );
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The routes that write a copy.
+const WRITES: [&str; 2] = ["POST /connections", "PATCH /connections/{connectionId}"];
+
+/// `replicate VERB --quiet --concurrency C PLAN` against the sandbox at `url`.
+fn replicate(verb: Verb, concurrency: u16, plan: &Path, url: &str, dir: &Path) -> Command {
+    let mut command = Command::new(REPLICATE);
+    match verb {
+        Verb::Apply => command.args(["apply", "--yes"]),
+        Verb::Plan | Verb::Script => command.arg("plan"),
+    };
+    command
+        .args(["--quiet", "--existing", "update", "--concurrency"])
+        .arg(concurrency.to_string())
+        .arg(plan)
+        .env_remove("AIRBYTE_CLIENT_ID")
+        .env_remove("AIRBYTE_CLIENT_SECRET")
+        .env("AIRBYTE_URL", url)
+        .env("AIRBYTE_TOKEN", TOKEN)
+        .env("NO_COLOR", "1")
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    command
+}
+
+/// The template's id, from the first page of connections (the default seed's template).
+async fn template_id(http: &reqwest::Client, url: &str) -> Result<uuid::Uuid> {
+    let page: Value = send(http.get(format!("{url}/connections?limit=100"))).await?;
+    page["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == TEMPLATE)
+        .and_then(|c| c["connectionId"].as_str()?.parse().ok())
+        .with_context(|| format!("the sandbox has no connection named {TEMPLATE:?}"))
+}
+
+/// Changes the template's schedule the way a user would, through the API: every copy drifts.
+async fn change_template_schedule(
+    http: &reqwest::Client,
+    url: &str,
+    template: uuid::Uuid,
+) -> Result<()> {
+    let body = serde_json::json!({
+        "schedule": {"scheduleType": "cron", "cronExpression": "0 0 6 * * ?"}
+    });
+    send(
+        http.patch(format!("{url}/connections/{template}"))
+            .json(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn reset_stats(http: &reqwest::Client, url: &str) -> Result<()> {
+    let response = http
+        .delete(url)
+        .send()
+        .await
+        .with_context(|| format!("DELETE {url}"))?;
+    if response.status() != reqwest::StatusCode::NO_CONTENT {
+        bail!(
+            "DELETE {url}: {} (a sandbox without DELETE /_sandbox/stats?)",
+            response.status()
+        );
+    }
+    Ok(())
+}
+
+/// Sends an authenticated API request; its JSON answer, or an error naming it.
+async fn send(request: reqwest::RequestBuilder) -> Result<Value> {
+    let request = request.bearer_auth(TOKEN).build()?;
+    let what = format!("{} {}", request.method(), request.url().path());
+    let response = reqwest::Client::new()
+        .execute(request)
+        .await
+        .with_context(|| what.clone())?;
+    let status = response.status();
+    let text = response.text().await.with_context(|| what.clone())?;
+    if !status.is_success() {
+        bail!("{what}: {status}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{what}: not JSON"))
+}
+
+/// The default seed's template, as the plan names it.
+const TEMPLATE: &str = "shop-template → Warehouse";
 
 /// Every `bulk-*` source gets a copy of the template, with its own table prefix.
 const PLAN: &str = r#"version: 1
@@ -453,6 +693,11 @@ impl SandboxProcess {
             .arg(fmt_latency(scenario.latency));
         if let Some(limit) = scenario.rate_limit {
             command.arg("--rate-limit").arg(limit.to_string());
+        }
+        if !scenario.create_delay.is_zero() {
+            command
+                .arg("--create-delay")
+                .arg(fmt_latency(scenario.create_delay));
         }
         let mut child = command
             .stdin(Stdio::null())
@@ -535,14 +780,104 @@ impl Drop for SandboxProcess {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The sequential script
+
+/// What a user's script does without replicate, with the same HTTP stack (reqwest on one tokio
+/// thread): read the template, list the workspace's sources page by page, then one
+/// `POST /connections` per `bulk-*` source with the template's settings and streams, one at a
+/// time, stopping at the first refusal. No catalog is read and nothing is checked first, so it
+/// makes fewer requests than replicate (one per target, not two): the comparison is of wall
+/// time for the same copies.
+fn script(template: &str) -> Result<()> {
+    let url = std::env::var("AIRBYTE_URL").context("AIRBYTE_URL")?;
+    let token = std::env::var("AIRBYTE_TOKEN").context("AIRBYTE_TOKEN")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a tokio runtime")?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let call = |request: reqwest::RequestBuilder| {
+        let request = request.bearer_auth(&token);
+        async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let text = response.text().await?;
+            if !status.is_success() {
+                bail!("{status}: {text}");
+            }
+            Ok::<Value, anyhow::Error>(serde_json::from_str(&text)?)
+        }
+    };
+    runtime.block_on(async {
+        let template = call(http.get(format!("{url}/connections/{template}"))).await?;
+        let workspace = template["workspaceId"].as_str().context("workspaceId")?;
+        let mut sources = Vec::new();
+        loop {
+            let page = call(http.get(format!(
+                "{url}/sources?workspaceIds={workspace}&limit=100&offset={}",
+                sources.len()
+            )))
+            .await?;
+            let data = page["data"].as_array().context("a page without data")?;
+            sources.extend(data.iter().cloned());
+            if data.len() < 100 {
+                break;
+            }
+        }
+        let mut streams = template["configurations"]["streams"].clone();
+        for stream in streams.as_array_mut().into_iter().flatten() {
+            if let Some(stream) = stream.as_object_mut() {
+                // Create refuses an empty selection (the template reads back `[]` for "all").
+                if stream.get("selectedFields") == Some(&Value::Array(Vec::new())) {
+                    stream.remove("selectedFields");
+                }
+            }
+        }
+        for source in sources {
+            let name = source["name"].as_str().unwrap_or_default();
+            if !name.starts_with("bulk-") {
+                continue;
+            }
+            let body = serde_json::json!({
+                "name": format!("{name} → Warehouse"),
+                "sourceId": source["sourceId"],
+                "destinationId": template["destinationId"],
+                "schedule": template["schedule"],
+                "status": template["status"],
+                "namespaceDefinition": template["namespaceDefinition"],
+                "nonBreakingSchemaUpdatesBehavior": template["nonBreakingSchemaUpdatesBehavior"],
+                "prefix": format!("{}_", name.replace('-', "_")),
+                "configurations": {"streams": streams},
+            });
+            call(http.post(format!("{url}/connections")).json(&body))
+                .await
+                .with_context(|| format!("POST /connections for {name}"))?;
+        }
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // The wrapper: `replicate` as its only child, then getrusage(RUSAGE_CHILDREN)
 
 /// What the wrapper measured of its one child.
 #[derive(Debug, Clone, Copy)]
 struct Usage {
     wall: Duration,
-    cpu: Duration,
+    /// When the wrapper started its child, in microseconds since the Unix epoch.
+    start_unix_us: u64,
+    user: Duration,
+    sys: Duration,
     max_rss_kib: u64,
+}
+
+impl Usage {
+    fn cpu(&self) -> Duration {
+        self.user + self.sys
+    }
 }
 
 impl Usage {
@@ -557,7 +892,9 @@ impl Usage {
         };
         Ok(Usage {
             wall: Duration::from_micros(field("wall_us")?),
-            cpu: Duration::from_micros(field("user_us")? + field("sys_us")?),
+            start_unix_us: field("start_unix_us")?,
+            user: Duration::from_micros(field("user_us")?),
+            sys: Duration::from_micros(field("sys_us")?),
             max_rss_kib: field("max_rss_kib")?,
         })
     }
@@ -576,6 +913,9 @@ fn wrap(out: &Path) -> Result<ExitCode> {
         .and_then(|s| s.parse().ok())
         .map_or(RUN_TIMEOUT, Duration::from_secs);
 
+    let start_unix_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     let start = Instant::now();
     let mut child = Command::new(&program)
         .args(args)
@@ -603,6 +943,7 @@ fn wrap(out: &Path) -> Result<ExitCode> {
     let micros = |t: i64| u64::try_from(t).unwrap_or(0);
     let line = serde_json::json!({
         "wall_us": u64::try_from(wall.as_micros()).unwrap_or(u64::MAX),
+        "start_unix_us": start_unix_us,
         "user_us": micros(usage.user_time().num_microseconds()),
         "sys_us": micros(usage.system_time().num_microseconds()),
         // Linux reports ru_maxrss in KiB.
@@ -621,7 +962,7 @@ fn wrap(out: &Path) -> Result<ExitCode> {
 // ---------------------------------------------------------------------------------------------
 // The table
 
-const HEADER: [&str; 13] = [
+const HEADER: [&str; 18] = [
     "scenario",
     "targets",
     "concurrency",
@@ -629,9 +970,14 @@ const HEADER: [&str; 13] = [
     "requests",
     "requests/target",
     "wall (s)",
+    "first write (s)",
     "ideal (s)",
     "efficiency",
+    "observed latency mean / p50 / p99 (ms)",
+    "efficiency (observed)",
+    "× script",
     "CPU/request (µs)",
+    "user + sys (µs)",
     "peak RSS (MB)",
     "429s",
     "max in flight",
@@ -672,10 +1018,20 @@ fn render(rows: &[(Scenario, Outcome)], quick: bool, runs: usize, load_before: &
             scenario.name.to_string(),
             scenario.targets.to_string(),
             scenario.concurrency.to_string(),
-            fmt_latency(scenario.latency),
+            if scenario.create_delay.is_zero() {
+                fmt_latency(scenario.latency)
+            } else {
+                format!(
+                    "{} + create {}",
+                    fmt_latency(scenario.latency),
+                    fmt_latency(scenario.create_delay)
+                )
+            },
         ];
         match outcome {
-            Outcome::Done(m) => cells.extend(measured_cells(scenario, m)),
+            Outcome::Done(m) => {
+                cells.extend(measured_cells(scenario, m, script_wall(rows, scenario)));
+            }
             Outcome::Skipped(why) | Outcome::Failed(why) => {
                 cells.push(why.replace('|', "\\|"));
                 cells.resize(HEADER.len(), String::new());
@@ -686,15 +1042,26 @@ fn render(rows: &[(Scenario, Outcome)], quick: bool, runs: usize, load_before: &
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "ideal = (requests − 429s) × latency ÷ concurrency; under a rate limit R (burst R), at \
-         least (requests − 429s − R) ÷ R; `-` with neither latency nor limit. efficiency = ideal \
-         ÷ wall. CPU and peak RSS: the replicate process alone (getrusage of its wrapper's \
-         children)."
+        "ideal = ((requests − 429s) × latency + creates × create delay) ÷ concurrency; under a \
+         rate limit R (burst R), at least (requests − 429s − R) ÷ R; `-` with neither latency \
+         nor limit. efficiency = ideal ÷ wall. observed latency: the service time the sandbox \
+         actually gave (request read → answer written); efficiency (observed) = (requests − \
+         429s) × observed mean ÷ concurrency ÷ wall. first write: from starting the process \
+         to the first create or patch reaching the sandbox. × script: the sequential script's \
+         wall ÷ this wall, same targets and latency, same run. CPU and peak RSS: the measured \
+         process alone (getrusage of its wrapper's children); user + sys splits the CPU."
     );
     if !rows.iter().any(|(_, o)| matches!(o, Outcome::Done(_))) {
         return out;
     }
     let _ = writeln!(out);
+    out.push_str(&by_route(rows));
+    out
+}
+
+/// Requests by route and responses by status, one line per scenario that ran.
+fn by_route(rows: &[(Scenario, Outcome)]) -> String {
+    let mut out = String::new();
     let _ = writeln!(out, "Requests by route and responses by status:");
     let _ = writeln!(out);
     for (scenario, outcome) in rows {
@@ -735,8 +1102,9 @@ fn render(rows: &[(Scenario, Outcome)], quick: bool, runs: usize, load_before: &
 #[allow(clippy::cast_precision_loss)] // counts far below 2^52
 fn ideal(scenario: &Scenario, m: &Measured) -> Option<f64> {
     let needed = m.requests.saturating_sub(m.too_many) as f64;
-    let by_latency = (!scenario.latency.is_zero())
-        .then(|| needed * scenario.latency.as_secs_f64() / f64::from(scenario.concurrency));
+    let busy = needed * scenario.latency.as_secs_f64()
+        + m.creates as f64 * scenario.create_delay.as_secs_f64();
+    let by_latency = (busy > 0.0).then(|| busy / f64::from(scenario.concurrency));
     let by_rate = scenario.rate_limit.map(|limit| {
         let limit = f64::from(limit);
         (needed - limit).max(0.0) / limit
@@ -747,27 +1115,72 @@ fn ideal(scenario: &Scenario, m: &Measured) -> Option<f64> {
     }
 }
 
+/// The wall time of the sequential script in the same run, for the same targets and latency.
+fn script_wall(rows: &[(Scenario, Outcome)], like: &Scenario) -> Option<Duration> {
+    rows.iter().find_map(|(scenario, outcome)| match outcome {
+        Outcome::Done(m)
+            if scenario.verb == Verb::Script
+                && like.verb == Verb::Apply
+                && scenario.targets == like.targets
+                && scenario.latency == like.latency
+                && like.create_delay.is_zero()
+                && like.rate_limit.is_none()
+                && like.setup == Setup::Nothing =>
+        {
+            Some(m.usage.wall)
+        }
+        _ => None,
+    })
+}
+
 #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-fn measured_cells(scenario: &Scenario, m: &Measured) -> Vec<String> {
+fn measured_cells(scenario: &Scenario, m: &Measured, script: Option<Duration>) -> Vec<String> {
     let wall = m.usage.wall.as_secs_f64();
     let ideal = ideal(scenario, m);
+    let dash = || "-".to_string();
     let per_target = if scenario.targets == 0 {
-        "-".to_string()
+        dash()
     } else {
-        format!("{:.2}", m.requests as f64 / scenario.targets as f64)
+        format!("{:.3}", m.requests as f64 / scenario.targets as f64)
     };
-    let cpu_per_request = if m.requests == 0 {
-        "-".to_string()
+    let per_request = |d: Duration| d.as_secs_f64() * 1e6 / m.requests as f64;
+    let (cpu, split) = if m.requests == 0 {
+        (dash(), dash())
     } else {
-        format!("{:.0}", m.usage.cpu.as_secs_f64() * 1e6 / m.requests as f64)
+        (
+            format!("{:.0}", per_request(m.usage.cpu())),
+            format!(
+                "{:.0} + {:.0}",
+                per_request(m.usage.user),
+                per_request(m.usage.sys)
+            ),
+        )
+    };
+    // Against the latency the sandbox actually gave; a rate limit still bounds it.
+    let observed_ideal = {
+        let needed = m.requests.saturating_sub(m.too_many) as f64;
+        let busy = needed * m.observed.mean / 1000.0 / f64::from(scenario.concurrency);
+        match (ideal, scenario.rate_limit) {
+            (Some(ideal), Some(_)) => Some(busy.max(ideal)),
+            _ => (busy > 0.0 && !scenario.latency.is_zero()).then_some(busy),
+        }
     };
     vec![
         m.requests.to_string(),
         per_target,
         format!("{wall:.2}"),
-        ideal.map_or_else(|| "-".to_string(), |i| format!("{i:.2}")),
-        ideal.map_or_else(|| "-".to_string(), |i| format!("{:.2}", i / wall)),
-        cpu_per_request,
+        m.first_write
+            .map_or_else(dash, |d| format!("{:.3}", d.as_secs_f64())),
+        ideal.map_or_else(dash, |i| format!("{i:.2}")),
+        ideal.map_or_else(dash, |i| format!("{:.2}", i / wall)),
+        format!(
+            "{:.1} / {:.1} / {:.1}",
+            m.observed.mean, m.observed.p50, m.observed.p99
+        ),
+        observed_ideal.map_or_else(dash, |i| format!("{:.2}", i / wall)),
+        script.map_or_else(dash, |s| format!("{:.1}", s.as_secs_f64() / wall)),
+        cpu,
+        split,
         format!("{:.1}", m.usage.max_rss_kib as f64 / 1024.0),
         m.too_many.to_string(),
         m.max_in_flight.to_string(),
