@@ -327,7 +327,13 @@ impl<C: Console> Stages<'_, C> {
             self.client,
             self.interrupt,
             self.reporter,
-            |i, planned| writes.extend(rows.keep(i, planned)),
+            |i, planned| {
+                let write = rows.keep(i, planned);
+                // A plan writes nothing: 20,000 create bodies are not held just to be dropped.
+                if self.options.mode == Mode::Apply {
+                    writes.extend(write);
+                }
+            },
         )
         .await;
         for (i, planned) in self.delete_rows() {
