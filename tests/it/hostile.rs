@@ -12,7 +12,7 @@
 //! --release --test it hostile::` runs a longer search.
 
 use crate::support::seed::{self, TEMPLATE, WORKSPACE};
-use crate::support::{Api, HANG_GUARD};
+use crate::support::{Api, HANG_GUARD, RawRequest, read_request};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use proptest::test_runner::TestRunner;
@@ -1077,32 +1077,15 @@ async fn serve(
     http: &reqwest::Client,
     endless_bytes: &AtomicU64,
 ) -> std::io::Result<()> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if socket.read(&mut byte).await? == 0 || head.len() > 64 * 1024 {
-            return Ok(());
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = head.lines();
-    let mut request_line = lines.next().unwrap_or_default().split(' ');
-    let method = request_line.next().unwrap_or_default().to_string();
-    let target = request_line.next().unwrap_or_default().to_string();
-    let mut authorization = None;
-    let mut length = 0;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            match name.to_ascii_lowercase().as_str() {
-                "authorization" => authorization = Some(value.trim().to_string()),
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    socket.read_exact(&mut body).await?;
+    let Some(RawRequest {
+        method,
+        target,
+        authorization,
+        body,
+    }) = read_request(&mut socket).await?
+    else {
+        return Ok(());
+    };
 
     let answer = if let Some(answer) = rule(&method, &target) {
         answer

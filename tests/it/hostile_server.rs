@@ -7,8 +7,8 @@
 //! (a proxy), so a run gets as far as its writes. The real binary runs against them; the one
 //! thing the command line cannot shorten, the retry backoff, is tested through the library.
 
-use crate::support::HANG_GUARD;
 use crate::support::seed::{self, CLIENT_ID, CLIENT_SECRET, TEMPLATE};
+use crate::support::{HANG_GUARD, RawRequest, read_request};
 use replicate::client::{Client, ClientConfig, Credentials, RetryPolicy};
 use replicate::report::events::Silent;
 use replicate::sandbox::{Sandbox, SandboxConfig};
@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// The template by id: its `GET` is the run's first request after the token.
@@ -215,32 +215,15 @@ async fn serve(
     upstream: Option<SocketAddr>,
     http: &reqwest::Client,
 ) -> std::io::Result<()> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if socket.read(&mut byte).await? == 0 || head.len() > 64 * 1024 {
-            return Ok(());
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = head.lines();
-    let mut request_line = lines.next().unwrap_or_default().split(' ');
-    let method = request_line.next().unwrap_or_default().to_string();
-    let target = request_line.next().unwrap_or_default().to_string();
-    let mut authorization = None;
-    let mut length = 0;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            match name.to_ascii_lowercase().as_str() {
-                "authorization" => authorization = Some(value.trim().to_string()),
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    socket.read_exact(&mut body).await?;
+    let Some(RawRequest {
+        method,
+        target,
+        authorization,
+        body,
+    }) = read_request(&mut socket).await?
+    else {
+        return Ok(());
+    };
     let received = Received {
         method,
         target,

@@ -447,3 +447,51 @@ fn the_seed_ids_are_the_default_seeds() {
         "MISSING is not a seed id"
     );
 }
+
+/// One HTTP/1.1 request as the tests' tiny hostile servers read it off a raw socket.
+pub struct RawRequest {
+    pub method: String,
+    pub target: String,
+    pub authorization: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Reads one request's head (at most 64 KiB) and its `Content-Length` body; `None` when the
+/// client hung up first or sent an oversized head.
+pub async fn read_request(
+    socket: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> std::io::Result<Option<RawRequest>> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await? == 0 || head.len() > 64 * 1024 {
+            return Ok(None);
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = head.lines();
+    let mut request_line = lines.next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_string();
+    let target = request_line.next().unwrap_or_default().to_string();
+    let mut authorization = None;
+    let mut length = 0;
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            match name.to_ascii_lowercase().as_str() {
+                "authorization" => authorization = Some(value.trim().to_string()),
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    socket.read_exact(&mut body).await?;
+    Ok(Some(RawRequest {
+        method,
+        target,
+        authorization,
+        body,
+    }))
+}
