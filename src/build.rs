@@ -134,11 +134,9 @@ pub async fn build(
                         ])),
                     },
                 };
-                if let TargetPlan::Unchanged { drift, .. } | TargetPlan::Update { drift, .. } =
-                    &planned.plan
-                {
-                    planned.warnings.extend(drift.warnings.iter().cloned());
-                }
+                planned
+                    .warnings
+                    .extend_from_slice(planned.plan.drift_warnings());
             }
         }
         decided(index, planned);
@@ -182,6 +180,8 @@ fn without_catalog(
             }
         },
     };
+    let drift_warnings = planned.plan.drift_warnings().to_vec();
+    planned.warnings.extend(drift_warnings);
     planned
 }
 
@@ -256,9 +256,7 @@ fn first_look<'a>(
         }),
         Decision::Decided(plan) => {
             let mut warnings = desired.warnings;
-            if let TargetPlan::Unchanged { drift, .. } | TargetPlan::Update { drift, .. } = &plan {
-                warnings.extend(drift.warnings.iter().cloned());
-            }
+            warnings.extend_from_slice(plan.drift_warnings());
             Look::Decided(Box::new(Planned {
                 entry: target.entry.clone(),
                 source: Some(source),

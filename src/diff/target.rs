@@ -42,6 +42,16 @@ impl TargetPlan {
         )
     }
 
+    /// What the diff could not compare (a masked mapper secret), for its row's warnings.
+    pub fn drift_warnings(&self) -> &[String] {
+        match self {
+            TargetPlan::Unchanged { drift, .. } | TargetPlan::Update { drift, .. } => {
+                &drift.warnings
+            }
+            _ => &[],
+        }
+    }
+
     /// The changes shown under its row.
     pub fn changes(&self) -> &[Change] {
         match self {
