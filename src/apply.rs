@@ -21,6 +21,7 @@ use crate::client::Client;
 use crate::copy::{Blueprint, TemplateConnection};
 use crate::diff::TargetPlan;
 use crate::execute::{self, ExecuteOptions, Interrupt, Write, WriteKind};
+use crate::lease::{Lease, LeaseOptions};
 use crate::orphans::{self, Orphan, Prune};
 use crate::owner::OwnerTag;
 use crate::plan::Glob;
@@ -31,6 +32,7 @@ use crate::resolve::{self, Resolved};
 use crate::select::{self, SourceSummary};
 use crate::sync::{self, SyncOptions, SyncTarget};
 use crate::wire::ConnectionStatus;
+use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -55,6 +57,8 @@ pub struct RunOptions {
     pub prune: bool,
     /// `--target`: only the targets whose source name matches one of these; never prunes.
     pub targets: Vec<Glob>,
+    /// How `apply` holds the plan's lease (`plan` takes none).
+    pub lease: LeaseOptions,
 }
 
 /// Why a run stops after resolve, before anything is written.
@@ -112,8 +116,12 @@ pub fn status(report: &Report) -> Status {
 }
 
 /// Runs the plan: resolve, build, preview, (confirm, execute), and returns the report. A failure
-/// of the whole run (template not found, API unreachable) is `report.error`; a failure of one
-/// target is its row.
+/// of the whole run (template not found, API unreachable, the lease held) is `report.error`; a
+/// failure of one target is its row.
+///
+/// `apply` holds the plan's lease from before the connections are listed to the end of the run
+/// (see [`crate::lease`]), renews it meanwhile, and drops it at the end, interrupted or not; a
+/// lease lost on the way stops the writes not yet started.
 pub async fn run(
     plan: &Plan,
     client: &Client,
@@ -122,10 +130,76 @@ pub async fn run(
     interrupt: &Interrupt,
     reporter: &Arc<dyn Reporter>,
 ) -> Report {
+    if options.mode != Mode::Apply {
+        return run_stages(plan, client, options, console, interrupt, reporter, None).await;
+    }
+    let lease = Lease::new(&plan.owner, &plan.file.display().to_string(), options.lease);
+    let lease = &lease;
+    let work = async {
+        let report = run_stages(
+            plan,
+            client,
+            options,
+            console,
+            interrupt,
+            reporter,
+            Some(lease),
+        );
+        let report = report.await;
+        lease.stop_renewing();
+        report
+    };
+    let renew = lease.keep_fresh(client, |why| reporter.log(0, why));
+    let (mut report, ()) = tokio::join!(work, renew);
+    if lease.is_lost() {
+        report.errors.push(
+            "the plan's lease was lost during the run (its tag was deleted: taken over as stale \
+             by another run, or `replicate unlock`); the writes not yet started were not sent"
+                .into(),
+        );
+    }
+    if !interrupt.is_urgent() {
+        let released = tokio::time::timeout(RELEASE_TIMEOUT, lease.release(client)).await;
+        match released {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => report.warnings.push(lease.release_failed(&e)),
+            Err(_) => report
+                .warnings
+                .push(lease.release_failed(&timed_out_releasing())),
+        }
+    }
+    report
+}
+
+/// How long dropping the lease may take at the end of a run.
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn timed_out_releasing() -> crate::client::ApiError {
+    crate::client::ApiError::new(
+        &reqwest::Method::DELETE,
+        "/tags/{tagId}",
+        crate::client::ApiErrorKind::Transport {
+            message: format!("no answer within {} s", RELEASE_TIMEOUT.as_secs()),
+            not_sent: false,
+            timeout: true,
+        },
+    )
+}
+
+/// The run, once it is known whether it holds a lease.
+async fn run_stages(
+    plan: &Plan,
+    client: &Client,
+    options: &RunOptions,
+    console: &impl Console,
+    interrupt: &Interrupt,
+    reporter: &Arc<dyn Reporter>,
+    lease: Option<&Lease>,
+) -> Report {
     let mut report = Report::new(&plan.file, options.mode);
     report.owner = Some(plan.owner.clone());
     let resolved = tokio::select! {
-        resolved = resolve::resolve(plan, client, reporter) => resolved,
+        resolved = resolve::resolve(plan, client, reporter, lease) => resolved,
         () = interrupt.raised() => {
             report.errors.push("interrupted before anything was written".into());
             report.state = State::Interrupted;
@@ -140,6 +214,7 @@ pub async fn run(
         }
     };
     report.template = Some(TemplateConnection::from(&resolved.template));
+    report.warnings.append(&mut resolved.lease_notes);
     let workspace = resolved.template.workspace_id;
     let owner = OwnerTag::new(&plan.owner, workspace, resolved.owner_tag.clone());
     let blueprint = match Blueprint::new(&resolved.template) {
@@ -174,6 +249,7 @@ pub async fn run(
         workspace,
     };
     let run = Stages {
+        lease,
         resolved: &resolved,
         deletes,
         owner: &owner,
@@ -247,6 +323,8 @@ fn delete_row(orphan: Orphan) -> Planned {
 
 /// What the stages after resolve share.
 struct Stages<'a, C> {
+    /// The lease `apply` holds: no write starts once it is lost.
+    lease: Option<&'a Lease>,
     resolved: &'a Resolved,
     /// The owned orphans to delete (pruning), as rows after the targets'.
     deletes: Vec<Orphan>,
@@ -304,7 +382,7 @@ impl<C: Console> Stages<'_, C> {
             queued.recv().await.map(|write| (write, queued))
         });
         let writing = execute::write(
-            queued,
+            while_leased(queued, self.lease),
             self.client,
             self.owner,
             &self.options.execute,
@@ -370,7 +448,7 @@ impl<C: Console> Stages<'_, C> {
             return report;
         }
         let outcomes = execute::write(
-            futures::stream::iter(writes),
+            while_leased(futures::stream::iter(writes), self.lease),
             self.client,
             self.owner,
             &self.options.execute,
@@ -414,6 +492,19 @@ impl<C: Console> Stages<'_, C> {
         }
         check_template(report, self.client, self.interrupt).await;
     }
+}
+
+/// The writes, until the lease is lost: none starts after that.
+fn while_leased<'a>(
+    writes: impl futures::Stream<Item = Write> + 'a,
+    lease: Option<&'a Lease>,
+) -> impl futures::Stream<Item = Write> + 'a {
+    writes.take_until(async move {
+        match lease {
+            Some(lease) => lease.lost().await,
+            None => futures::future::pending().await,
+        }
+    })
 }
 
 /// The report's state, once the run is over.

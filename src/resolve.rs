@@ -8,6 +8,7 @@
 //! by `build`, only for the targets that need one.
 
 use crate::client::{ApiError, Client, FirstPage};
+use crate::lease::{self, Lease, LeaseError};
 use crate::orphans::{self, Orphan};
 use crate::owner;
 use crate::plan::{Plan, Reference};
@@ -44,6 +45,8 @@ pub enum ResolveError {
         count: usize,
         ids: String,
     },
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
     #[error("the template's {what}: {source}")]
     Request {
         what: &'static str,
@@ -63,6 +66,9 @@ pub struct Resolved {
     pub owner_tag: Option<Tag>,
     /// The plan's owned orphans (against every target, before `--target`).
     pub orphans: Vec<Orphan>,
+    /// Said about the plan's lease: a stale one this run took over, or (`plan`) one held by a
+    /// running apply.
+    pub lease_notes: Vec<String>,
 }
 
 /// Reads the template, its destination, its workspace's sources and connections, and selects
@@ -74,16 +80,26 @@ pub struct Resolved {
 /// destination. A template given by id thus costs no round trip of its own. A template given
 /// by name is found by listing every connection the token sees, all pages (a second connection
 /// of that name may be on the last one), so the sources' first page is all that can go with it.
+///
+/// With a `lease` (`apply`), the connections are listed only once the lease is held (see
+/// [`crate::lease`]): by id, the template is read with the sources' first page, then the lease
+/// is taken, then the connections listed; by name, the connections the template was found
+/// among are listed again for its workspace once the lease is held. The workspace's tags come
+/// from taking the lease.
 pub async fn resolve(
     plan: &Plan,
     client: &Client,
     reporter: &Arc<dyn Reporter>,
+    lease: Option<&Lease>,
 ) -> Result<Resolved, ResolveError> {
     reporter.step_started(Step::Template);
     reporter.step_started(Step::Sources);
     reporter.step_started(Step::Connections);
     let first_sources = client.first_page::<SourceResponse>("/sources");
-    let (template, first_sources) = futures::join!(template(plan, client, reporter), first_sources);
+    let (template, first_sources) = futures::join!(
+        template(plan, client, reporter, lease.is_none()),
+        first_sources
+    );
     let (template, listed) = template?;
     let first_sources = first_sources.map_err(|source| ResolveError::Request {
         what: "sources",
@@ -112,34 +128,9 @@ pub async fn resolve(
         reporter.step_finished(Step::Sources, &count(sources.len(), "source"));
         Ok(sources)
     };
-    let connections = async {
-        let connections = match listed {
-            Listed::All(all) => all,
-            Listed::First(first) => client
-                .rest_of(first, workspace, |n| {
-                    reporter.step_advanced(Step::Connections, n as u64);
-                })
-                .await
-                .map_err(|source| ResolveError::Request {
-                    what: "connections",
-                    source,
-                })?,
-        };
-        let live: Vec<ConnectionResponse> = connections
-            .into_iter()
-            .filter(|c| c.workspace_id == workspace && c.status != ConnectionStatus::Deprecated)
-            .collect();
-        reporter.step_finished(Step::Connections, &count(live.len(), "connection"));
-        Ok(live)
-    };
-    let tags = client
-        .tags(workspace)
-        .map_err(|source| ResolveError::Request {
-            what: "workspace's tags",
-            source,
-        });
-    let (destination, sources, connections, tags) =
-        futures::try_join!(destination, sources, connections, tags)?;
+    let connections = workspace_connections(plan, client, reporter, workspace, lease, listed);
+    let (destination, sources, (connections, tags, lease_notes)) =
+        futures::try_join!(destination, sources, connections)?;
 
     let targets = select(plan, &template, &sources, client).await;
     let owner_tag = owner::find(&tags, workspace, &plan.owner).cloned();
@@ -163,7 +154,94 @@ pub async fn resolve(
         targets,
         owner_tag,
         orphans,
+        lease_notes,
     })
+}
+
+/// The workspace's live connections and its tags, and what is to be said about the lease. With
+/// a `lease`, it is taken first and the connections are listed after; without, the connections
+/// (whatever of them `listed` holds, and the rest) are read with the tags, and a lease held by
+/// a running apply is noted.
+async fn workspace_connections(
+    plan: &Plan,
+    client: &Client,
+    reporter: &Arc<dyn Reporter>,
+    workspace: uuid::Uuid,
+    lease: Option<&Lease>,
+    listed: Listed,
+) -> Result<(Vec<ConnectionResponse>, Vec<Tag>, Vec<String>), ResolveError> {
+    let connections_error = |source| ResolveError::Request {
+        what: "connections",
+        source,
+    };
+    let on_page = |n: usize| reporter.step_advanced(Step::Connections, n as u64);
+    let mut lease_notes = Vec::new();
+    let (connections, tags) = match (lease, listed) {
+        (Some(lease), _) => {
+            let taken = lease
+                .take(client, workspace, |waiting| reporter.log(0, waiting))
+                .await?;
+            lease_notes.extend(
+                taken
+                    .took_over
+                    .map(|holder| format!("took over the plan's stale lease from {holder}")),
+            );
+            let connections = client
+                .connections(Some(workspace), on_page)
+                .await
+                .map_err(connections_error)?;
+            (connections, taken.tags)
+        }
+        (None, listed) => {
+            let connections = async {
+                match listed {
+                    Listed::All(all) => Ok(all),
+                    Listed::First(first) => client
+                        .rest_of(first, workspace, on_page)
+                        .await
+                        .map_err(connections_error),
+                    Listed::Nothing => client
+                        .connections(Some(workspace), on_page)
+                        .await
+                        .map_err(connections_error),
+                }
+            };
+            let tags = client
+                .tags(workspace)
+                .map_err(|source| ResolveError::Request {
+                    what: "workspace's tags",
+                    source,
+                });
+            let (connections, tags) = futures::try_join!(connections, tags)?;
+            let now = client.server_now();
+            lease_notes.extend(lease::holders(&tags, workspace, &plan.owner).iter().map(
+                |holder| {
+                    format!(
+                        "the plan's lease is held by {}: an apply of this plan is running, \
+                         and what it writes is not in this preview",
+                        holder.describe(now)
+                    )
+                },
+            ));
+            (connections, tags)
+        }
+    };
+    let live: Vec<ConnectionResponse> = connections
+        .into_iter()
+        .filter(|c| c.workspace_id == workspace && c.status != ConnectionStatus::Deprecated)
+        .collect();
+    reporter.step_finished(Step::Connections, &count(live.len(), "connection"));
+    Ok((live, tags, lease_notes))
+}
+
+/// The template alone (`replicate unlock` needs its workspace).
+pub async fn find_template(
+    plan: &Plan,
+    client: &Client,
+) -> Result<ConnectionResponse, ResolveError> {
+    let silent: Arc<dyn Reporter> = Arc::new(crate::report::events::Silent);
+    let (template, _) = template(plan, client, &silent, false).await?;
+    Ok(template)
 }
 
 /// The connections read while finding the template.
@@ -172,22 +250,29 @@ enum Listed {
     All(Vec<ConnectionResponse>),
     /// The first page of them, read alongside the template (given by id).
     First(FirstPage<ConnectionResponse>),
+    /// None yet: they are listed once the lease is held.
+    Nothing,
 }
 
 /// The template connection, and the connections read with it. When it is named rather than
 /// given by id, every connection the token can see is listed to find it, and that listing is
 /// kept so the workspace is not listed twice; by id, the first page of connections is read at
-/// the same time.
+/// the same time, unless `read_first_page` is off (the lease must be held first).
 async fn template(
     plan: &Plan,
     client: &Client,
     reporter: &Arc<dyn Reporter>,
+    read_first_page: bool,
 ) -> Result<(ConnectionResponse, Listed), ResolveError> {
     let request_error = |source| ResolveError::TemplateRequest {
         reference: plan.template.clone(),
         source,
     };
     match &plan.template {
+        Reference::Id(id) if !read_first_page => {
+            let template = client.connection(*id).await.map_err(request_error)?;
+            Ok((template, Listed::Nothing))
+        }
         Reference::Id(id) => {
             let (template, first) = futures::join!(
                 client.connection(*id),

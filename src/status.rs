@@ -100,7 +100,7 @@ pub async fn status(
         summary: StatusSummary::default(),
         error: None,
     };
-    let mut resolved = match resolve::resolve(plan, client, reporter).await {
+    let mut resolved = match resolve::resolve(plan, client, reporter, None).await {
         Ok(resolved) => resolved,
         Err(e) => {
             report.error = Some(e.to_string());

@@ -69,6 +69,10 @@ pub(super) enum Command {
         report: Option<PathBuf>,
         #[command(flatten)]
         sync: SyncArgs,
+        /// Wait up to this long for the plan's lease when another apply of it holds it
+        /// (0: stop at once, exit 1).
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = duration::parse)]
+        lock_timeout: Duration,
     },
     /// Show each copy: in line with the plan or drifted, its status and its last sync; writes
     /// nothing.
@@ -82,6 +86,8 @@ pub(super) enum Command {
     Sandbox(SandboxArgs),
     /// List the connections or sources the credentials can see, by name and id.
     Ls(LsArgs),
+    /// Drop the plan's lease by hand, when a run died holding it.
+    Unlock(UnlockArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell) on stdout.
     Completions {
         #[arg(value_enum)]
@@ -116,6 +122,26 @@ pub(super) struct LsArgs {
     /// Start the built-in sandbox in-process and list what it holds.
     #[arg(long)]
     pub(super) sandbox: bool,
+    /// Allow plain http:// to hosts other than loopback.
+    #[arg(long)]
+    pub(super) allow_insecure_http: bool,
+    /// Also trust the CA certificates in FILE (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub(super) ca_cert: Option<PathBuf>,
+    #[arg(skip)]
+    pub(super) url_source: Option<ValueSource>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct UnlockArgs {
+    #[arg(value_name = "PLAN")]
+    pub(super) plan: PathBuf,
+    /// API base URL [default: the plan's airbyte.url, else `https://api.airbyte.com/v1`]
+    #[arg(long, env = "AIRBYTE_URL", value_name = "URL")]
+    pub(super) url: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub(super) yes: bool,
     /// Allow plain http:// to hosts other than loopback.
     #[arg(long)]
     pub(super) allow_insecure_http: bool,

@@ -1,14 +1,15 @@
 //! The commands that are not a run of the pipeline: `validate`, `completions`, `man`, `ls`.
 
 use super::{BuiltIn, Cli, Listed, LsArgs, Output, Shell, choose_url, credentials_from_env, hints};
-use crate::client::{Client, ClientConfig, RetryPolicy};
+use crate::client::{Client, ClientConfig, Credentials, RetryPolicy};
 use crate::listing;
 use crate::plan::{self};
 use crate::report::escape::controls;
 use crate::report::stdout;
 use anyhow::{Context, bail};
 use clap::CommandFactory;
-use std::path::PathBuf;
+use clap::parser::ValueSource;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,46 +107,20 @@ pub(super) async fn list(args: &LsArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let mut notes = Vec::new();
-    let (base_url, origin, credentials) = if let Some(built_in) = &built_in {
-        (
-            built_in.sandbox.url(),
-            "--sandbox".to_string(),
-            built_in.credentials.clone(),
-        )
-    } else {
-        let (url, origin) = choose_url(
-            args.url.as_deref(),
-            args.url_source,
-            plan_url
-                .as_ref()
-                .map(|(url, file)| (url.as_str(), file.as_path())),
-            &mut notes,
-        );
-        let (credentials, note) = credentials_from_env()?;
-        notes.extend(note);
-        (url, origin, credentials)
-    };
-    for note in &notes {
-        eprintln!("{note}");
-    }
-    let config = ClientConfig {
-        base_url,
+    let Connected {
+        client,
+        origin,
         credentials,
-        concurrency: 8,
-        timeout: crate::client::DEFAULT_TIMEOUT,
-        read_timeout: Duration::from_secs(30),
-        give_up_after: Duration::from_secs(600),
+    } = connect(&Connection {
+        url: args.url.as_deref(),
+        url_source: args.url_source,
+        plan_url: plan_url
+            .as_ref()
+            .map(|(url, file)| (url.as_str(), file.as_path())),
+        built_in: built_in.as_ref(),
         allow_insecure_http: args.allow_insecure_http,
-        retry: RetryPolicy::default(),
-        ca_certificates: match &args.ca_cert {
-            Some(path) => {
-                Some(std::fs::read(path).with_context(|| format!("--ca-cert {}", path.display()))?)
-            }
-            None => None,
-        },
-    };
-    let client = Client::new(&config, Arc::new(crate::report::events::Silent))?;
+        ca_cert: args.ca_cert.as_deref(),
+    })?;
     let what = match args.what {
         Listed::Connections => listing::Listing::Connections,
         Listed::Sources => listing::Listing::Sources,
@@ -158,7 +133,7 @@ pub(super) async fn list(args: &LsArgs) -> anyhow::Result<u8> {
         Ok(rows) => rows,
         Err(e) => {
             let mut message = e.to_string();
-            for hint in hints(&origin, &config.credentials, &client) {
+            for hint in hints(&origin, &credentials, &client) {
                 message.push('\n');
                 message.push_str(&hint);
             }
@@ -170,4 +145,67 @@ pub(super) async fn list(args: &LsArgs) -> anyhow::Result<u8> {
         Output::Json => stdout::println(&crate::report::json(&rows)),
     }
     Ok(0)
+}
+
+/// Where a command that is not a run talks to, and how (`ls`, `unlock`).
+pub(super) struct Connection<'a> {
+    pub(super) url: Option<&'a str>,
+    pub(super) url_source: Option<ValueSource>,
+    /// A plan's `airbyte.url`, and the plan's file.
+    pub(super) plan_url: Option<(&'a str, &'a Path)>,
+    pub(super) built_in: Option<&'a BuiltIn>,
+    pub(super) allow_insecure_http: bool,
+    pub(super) ca_cert: Option<&'a Path>,
+}
+
+/// A client for a command that is not a run: the URL from the flag, the environment, the plan or
+/// the default (where it came from is returned too, for the hints), credentials from the
+/// environment, 8 requests at once and the default timeouts.
+pub(super) fn connect(how: &Connection) -> anyhow::Result<Connected> {
+    let mut notes = Vec::new();
+    let (base_url, origin, credentials) = if let Some(built_in) = how.built_in {
+        (
+            built_in.sandbox.url(),
+            "--sandbox".to_string(),
+            built_in.credentials.clone(),
+        )
+    } else {
+        let (url, origin) = choose_url(how.url, how.url_source, how.plan_url, &mut notes);
+        let (credentials, note) = credentials_from_env()?;
+        notes.extend(note);
+        (url, origin, credentials)
+    };
+    for note in &notes {
+        eprintln!("{note}");
+    }
+    let config = ClientConfig {
+        base_url,
+        credentials: credentials.clone(),
+        concurrency: 8,
+        timeout: crate::client::DEFAULT_TIMEOUT,
+        read_timeout: Duration::from_secs(30),
+        give_up_after: Duration::from_secs(600),
+        allow_insecure_http: how.allow_insecure_http,
+        retry: RetryPolicy::default(),
+        ca_certificates: match how.ca_cert {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("--ca-cert {}", path.display()))?)
+            }
+            None => None,
+        },
+    };
+    let client = Client::new(&config, Arc::new(crate::report::events::Silent))?;
+    Ok(Connected {
+        client,
+        origin,
+        credentials,
+    })
+}
+
+/// What [`connect`] made.
+pub(super) struct Connected {
+    pub(super) client: Client,
+    /// Where the URL came from, for the hints.
+    pub(super) origin: String,
+    pub(super) credentials: Credentials,
 }

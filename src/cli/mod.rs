@@ -17,6 +17,7 @@ mod commands;
 mod run;
 mod settings;
 mod signals;
+mod unlock;
 
 pub use args::Cli;
 use args::{
@@ -43,6 +44,7 @@ pub fn run() -> u8 {
                 common.url_source = sub.value_source("url");
             }
             Command::Ls(args) => args.url_source = sub.value_source("url"),
+            Command::Unlock(args) => args.url_source = sub.value_source("url"),
             Command::Validate { .. }
             | Command::Sandbox(_)
             | Command::Completions { .. }
@@ -81,9 +83,15 @@ pub fn run() -> u8 {
                 yes,
                 report,
                 sync,
+                lock_timeout,
             } => {
                 let mode = if dry_run { Mode::Plan } else { Mode::Apply };
-                let apply = ApplyOptions { yes, report, sync };
+                let apply = ApplyOptions {
+                    yes,
+                    report,
+                    sync,
+                    lock_timeout,
+                };
                 run_plan(&plan, &common, mode, Some(&apply))
                     .await
                     .map(|(status, signal)| exit_code(status, detailed_exitcode, signal))
@@ -91,6 +99,7 @@ pub fn run() -> u8 {
             Command::Status { plan, common } => run_status(&plan, &common).await,
             Command::Sandbox(args) => sandbox::run(args).await.map(|()| 0),
             Command::Ls(args) => list(&args).await,
+            Command::Unlock(args) => unlock::unlock(&args).await,
             Command::Completions { shell } => Ok(completions(shell)),
             Command::Man => man(),
         }

@@ -7,6 +7,7 @@ use super::{
 use crate::apply::{self, Confirmation, Console, RunOptions, Status};
 use crate::client::{Client, Credentials, RetryPolicy};
 use crate::execute::Interrupt;
+use crate::lease::LeaseOptions;
 use crate::plan::{self, Plan};
 use crate::report::escape::{self, controls};
 use crate::report::events::Reporter;
@@ -23,11 +24,14 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::Duration;
 
 pub(super) struct ApplyOptions {
     pub(super) yes: bool,
     pub(super) report: Option<PathBuf>,
     pub(super) sync: SyncArgs,
+    /// `--lock-timeout`: how long to wait for the plan's lease.
+    pub(super) lock_timeout: Duration,
 }
 
 /// The exit code of a run (SPEC §1): `status` from the report, `detailed` for
@@ -229,6 +233,10 @@ pub(super) async fn run_loaded(
         }),
         prune: common.prune,
         targets: common.targets.clone(),
+        lease: LeaseOptions::new(
+            common.request_timeout,
+            apply.map_or(Duration::ZERO, |a| a.lock_timeout),
+        ),
     };
     let terminal = Terminal {
         settings: &settings,

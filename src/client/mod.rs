@@ -25,11 +25,13 @@ pub use pages::{FirstPage, InWorkspace, PAGE_SIZE};
 pub use retry::RetryPolicy;
 pub use url::{UrlError, check_base_url};
 
+use crate::clock::ServerClock;
 use crate::report::events::Reporter;
 use crate::secret::Secret;
 use crate::wire::{
     ConnectionCreateRequest, ConnectionPatchRequest, ConnectionResponse, DestinationResponse,
-    GrantType, SourceResponse, StreamProperties, Tag, TagCreateRequest, TagsResponse, TokenRequest,
+    GrantType, SourceResponse, StreamProperties, Tag, TagCreateRequest, TagPatchRequest,
+    TagsResponse, TokenRequest,
 };
 use auth::Auth;
 use pace::Pace;
@@ -122,6 +124,8 @@ struct Inner {
     retry: RetryPolicy,
     reporter: Arc<dyn Reporter>,
     contact: Counters,
+    /// The server's clock, read from the answers to tag requests (the lease's).
+    clock: ServerClock,
 }
 
 /// What the server has answered so far, for the hints of a run that failed as a whole.
@@ -212,6 +216,7 @@ impl Client {
                 retry: config.retry,
                 reporter,
                 contact: Counters::default(),
+                clock: ServerClock::default(),
             }),
         })
     }
@@ -309,6 +314,39 @@ impl Client {
         Ok(tags.data)
     }
 
+    /// `PATCH /tags/{id}`: name and colour both replaced. Sending it again has the same effect,
+    /// so it is tried again like a read.
+    pub async fn update_tag(&self, id: Uuid, request: &TagPatchRequest) -> Result<Tag, ApiError> {
+        let route = format!("/tags/{id}");
+        self.call(
+            Method::PATCH,
+            &route,
+            &[],
+            Some(request),
+            ApiError::is_transient,
+        )
+        .await
+    }
+
+    /// `DELETE /tags/{id}`. Idempotent, so tried again like a read; a 404 means the tag is
+    /// gone, which is what was asked.
+    pub async fn delete_tag(&self, id: Uuid) -> Result<(), ApiError> {
+        let path = format!("/tags/{id}");
+        match self
+            .call::<(), ()>(Method::DELETE, &path, &[], None, ApiError::is_transient)
+            .await
+        {
+            Err(e) if e.status() == Some(404) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Seconds since the epoch by the server's clock (the `Date` of its last answer to a tag
+    /// request), else this machine's: what the plan's lease is timed by.
+    pub fn server_now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
     /// `POST /tags`. A workspace holds one tag of a name, so sending it again cannot make a
     /// second: it is tried again like a read, and a 409 (`error:tag-already-exists`) after a lost
     /// answer means the first try made it (the caller reads the tags again).
@@ -378,6 +416,11 @@ impl Client {
             .await
             .map_err(|e| transport(&e, e.is_connect()))?;
         let status = response.status();
+        if path.starts_with("/tags") {
+            if let Some(date) = response.headers().get(reqwest::header::DATE) {
+                self.inner.clock.observe(date.as_bytes());
+            }
+        }
         let contact = &self.inner.contact;
         contact.answers.fetch_add(1, Ordering::Relaxed);
         if status == StatusCode::NOT_FOUND {

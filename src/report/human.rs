@@ -8,7 +8,7 @@
 use super::changes;
 use super::escape::controls;
 use super::events::count;
-use super::{Action, Outcome, Report, TargetReport};
+use super::{Action, Mode, Outcome, Report, TargetReport};
 use crate::orphans::Prune;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -124,7 +124,23 @@ pub fn preview(
     }
     orphans(&mut out, report);
     out.push_str(&plan_line(report));
+    // An apply says them under its own summary.
+    if report.mode == Mode::Plan {
+        warnings(&mut out, report, style);
+    }
     out
+}
+
+/// The run's warnings (a stale lease taken over, a lease held by another run, …).
+fn warnings(out: &mut String, report: &Report, style: Style) {
+    for warning in &report.warnings {
+        let _ = writeln!(
+            out,
+            "{} {}",
+            style.paint("33", "warning:"),
+            controls(warning)
+        );
+    }
 }
 
 /// `Plan: 4 to create, 0 to update, 1 unchanged, 1 error.`
@@ -257,14 +273,7 @@ pub fn apply_summary(report: &Report, style: Style) -> String {
             );
         }
     }
-    for warning in &report.warnings {
-        let _ = writeln!(
-            out,
-            "{} {}",
-            style.paint("33", "warning:"),
-            controls(warning)
-        );
-    }
+    warnings(&mut out, report, style);
     out
 }
 

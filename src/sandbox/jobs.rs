@@ -14,6 +14,7 @@
 //! `lastUpdatedAt` only once the job ended, `duration` once it left `pending`.
 
 use super::problem::ApiError;
+use crate::clock::iso_datetime;
 use crate::wire::{JobResponse, JobStatus, JobType};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -216,34 +217,6 @@ fn volume(id: i64) -> (i64, i64) {
     let rows = 1_000 + i64::try_from(z % 99_000).unwrap_or(0);
     let row_size = 120 + i64::try_from((z >> 32) % 900).unwrap_or(0);
     (rows, rows * row_size)
-}
-
-/// An instant as Java's `OffsetDateTime.toString()` prints it in UTC, which is what Airbyte
-/// sends: `2026-01-01T00:00Z` (seconds left out when zero), `2023-03-25T01:30:50Z`.
-pub fn iso_datetime(epoch_seconds: i64) -> String {
-    let days = epoch_seconds.div_euclid(86_400);
-    let secs = epoch_seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    if s == 0 {
-        format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}Z")
-    } else {
-        format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
-    }
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Seconds as Java's `Duration.toString()` prints them: `PT0S`, `PT2S`, `PT8H6M12S`.

@@ -94,9 +94,17 @@ fn kill_9_mid_run_then_a_rerun_converges_without_duplicates() {
     let before = world.copies_per_source();
     assert!(before.len() < 120, "killed before the end");
 
+    // The killed run's lease goes stale after the re-run's request timeout and a little more.
     world
         .replicate()
-        .args(["apply", "--yes"])
+        .args([
+            "apply",
+            "--yes",
+            "--request-timeout",
+            "5s",
+            "--lock-timeout",
+            "60s",
+        ])
         .arg(&plan)
         .assert()
         .success();

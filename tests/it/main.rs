@@ -19,6 +19,7 @@ mod hostile;
 mod hostile_files;
 mod hostile_server;
 mod interrupt;
+mod lease;
 mod ownership;
 mod plans;
 mod sandbox;
