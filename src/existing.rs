@@ -124,7 +124,7 @@ mod tests {
     fn the_owned_candidate_is_the_copy_whatever_its_name() {
         let dest = Uuid::from_u128(99);
         let owner = Uuid::from_u128(0x7a9);
-        let owned = |n: u128, source: u128, name: &str| {
+        let tagged = |n: u128, source: u128, name: &str| {
             let mut c = connection(n, source, name, "active");
             c.tags = serde_json::from_value(json!([{"tagId": owner, "workspaceId":
                 Uuid::from_u128(1), "name": "replicate:x", "color": "4F46E5"}]))
@@ -132,12 +132,12 @@ mod tests {
             c
         };
         let all = vec![
-            owned(1, 10, "a (old name)"),
+            tagged(1, 10, "a (old name)"),
             connection(2, 10, "a → W", "active"),
             connection(3, 11, "x", "active"),
             connection(4, 11, "y", "active"),
-            owned(5, 12, "c → W"),
-            owned(6, 12, "c → W"),
+            tagged(5, 12, "c → W"),
+            tagged(6, 12, "c → W"),
         ];
         let id = |e: Existing| match e {
             Existing::One(c) => c.connection_id.as_u128(),

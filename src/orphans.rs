@@ -108,7 +108,8 @@ pub enum PruneRefused {
 
 /// What to do with `orphans` (how many there are), given whether prune was asked for
 /// (`prune: true` or `--prune`), whether the run is `--target`ed, and the plan's targets before
-/// targeting.
+/// targeting. The owned duplicates (`crate::duplicates`) follow the same decision, but never make
+/// it refuse: their sources are targets for sure, whatever an entry failed to select.
 pub fn decide(
     asked: bool,
     targeted: bool,

@@ -146,13 +146,17 @@ fn plan_line(report: &Report) -> String {
     } else {
         String::new()
     };
-    let untargeted = if s.untargeted > 0 {
+    let mut tail = if s.untargeted > 0 {
         format!("; {} left out by --target", count(s.untargeted, "target"))
     } else {
         String::new()
     };
+    // Why a plan without errors fails: the duplicates listed above it stay.
+    if report.duplicates_left() {
+        let _ = write!(tail, "; {} left in place", count(s.duplicates, "duplicate"));
+    }
     format!(
-        "Plan: {} to create, {} to update{deletes}, {} unchanged{drifted}, {}{untargeted}.\n",
+        "Plan: {} to create, {} to update{deletes}, {} unchanged{drifted}, {}{tail}.\n",
         s.create,
         s.update,
         s.unchanged,
@@ -426,7 +430,7 @@ mod tests {
         2 duplicate copies owned by this plan (prune: true deletes them):
             shop-eu  shop-eu → Warehouse (00000000-0000-0000-0000-000000000001; a duplicate of 00000000-0000-0000-0000-000000000009)
             shop-eu  shop-eu → Warehouse (00000000-0000-0000-0000-000000000002; a duplicate of 00000000-0000-0000-0000-000000000009)
-        Plan: 0 to create, 0 to update, 1 unchanged, 0 errors.
+        Plan: 0 to create, 0 to update, 1 unchanged, 0 errors; 2 duplicates left in place.
         ");
         report.duplicates.pop();
         report.prune = Prune::Targeted;
