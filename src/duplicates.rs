@@ -86,15 +86,20 @@ pub fn left_in_place(count: usize, prune: Prune) -> Option<String> {
         Prune::Off => "prune: true or --prune deletes them",
         Prune::Targeted => "not pruned: a --target run never prunes",
     };
-    let copies = if count == 1 {
+    Some(format!(
+        "{} owned by this plan left in place ({why}); the run fails until each source has one \
+         copy",
+        counted(count)
+    ))
+}
+
+/// `1 duplicate copy`, `2 duplicate copies`.
+pub fn counted(count: usize) -> String {
+    if count == 1 {
         "1 duplicate copy".to_string()
     } else {
         format!("{count} duplicate copies")
-    };
-    Some(format!(
-        "{copies} owned by this plan left in place ({why}); the run fails until each source has \
-         one copy"
-    ))
+    }
 }
 
 #[cfg(test)]

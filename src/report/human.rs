@@ -9,6 +9,7 @@ use super::changes;
 use super::escape::controls;
 use super::events::count;
 use super::{Action, Outcome, Report, TargetReport};
+use crate::duplicates;
 use crate::orphans::{OwnedCopy, Prune};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -126,7 +127,7 @@ pub fn preview(
             }
         }
     }
-    orphans(&mut out, report);
+    left_in_place(&mut out, report);
     out.push_str(&plan_line(report));
     out
 }
@@ -166,7 +167,7 @@ fn plan_line(report: &Report) -> String {
 
 /// The owned orphans and duplicates a run leaves in place, under the rows (SPEC §9); pruned
 /// ones are rows.
-fn orphans(out: &mut String, report: &Report) {
+fn left_in_place(out: &mut String, report: &Report) {
     let why = match report.prune {
         Prune::On => return,
         Prune::Off => "prune: true deletes them",
@@ -180,24 +181,21 @@ fn orphans(out: &mut String, report: &Report) {
     };
     let orphans = report.orphans.iter().map(|o| (o, String::new()));
     let heading = format!("{copies} owned by this plan {are} no longer in it ({why}):");
-    left_in_place(out, &heading, orphans);
-    let n = report.duplicates.len();
-    let copies = if n == 1 {
-        "1 duplicate copy".to_string()
-    } else {
-        format!("{n} duplicate copies")
-    };
+    paragraph(out, &heading, orphans);
     let duplicates = report
         .duplicates
         .iter()
         .map(|d| (&d.copy, format!("; a duplicate of {}", d.duplicate_of)));
-    let heading = format!("{copies} owned by this plan ({why}):");
-    left_in_place(out, &heading, duplicates);
+    let heading = format!(
+        "{} owned by this plan ({why}):",
+        duplicates::counted(report.duplicates.len())
+    );
+    paragraph(out, &heading, duplicates);
 }
 
 /// A paragraph of owned copies left in place: `heading`, then one line per copy, with what
 /// follows its id in the parentheses; nothing when there are none.
-fn left_in_place<'a>(
+fn paragraph<'a>(
     out: &mut String,
     heading: &str,
     copies: impl ExactSizeIterator<Item = (&'a OwnedCopy, String)>,
