@@ -7,8 +7,9 @@
 //! writing) comes through a [`Console`]; progress through a [`Reporter`]. Nothing here prints.
 //!
 //! Ownership (SPEC §9): every desired body carries the plan's owner tag (a placeholder until
-//! `apply` makes it, just before the first write that needs it); the owned orphans resolve found
-//! are listed, or, when pruning, become `delete` rows written like the others. `--target` narrows
+//! `apply` makes it, just before the first write that needs it); the owned orphans and
+//! duplicates resolve found are listed, or, when pruning, become `delete` rows written like the
+//! others (duplicates left in place fail the run: [`Report::duplicates_left`]). `--target` narrows
 //! the targets after resolve (the others are never read or written) and never prunes; a prune
 //! whose selection cannot be trusted stops the run before anything is written.
 //!
@@ -20,9 +21,10 @@ use crate::build::{self, BuildOptions, Planned};
 use crate::client::Client;
 use crate::copy::{Blueprint, TemplateConnection};
 use crate::diff::TargetPlan;
+use crate::duplicates;
 use crate::execute::{self, ExecuteOptions, Interrupt, Write, WriteKind};
 use crate::lease::{Lease, LeaseOptions};
-use crate::orphans::{self, Orphan, Prune};
+use crate::orphans::{self, OwnedCopy, Prune};
 use crate::owner::OwnerTag;
 use crate::plan::Glob;
 use crate::plan::{ExistingPolicy, Plan};
@@ -33,7 +35,7 @@ use crate::select::{self, SourceSummary};
 use crate::sync::{self, SyncOptions, SyncTarget};
 use crate::wire::ConnectionStatus;
 use futures::StreamExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -237,8 +239,17 @@ async fn run_stages(
             return finished(report, interrupt);
         }
     };
-    let deletes = if prune == Prune::On {
-        std::mem::take(&mut resolved.orphans)
+    report.duplicates.clone_from(&resolved.duplicates);
+    report
+        .warnings
+        .extend(duplicates::left_in_place(resolved.duplicates.len(), prune));
+    let deletes: Vec<Planned> = if prune == Prune::On {
+        let orphans = std::mem::take(&mut resolved.orphans).into_iter();
+        let duplicates = std::mem::take(&mut resolved.duplicates).into_iter();
+        orphans
+            .map(|o| delete_row(o, None))
+            .chain(duplicates.map(|d| delete_row(d.copy, Some(d.duplicate_of))))
+            .collect()
     } else {
         Vec::new()
     };
@@ -274,8 +285,13 @@ async fn run_stages(
 }
 
 /// What the run covers, decided once resolve is done: whether it prunes (refused when the plan's
-/// selection cannot be trusted), and the targets `--target` keeps (`resolved.targets` narrowed);
+/// selection cannot be trusted), and the targets `--target` keeps (`resolved.targets` narrowed,
+/// and with them `resolved.duplicates`: the others' are not the run's to list or fail on);
 /// returns the prune decision and how many targets were left out.
+///
+/// A duplicate's own deletion does not depend on the selection being complete (its source is a
+/// target for sure), so only the orphans can make a prune refused; a refused prune still stops
+/// the run, duplicates included.
 fn scope(
     resolved: &mut Resolved,
     prune_asked: bool,
@@ -297,25 +313,36 @@ fn scope(
         });
     }
     resolved.targets = kept;
+    if !globs.is_empty() {
+        let sources: BTreeSet<Uuid> = resolved
+            .targets
+            .iter()
+            .filter_map(|t| t.source.as_ref().ok().map(|s| s.id))
+            .collect();
+        resolved
+            .duplicates
+            .retain(|d| sources.contains(&d.copy.source_id));
+    }
     Ok((prune, untargeted))
 }
 
-/// An owned orphan, decided: a `delete` row.
-fn delete_row(orphan: Orphan) -> Planned {
-    let entry = orphan
+/// An owned orphan, or an owned duplicate of `duplicate_of`, decided: a `delete` row.
+fn delete_row(copy: OwnedCopy, duplicate_of: Option<Uuid>) -> Planned {
+    let entry = copy
         .source_name
         .clone()
-        .unwrap_or_else(|| orphan.source_id.to_string());
+        .unwrap_or_else(|| copy.source_id.to_string());
     Planned {
         entry,
-        source: orphan.source_name.map(|name| SourceSummary {
-            id: orphan.source_id,
+        source: copy.source_name.map(|name| SourceSummary {
+            id: copy.source_id,
             name,
             source_type: String::new(),
         }),
-        name: Some(orphan.name),
+        name: Some(copy.name),
         plan: TargetPlan::Delete {
-            connection_id: orphan.connection_id,
+            connection_id: copy.connection_id,
+            duplicate_of,
         },
         warnings: Vec::new(),
     }
@@ -326,8 +353,9 @@ struct Stages<'a, C> {
     /// The lease `apply` holds: no write starts once it is lost.
     lease: Option<&'a Lease>,
     resolved: &'a Resolved,
-    /// The owned orphans to delete (pruning), as rows after the targets'.
-    deletes: Vec<Orphan>,
+    /// The `delete` rows (pruning): the owned orphans, then the owned duplicates; after the
+    /// targets' rows.
+    deletes: Vec<Planned>,
     owner: &'a OwnerTag,
     blueprint: &'a Blueprint,
     build: BuildOptions,
@@ -339,14 +367,14 @@ struct Stages<'a, C> {
 }
 
 impl<C: Console> Stages<'_, C> {
-    /// The `delete` rows of the orphans being pruned, by row (after the targets' rows).
+    /// The `delete` rows of the copies being pruned, by row (after the targets' rows).
     fn delete_rows(&self) -> impl Iterator<Item = (usize, Planned)> + '_ {
         let first = self.resolved.targets.len();
         self.deletes
             .iter()
             .cloned()
             .enumerate()
-            .map(move |(k, orphan)| (first + k, delete_row(orphan)))
+            .map(move |(k, row)| (first + k, row))
     }
 
     /// An apply that does not ask: each write starts as soon as its target is decided.
@@ -529,7 +557,7 @@ fn write_kind(plan: TargetPlan) -> Option<WriteKind> {
             connection_id,
             patch,
         }),
-        TargetPlan::Delete { connection_id } => Some(WriteKind::Delete { connection_id }),
+        TargetPlan::Delete { connection_id, .. } => Some(WriteKind::Delete { connection_id }),
         TargetPlan::Unchanged { .. } | TargetPlan::Invalid(_) => None,
     }
 }
@@ -580,6 +608,7 @@ impl Rows {
                     // Not a failure of the target: the run stopped before it.
                     outcome: Some(Outcome::NotRun),
                     connection_id: None,
+                    duplicate_of: None,
                     error: Some(
                         "interrupted before its catalog was read; nothing was written for it"
                             .into(),

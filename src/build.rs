@@ -62,7 +62,8 @@ pub async fn build(
     reporter: &Arc<dyn Reporter>,
     mut decided: impl FnMut(usize, Planned),
 ) {
-    let existing = ExistingCopies::new(&resolved.connections);
+    let owner = resolved.owner_tag.as_ref().map(|t| t.tag_id);
+    let existing = ExistingCopies::new(&resolved.connections).owned_by(owner);
     let mut waiting = Vec::new();
     for (index, target) in resolved.targets.iter().enumerate() {
         match first_look(resolved, blueprint, options, &existing, target) {

@@ -1,8 +1,8 @@
 //! replicate: clone one Airbyte connection onto many sources, declaratively.
 //!
 //! The pipeline, one module per stage:
-//! `plan` (load) → `resolve` (remote reads; `select`, `owner` and `orphans` decide what the plan
-//! covers) → `build` (per target: `existing`, `copy` and `diff`, pure) → `execute` (bounded,
+//! `plan` (load) → `resolve` (remote reads; `select`, `owner`, `orphans` and `duplicates` decide what
+//! the plan covers) → `build` (per target: `existing`, `copy` and `diff`, pure) → `execute` (bounded,
 //! concurrent writes) → `report` (human, JSON, progress); `apply` runs them in order. `client` talks to Airbyte; `wire` holds Airbyte's types,
 //! shared with `sandbox`, the local emulator of the API. `cli` owns the terminal.
 
@@ -14,6 +14,7 @@ pub mod clock;
 pub mod copy;
 pub mod cron;
 pub mod diff;
+pub mod duplicates;
 pub mod duration;
 pub mod execute;
 pub mod existing;

@@ -14,15 +14,47 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
-/// A copy the plan owns but no longer names.
+/// A connection the plan owns, as the report names it: an orphan, or a duplicate
+/// ([`crate::duplicates`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Orphan {
+pub struct OwnedCopy {
     pub connection_id: Uuid,
     pub name: String,
     pub source_id: Uuid,
     /// `None` when the source is not in the workspace's source list (deleted meanwhile).
     pub source_name: Option<String>,
+}
+
+impl OwnedCopy {
+    pub fn new(connection: &ConnectionResponse, source_names: &BTreeMap<Uuid, String>) -> Self {
+        OwnedCopy {
+            connection_id: connection.connection_id,
+            name: connection.name.clone(),
+            source_id: connection.source_id,
+            source_name: source_names.get(&connection.source_id).cloned(),
+        }
+    }
+}
+
+/// A copy the plan owns but no longer names.
+pub type Orphan = OwnedCopy;
+
+/// The live connections of the template's workspace that carry the owner tag (`owner`, its id;
+/// none yet: nothing can carry it), have the template's destination and are not the template:
+/// the only connections a prune may ever delete.
+pub fn owned<'a>(
+    connections: &'a [ConnectionResponse],
+    owner: Option<Uuid>,
+    template: &'a ConnectionResponse,
+) -> impl Iterator<Item = &'a ConnectionResponse> {
+    connections.iter().filter(move |c| {
+        owner.is_some_and(|owner| c.tags.iter().any(|t| t.tag_id == owner))
+            && c.status != ConnectionStatus::Deprecated
+            && c.workspace_id == template.workspace_id
+            && c.destination_id == template.destination_id
+            && c.connection_id != template.connection_id
+    })
 }
 
 /// The owned orphans among the workspace's `connections`, by source name then copy name.
@@ -35,25 +67,9 @@ pub fn find(
     targets: &BTreeSet<Uuid>,
     source_names: &BTreeMap<Uuid, String>,
 ) -> Vec<Orphan> {
-    let Some(owner) = owner else {
-        return Vec::new();
-    };
-    let mut orphans: Vec<Orphan> = connections
-        .iter()
-        .filter(|c| {
-            c.status != ConnectionStatus::Deprecated
-                && c.workspace_id == template.workspace_id
-                && c.destination_id == template.destination_id
-                && c.connection_id != template.connection_id
-                && c.tags.iter().any(|t| t.tag_id == owner)
-                && !targets.contains(&c.source_id)
-        })
-        .map(|c| Orphan {
-            connection_id: c.connection_id,
-            name: c.name.clone(),
-            source_id: c.source_id,
-            source_name: source_names.get(&c.source_id).cloned(),
-        })
+    let mut orphans: Vec<Orphan> = owned(connections, owner, template)
+        .filter(|c| !targets.contains(&c.source_id))
+        .map(|c| OwnedCopy::new(c, source_names))
         .collect();
     orphans.sort_by(|a, b| {
         (&a.source_name, &a.name, a.connection_id).cmp(&(&b.source_name, &b.name, b.connection_id))
@@ -92,7 +108,8 @@ pub enum PruneRefused {
 
 /// What to do with `orphans` (how many there are), given whether prune was asked for
 /// (`prune: true` or `--prune`), whether the run is `--target`ed, and the plan's targets before
-/// targeting.
+/// targeting. The owned duplicates (`crate::duplicates`) follow the same decision, but never make
+/// it refuse: their sources are targets for sure, whatever an entry failed to select.
 pub fn decide(
     asked: bool,
     targeted: bool,
@@ -122,15 +139,21 @@ pub fn decide(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::plan::Overrides;
     use crate::select::{EmptyReason, SourceSummary};
     use serde_json::json;
 
-    const OWNER: u128 = 0x7a9;
+    pub(crate) const OWNER: u128 = 0x7a9;
 
-    fn connection(id: u128, source: u128, destination: u128, tags: &[u128]) -> ConnectionResponse {
+    /// A connection `id` of `source` to `destination` carrying `tags`, in workspace 1, made at 0.
+    pub(crate) fn connection(
+        id: u128,
+        source: u128,
+        destination: u128,
+        tags: &[u128],
+    ) -> ConnectionResponse {
         let tags: Vec<_> = tags
             .iter()
             .map(|t| {

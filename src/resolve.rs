@@ -59,7 +59,8 @@ pub enum ResolveError {
 pub struct Resolved {
     pub template: ConnectionResponse,
     pub destination: DestinationResponse,
-    /// The workspace's non-deleted connections, for finding existing copies.
+    /// The workspace's non-deleted connections but the owned duplicates: the candidates for
+    /// each target's existing copy.
     pub connections: Vec<ConnectionResponse>,
     pub targets: Vec<ResolvedTarget>,
     /// The plan's owner tag, if the workspace has it already.
@@ -69,6 +70,8 @@ pub struct Resolved {
     /// Said about the plan's lease: a stale one this run took over, or (`plan`) one held by a
     /// running apply.
     pub lease_notes: Vec<String>,
+    /// The owned copies of targets that are not their oldest one (every target's).
+    pub duplicates: Vec<crate::duplicates::Duplicate>,
 }
 
 /// Reads the template, its destination, its workspace's sources and connections, and selects
@@ -140,21 +143,19 @@ pub async fn resolve(
         .collect();
     let source_names: BTreeMap<uuid::Uuid, String> =
         sources.into_iter().map(|s| (s.source_id, s.name)).collect();
-    let orphans = orphans::find(
-        &connections,
-        owner_tag.as_ref().map(|t| t.tag_id),
-        &template,
-        &targeted,
-        &source_names,
-    );
+    let owner = owner_tag.as_ref().map(|t| t.tag_id);
+    let orphans = orphans::find(&connections, owner, &template, &targeted, &source_names);
+    let duplicates =
+        crate::duplicates::find(&connections, owner, &template, &targeted, &source_names);
     Ok(Resolved {
         template,
         destination,
-        connections,
+        connections: crate::duplicates::without(connections, &duplicates),
         targets,
         owner_tag,
         orphans,
         lease_notes,
+        duplicates,
     })
 }
 

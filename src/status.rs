@@ -214,7 +214,7 @@ fn row(planned: Planned, copies: &HashMap<Uuid, ConnectionStatus>) -> StatusRow 
             row.drift = drift.fields().iter().map(ToString::to_string).collect();
         }
         TargetPlan::Create { .. } => row.state = State::Missing,
-        TargetPlan::Delete { connection_id } => row.connection_id = Some(connection_id),
+        TargetPlan::Delete { connection_id, .. } => row.connection_id = Some(connection_id),
         TargetPlan::Invalid(e) => row.error = Some(e.to_string()),
     }
     row.status = row.connection_id.and_then(|id| copies.get(&id).copied());

@@ -4,7 +4,8 @@
 //! `Update` (with the patch), or `Invalid`; or that the streams differ and cannot be decided
 //! without the target's catalog, in which case the caller reads it, builds the body again with
 //! it and asks once more. A target without a copy is a `Create` once its catalog-checked body is
-//! built; a copy the plan no longer names is a `Delete`.
+//! built; a copy the plan no longer names, or an owned duplicate of a target's copy, is a
+//! `Delete`.
 
 use super::{Change, Drift, diff};
 use crate::plan::ExistingPolicy;
@@ -27,8 +28,12 @@ pub enum TargetPlan {
         patch: ConnectionPatchRequest,
         drift: Drift,
     },
-    /// An owned copy the plan no longer names (SPEC §9).
-    Delete { connection_id: Uuid },
+    /// An owned copy the plan no longer names (SPEC §9), or, with `duplicate_of`, an owned
+    /// duplicate of a target's copy (that one's id; `crate::duplicates`).
+    Delete {
+        connection_id: Uuid,
+        duplicate_of: Option<Uuid>,
+    },
     /// Nothing can be done for it; the reason.
     Invalid(TargetError),
 }

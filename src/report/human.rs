@@ -9,7 +9,8 @@ use super::changes;
 use super::escape::controls;
 use super::events::count;
 use super::{Action, Mode, Outcome, Report, TargetReport};
-use crate::orphans::Prune;
+use crate::duplicates;
+use crate::orphans::{OwnedCopy, Prune};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -79,12 +80,16 @@ pub fn preview(
                 format!("{} (drifted: {})", name(target), fields.join(", "))
             }
             Action::Delete => format!(
-                "{} ({}; owned, no longer a target)",
+                "{} ({}; owned, {})",
                 name(target),
                 target
                     .connection_id
                     .map(|id| id.to_string())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                match target.duplicate_of {
+                    Some(kept) => format!("a duplicate of {kept}"),
+                    None => "no longer a target".into(),
+                }
             ),
             Action::Unchanged | Action::Update => match target.connection_id {
                 Some(id) if target.action != Action::Update => {
@@ -122,7 +127,7 @@ pub fn preview(
             }
         }
     }
-    orphans(&mut out, report);
+    left_in_place(&mut out, report);
     out.push_str(&plan_line(report));
     // An apply says them under its own summary.
     if report.mode == Mode::Plan {
@@ -158,13 +163,17 @@ fn plan_line(report: &Report) -> String {
     } else {
         String::new()
     };
-    let untargeted = if s.untargeted > 0 {
+    let mut tail = if s.untargeted > 0 {
         format!("; {} left out by --target", count(s.untargeted, "target"))
     } else {
         String::new()
     };
+    // Why a plan without errors fails: the duplicates listed above it stay.
+    if report.duplicates_left() {
+        let _ = write!(tail, "; {} left in place", count(s.duplicates, "duplicate"));
+    }
     format!(
-        "Plan: {} to create, {} to update{deletes}, {} unchanged{drifted}, {}{untargeted}.\n",
+        "Plan: {} to create, {} to update{deletes}, {} unchanged{drifted}, {}{tail}.\n",
         s.create,
         s.update,
         s.unchanged,
@@ -172,46 +181,63 @@ fn plan_line(report: &Report) -> String {
     )
 }
 
-/// The owned orphans a run leaves in place, under the rows (SPEC §9); pruned ones are rows.
-fn orphans(out: &mut String, report: &Report) {
+/// The owned orphans and duplicates a run leaves in place, under the rows (SPEC §9); pruned
+/// ones are rows.
+fn left_in_place(out: &mut String, report: &Report) {
     let why = match report.prune {
         Prune::On => return,
         Prune::Off => "prune: true deletes them",
         Prune::Targeted => "not pruned: a --target run never prunes",
     };
     let n = report.orphans.len();
-    if n == 0 {
-        return;
-    }
     let (copies, are) = if n == 1 {
         ("1 copy".to_string(), "is")
     } else {
         (format!("{n} copies"), "are")
     };
-    let _ = writeln!(
-        out,
-        "{copies} owned by this plan {are} no longer in it ({why}):"
-    );
-    let sources: Vec<String> = report
-        .orphans
+    let orphans = report.orphans.iter().map(|o| (o, String::new()));
+    let heading = format!("{copies} owned by this plan {are} no longer in it ({why}):");
+    paragraph(out, &heading, orphans);
+    let duplicates = report
+        .duplicates
         .iter()
-        .map(|o| {
-            controls(
-                &o.source_name
-                    .clone()
-                    .unwrap_or_else(|| o.source_id.to_string()),
-            )
-            .into_owned()
+        .map(|d| (&d.copy, format!("; a duplicate of {}", d.duplicate_of)));
+    let heading = format!(
+        "{} owned by this plan ({why}):",
+        duplicates::counted(report.duplicates.len())
+    );
+    paragraph(out, &heading, duplicates);
+}
+
+/// A paragraph of owned copies left in place: `heading`, then one line per copy, with what
+/// follows its id in the parentheses; nothing when there are none.
+fn paragraph<'a>(
+    out: &mut String,
+    heading: &str,
+    copies: impl ExactSizeIterator<Item = (&'a OwnedCopy, String)>,
+) {
+    if copies.len() == 0 {
+        return;
+    }
+    let _ = writeln!(out, "{heading}");
+    let rows: Vec<(String, &OwnedCopy, String)> = copies
+        .map(|(copy, after)| {
+            let source = copy
+                .source_name
+                .clone()
+                .unwrap_or_else(|| copy.source_id.to_string());
+            (controls(&source).into_owned(), copy, after)
         })
         .collect();
-    let width = sources.iter().map(|s| s.chars().count()).max().unwrap_or(0);
-    for (orphan, source) in report.orphans.iter().zip(&sources) {
+    let width = rows.iter().map(|(s, ..)| s.chars().count()).max();
+    let width = width.unwrap_or(0);
+    for (source, copy, after) in &rows {
         let pad = " ".repeat(width - source.chars().count());
         let _ = writeln!(
             out,
-            "    {source}{pad}  {} ({})",
-            controls(&orphan.name),
-            orphan.connection_id
+            "    {source}{pad}  {} ({}{after})",
+            controls(&copy.name),
+            copy.connection_id
         );
     }
 }
@@ -301,6 +327,7 @@ mod tests {
             action,
             outcome,
             connection_id: (action == Action::Unchanged).then(Uuid::nil),
+            duplicate_of: None,
             error: (action == Action::Error).then(|| r#"stream "products" is missing"#.into()),
             warnings: Vec::new(),
             changes: Vec::new(),
@@ -381,6 +408,63 @@ mod tests {
         assert_eq!(
             apply_summary(&report, style),
             "Apply: 0 created, 0 updated, 1 deleted, 1 unchanged, 0 failed.\n"
+        );
+    }
+
+    #[test]
+    fn duplicates_left_in_place_or_deleted() {
+        use crate::duplicates::Duplicate;
+        use crate::orphans::{OwnedCopy, Prune};
+        let duplicate = |n: u128, source: &str| Duplicate {
+            copy: OwnedCopy {
+                connection_id: Uuid::from_u128(n),
+                name: format!("{source} → Warehouse"),
+                source_id: Uuid::from_u128(100),
+                source_name: Some(source.into()),
+            },
+            duplicate_of: Uuid::from_u128(9),
+        };
+        let mut report = Report::new(Path::new("plans/x.yaml"), Mode::Plan);
+        report.targets = vec![target("shop-eu", Action::Unchanged, None)];
+        report.duplicates = vec![duplicate(1, "shop-eu"), duplicate(2, "shop-eu")];
+        report.tally();
+        assert_eq!(report.summary.duplicates, 2);
+        assert!(report.has_failures(), "left in place: the run fails");
+        assert!(!report.has_changes());
+        let style = Style::default();
+        insta::assert_snapshot!(preview(&report, &BTreeMap::new(), style), @r"
+        = shop-eu  shop-eu → Warehouse (exists: 00000000-0000-0000-0000-000000000000)
+        2 duplicate copies owned by this plan (prune: true deletes them):
+            shop-eu  shop-eu → Warehouse (00000000-0000-0000-0000-000000000001; a duplicate of 00000000-0000-0000-0000-000000000009)
+            shop-eu  shop-eu → Warehouse (00000000-0000-0000-0000-000000000002; a duplicate of 00000000-0000-0000-0000-000000000009)
+        Plan: 0 to create, 0 to update, 1 unchanged, 0 errors; 2 duplicates left in place.
+        ");
+        report.duplicates.pop();
+        report.prune = Prune::Targeted;
+        let text = preview(&report, &BTreeMap::new(), style);
+        assert!(
+            text.contains(
+                "1 duplicate copy owned by this plan (not pruned: a --target run never prunes):"
+            ),
+            "{text}"
+        );
+
+        report.prune = Prune::On;
+        let mut delete = target("shop-eu", Action::Delete, Some(Outcome::Deleted));
+        delete.connection_id = Some(Uuid::from_u128(1));
+        delete.duplicate_of = Some(Uuid::from_u128(9));
+        report.targets.push(delete);
+        report.tally();
+        assert!(!report.has_failures(), "deleted: nothing left");
+        insta::assert_snapshot!(preview(&report, &BTreeMap::new(), style), @r"
+        = shop-eu  shop-eu → Warehouse (exists: 00000000-0000-0000-0000-000000000000)
+        - shop-eu  shop-eu → Warehouse (00000000-0000-0000-0000-000000000001; owned, a duplicate of 00000000-0000-0000-0000-000000000009)
+        Plan: 0 to create, 0 to update, 1 to delete, 1 unchanged, 0 errors.
+        ");
+        assert_eq!(
+            (report.summary.delete, report.summary.deleted),
+            (1, 1),
+            "counted with the orphans' deletes"
         );
     }
 }

@@ -15,6 +15,7 @@ pub mod stdout;
 use crate::build::Planned;
 use crate::copy::TemplateConnection;
 use crate::diff::{Change, TargetPlan};
+use crate::duplicates::Duplicate;
 use crate::execute::TargetOutcome;
 use crate::orphans::{Orphan, Prune};
 use crate::sync::SyncOutcome;
@@ -93,6 +94,8 @@ pub struct TargetReport {
     pub outcome: Option<Outcome>,
     /// The copy's id once known (it exists, or was created).
     pub connection_id: Option<Uuid>,
+    /// A `delete` row of an owned duplicate: the id of the copy it duplicates, which stays.
+    pub duplicate_of: Option<Uuid>,
     pub error: Option<String>,
     pub warnings: Vec<String>,
     /// How the copy differs from the plan: what an update writes, or, with `existing: skip`,
@@ -120,6 +123,7 @@ impl TargetReport {
             action: Action::Error,
             outcome: None,
             connection_id: None,
+            duplicate_of: None,
             error: None,
             warnings: planned.warnings.clone(),
             changes: planned.plan.changes().to_vec(),
@@ -151,9 +155,13 @@ impl TargetReport {
                         }));
                 }
             }
-            TargetPlan::Delete { connection_id } => {
+            TargetPlan::Delete {
+                connection_id,
+                duplicate_of,
+            } => {
                 row.action = Action::Delete;
                 row.connection_id = Some(*connection_id);
+                row.duplicate_of = *duplicate_of;
             }
             TargetPlan::Invalid(error) => row.error = Some(error.to_string()),
         }
@@ -235,6 +243,8 @@ pub struct Summary {
     pub sync_failed: usize,
     /// Copies the plan owns whose source is no longer a target (SPEC §9), deleted or not.
     pub orphaned: usize,
+    /// Owned copies of a target besides its oldest one (`duplicates`), deleted or not.
+    pub duplicates: usize,
     /// Targets left out by `--target`: not read, not written.
     pub untargeted: usize,
 }
@@ -255,6 +265,9 @@ pub struct Report {
     pub prune: Prune,
     /// The plan's owned orphans, whatever is done with them.
     pub orphans: Vec<Orphan>,
+    /// The owned duplicates of the run's targets, whatever is done with them (`prune` says:
+    /// `on` makes them `delete` rows; otherwise they are left, and the run fails).
+    pub duplicates: Vec<Duplicate>,
     /// What concerns the whole run but did not stop it (the template deleted meanwhile).
     pub warnings: Vec<String>,
     /// The problems that stopped the whole run before any target (plan invalid, template not
@@ -274,6 +287,7 @@ impl Report {
             owner: None,
             prune: Prune::Off,
             orphans: Vec::new(),
+            duplicates: Vec::new(),
             warnings: Vec::new(),
             errors: Vec::new(),
         }
@@ -300,10 +314,12 @@ impl Report {
         self.tally();
     }
 
-    /// Recounts the summary from the targets and the orphans; `untargeted` is kept as set.
+    /// Recounts the summary from the targets, the orphans and the duplicates; `untargeted` is
+    /// kept as set.
     pub fn tally(&mut self) {
         let mut s = Summary {
             orphaned: self.orphans.len(),
+            duplicates: self.duplicates.len(),
             untargeted: self.summary.untargeted,
             ..Summary::default()
         };
@@ -335,14 +351,24 @@ impl Report {
         self.summary = s;
     }
 
-    /// Whether anything went wrong: the run, a target's preview, or a target's write.
+    /// Whether anything went wrong: the run, a target's preview, or a target's write; or
+    /// owned duplicates are left in place (see [`Report::duplicates_left`]).
     pub fn has_failures(&self) -> bool {
         !self.errors.is_empty()
+            || self.duplicates_left()
             || self.targets.iter().any(|t| {
                 t.sync_failed
                     || t.action == Action::Error
                     || matches!(t.outcome, Some(Outcome::Failed | Outcome::NotRun))
             })
+    }
+
+    /// Whether the run leaves owned duplicates in place (prune off, or a `--target` run). It
+    /// then fails, `plan` as well as `apply`: a source copied twice syncs twice, and `plan`
+    /// says what `apply` would end with (as for a target in error), so a drift check in CI
+    /// fails too. Nothing is deleted unless prune says so.
+    pub fn duplicates_left(&self) -> bool {
+        self.prune != Prune::On && !self.duplicates.is_empty()
     }
 
     /// Whether applying would change anything.

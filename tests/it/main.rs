@@ -14,6 +14,7 @@ mod conformance;
 mod conventions;
 mod copy_rules;
 mod drift;
+mod duplicates;
 mod faults;
 mod hostile;
 mod hostile_files;
