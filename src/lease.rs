@@ -162,11 +162,17 @@ impl Holder {
         })
     }
 
-    /// "run 3fa2c1, which took it at 2026-12-01T14:03:22Z and renewed it 4 s ago".
+    /// "run 3fa2c1, which took it at 2026-12-01T14:03:22Z and last renewed it 4 s ago".
     pub fn describe(&self, now: i64) -> String {
         match self.times {
+            Some((taken, renewed)) if renewed == taken => format!(
+                "run {}, which took it at {} ({} s ago)",
+                self.run,
+                iso_datetime(taken),
+                now.saturating_sub(taken).max(0)
+            ),
             Some((taken, renewed)) => format!(
-                "run {}, which took it at {} and renewed it {} s ago",
+                "run {}, which took it at {} and last renewed it {} s ago",
                 self.run,
                 iso_datetime(taken),
                 now.saturating_sub(renewed).max(0)
@@ -649,7 +655,15 @@ mod tests {
         assert!(holders(&tags, Uuid::from_u128(8), owner).is_empty());
         assert_eq!(
             found[1].describe(1_796_136_994),
-            "run 00ff00, which took it at 2026-12-01T14:55:28Z and renewed it 4 s ago"
+            "run 00ff00, which took it at 2026-12-01T14:55:28Z and last renewed it 4 s ago"
+        );
+        let fresh = Holder {
+            times: Some((1_796_136_928, 1_796_136_928)),
+            ..found[1].clone()
+        };
+        assert_eq!(
+            fresh.describe(1_796_136_930),
+            "run 00ff00, which took it at 2026-12-01T14:55:28Z (2 s ago)"
         );
     }
 
