@@ -20,6 +20,7 @@ mod hostile_files;
 mod hostile_server;
 mod interrupt;
 mod ownership;
+mod paging;
 mod plans;
 mod sandbox;
 mod sandbox_faults;

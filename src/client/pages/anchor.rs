@@ -149,7 +149,10 @@ mod tests {
     fn pass(pages: &[&[u128]], deleted: &[u128]) -> Result<Vec<u128>, usize> {
         let mut pass = Pass::new(SMALL);
         for (k, page) in pages.iter().enumerate() {
-            let items = page.iter().map(|&n| Item(n, deleted.contains(&n))).collect();
+            let items = page
+                .iter()
+                .map(|&n| Item(n, deleted.contains(&n)))
+                .collect();
             match pass.add(items) {
                 Joined::More => {}
                 Joined::End => return Ok(pass.into_items().iter().map(|i| i.0).collect()),

@@ -37,8 +37,8 @@ mod anchor;
 
 use super::{ApiError, ApiErrorKind, Client, route};
 use crate::wire::{ConnectionResponse, ConnectionStatus, Page, SourceResponse};
-use anchor::{Joined, Pass, Paging};
 pub use anchor::Listed;
+use anchor::{Joined, Paging, Pass};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -189,7 +189,8 @@ impl Client {
     /// until a short or empty page; `next` is set even on the last page (DIGEST §3.5). After a
     /// first full page, the following pages are fetched several at once (their offsets are
     /// known), 4, then `LIST_FANOUT`; the requests wasted past the end are fewer than the pages
-    /// read. `batch` is how many pages to read at first. `None`: a page was not anchored, and
+    /// read. `batch` is how many pages to read at first (after `first`, when given). `None`: a
+    /// page was not anchored, and
     /// the pass is not to be trusted. `on_pass` is told how many items the pass holds.
     async fn pass<T: DeserializeOwned + Listed>(
         &self,
@@ -201,19 +202,18 @@ impl Client {
     ) -> Result<Option<Vec<T>>, ApiError> {
         let mut pass = Pass::new(PAGING);
         let fanout = LIST_FANOUT.min(self.inner.concurrency).max(1);
-        let mut batch = batch.clamp(1, fanout);
-        let mut pages = match first {
-            Some(data) => vec![Ok(Page {
-                previous: None,
-                next: None,
-                data,
-            })],
-            None => self.pages(path, workspace, &pass, batch).await,
+        // A long list: fetch 4 pages at once, then 8, so that 1,000 items take 2 more round
+        // trips, not 4, for at most 3 wasted requests on a list of 2 pages.
+        let grow = |batch: usize| (batch * 4).min(fanout);
+        let batch = batch.clamp(1, fanout);
+        let (mut pages, mut batch) = match first {
+            Some(items) => (vec![Ok(items)], batch),
+            None => (self.pages(path, workspace, &pass, batch).await, grow(batch)),
         };
         loop {
             // In order: a short page ends the list, and what came after it does not matter.
             for page in pages {
-                let joined = pass.add(page?.data);
+                let joined = pass.add(page?);
                 on_pass(pass.len());
                 match joined {
                     Joined::More => {}
@@ -231,9 +231,7 @@ impl Client {
                 ));
             }
             pages = self.pages(path, workspace, &pass, batch).await;
-            // A long list: fetch 4 pages at once, then 8, so that 1,000 items take 2 more round
-            // trips, not 4, for at most 3 wasted requests on a list of 2 pages.
-            batch = (batch * 4).min(fanout);
+            batch = grow(batch);
         }
     }
 
@@ -244,11 +242,16 @@ impl Client {
         workspace: Option<Uuid>,
         pass: &Pass<T>,
         batch: usize,
-    ) -> Vec<Result<Page<T>, ApiError>> {
+    ) -> Vec<Result<Vec<T>, ApiError>> {
         let queries: Vec<_> = (0..batch)
             .map(|k| list_query::<T>(workspace, pass.offset_ahead(k)))
             .collect();
-        futures::future::join_all(queries.iter().map(|q| self.get::<Page<T>>(path, q))).await
+        let pages = queries.iter().map(|q| self.get::<Page<T>>(path, q));
+        futures::future::join_all(pages)
+            .await
+            .into_iter()
+            .map(|page| page.map(|page| page.data))
+            .collect()
     }
 }
 
