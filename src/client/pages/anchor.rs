@@ -30,9 +30,9 @@ pub struct Paging {
 }
 
 impl Paging {
-    /// The offset of page `k` (the first is page 0, at offset 0).
-    pub fn offset(self, k: usize) -> usize {
-        k * self.size.saturating_sub(self.overlap).max(1)
+    /// How far apart the offsets of two full pages are.
+    pub fn stride(self) -> usize {
+        self.size.saturating_sub(self.overlap).max(1)
     }
 }
 
@@ -52,7 +52,11 @@ pub enum Joined {
 /// One reading of a list from offset 0: its pages, in page order, merged by id.
 pub struct Pass<T> {
     paging: Paging,
+    /// Pages added so far.
     pages: usize,
+    /// Where the next page starts: `overlap` items before the end of the last one, which is
+    /// `stride` after it unless the server sent more than `size` items.
+    next: usize,
     /// The items not deleted, each once, in the order first seen.
     items: Vec<T>,
     seen: HashSet<Uuid>,
@@ -65,6 +69,7 @@ impl<T: Listed> Pass<T> {
         Pass {
             paging,
             pages: 0,
+            next: 0,
             items: Vec::new(),
             seen: HashSet::new(),
             anchors: Vec::new(),
@@ -73,12 +78,13 @@ impl<T: Listed> Pass<T> {
 
     /// The offset of the page after those added so far.
     pub fn next_offset(&self) -> usize {
-        self.paging.offset(self.pages)
+        self.next
     }
 
-    /// The offset of the `k`-th page after those added so far.
+    /// The offset of the `k`-th page after those added so far, if the pages before it are
+    /// full and no longer than `size`.
     pub fn offset_ahead(&self, k: usize) -> usize {
-        self.paging.offset(self.pages + k)
+        self.next + k * self.paging.stride()
     }
 
     /// How many items the result holds so far.
@@ -87,12 +93,14 @@ impl<T: Listed> Pass<T> {
     }
 
     /// Adds the next page, read at [`Pass::next_offset`]. A page of a shifted list is not
-    /// added: the pass is over.
+    /// added: the pass is over. A page longer than `size` (a server that ignores `limit`)
+    /// moves the next page's offset further than [`Pass::offset_ahead`] foresaw.
     pub fn add(&mut self, page: Vec<T>) -> Joined {
         if self.pages > 0 && !page.iter().any(|item| self.anchors.contains(&item.id())) {
             return Joined::Shifted;
         }
         let full = page.len() >= self.paging.size;
+        self.next += page.len().saturating_sub(self.paging.overlap);
         self.anchors = page[page.len().saturating_sub(self.paging.overlap)..]
             .iter()
             .map(Listed::id)
@@ -168,12 +176,16 @@ mod tests {
             size: 100,
             overlap: 10,
         };
-        let offsets: Vec<usize> = (0..4).map(|k| api.offset(k)).collect();
+        let pass = Pass::<Item>::new(api);
+        let offsets: Vec<usize> = (0..4).map(|k| pass.offset_ahead(k)).collect();
         assert_eq!(offsets, [0, 90, 180, 270]);
         let mut pass = Pass::<Item>::new(SMALL);
         assert_eq!((pass.next_offset(), pass.offset_ahead(2)), (0, 6));
         pass.add((0..5).map(|n| Item(n, false)).collect());
         assert_eq!((pass.next_offset(), pass.offset_ahead(1)), (3, 6));
+        // A server that ignored `limit`: the next page starts at the overlap before its end.
+        pass.add((3..12).map(|n| Item(n, false)).collect());
+        assert_eq!((pass.next_offset(), pass.offset_ahead(1)), (10, 13));
     }
 
     #[test]
@@ -230,6 +242,12 @@ mod tests {
                 Ok(vec![0, 1, 2, 5, 7]),
             ),
             (
+                "a page longer than asked for, then its anchors",
+                &[&[0, 1, 2, 3, 4, 5, 6, 7], &[6, 7]],
+                &[],
+                Ok((0..8).collect()),
+            ),
+            (
                 "the first page needs no anchor",
                 &[&[7, 8, 9, 10, 11], &[10, 11]],
                 &[],
@@ -282,7 +300,7 @@ mod tests {
             let mut pass = Pass::new(SMALL);
             let outcome = (0..times.len()).find_map(|k| {
                 let at = &moments[times[k]];
-                let start = SMALL.offset(k).min(at.len());
+                let start = pass.next_offset().min(at.len());
                 let end = (start + SMALL.size).min(at.len());
                 let page = at[start..end].iter().map(|&n| Item(n, false)).collect();
                 match pass.add(page) {

@@ -11,24 +11,29 @@
 //!   listed rows never go away and a delete moves nothing. Sources have no status to filter
 //!   on; they are listed as they are.
 //! - Pages overlap and are checked ([`anchor`]): page `k` is read at offset
-//!   `k × (PAGE_SIZE − OVERLAP)`, and each page after the first must hold one of the last
-//!   `OVERLAP` items of the page before it (an *anchor*). A page without one means the list
-//!   moved left by more than the overlap between the two reads (a source deleted, a connection
-//!   removed for good); the pass is not trusted and the whole list is read again, at most
-//!   [`PASSES`] times. Items are merged by id: a create ahead of the offset moves the list
-//!   right, which only repeats items.
+//!   `k × (PAGE_SIZE − OVERLAP)` (each page starts `OVERLAP` items before the end of the one
+//!   before it, also when a server sends more than asked), and each page after the first must
+//!   hold one of the last `OVERLAP` items of the page before it (an *anchor*). A page without
+//!   one means the list moved left by more than the overlap between the two reads (sources
+//!   deleted, connections removed for good); the pass is not trusted and the whole list is
+//!   read again, at most [`PASSES`] times, then given up with an error. Items are merged by id:
+//!   a create ahead of the offset moves the list right, which only repeats items.
 //!
-//! Why this is enough, assuming the server orders a list by a key that does not change (Airbyte
-//! orders by creation): each page is a contiguous slice of that order as it stood when the page
-//! was read. Page 0 starts at offset 0, so it holds every item up to its last. If page `k`
-//! holds an anchor `a` of page `k − 1`, it holds every item that exists when it is read from
-//! `a` to its own last item; `a` is no later than page `k − 1`'s last item, so no item that
-//! exists throughout lies between the two pages unread. A short page ends the list when it is
-//! read, so an item that exists throughout and comes after its anchor is in it. By induction,
-//! a whole pass holds every item that existed for the whole listing, whatever the order in time
-//! in which its pages were read — which is why the pages can still be read in parallel: their
-//! offsets are known in advance. An item created or deleted during the listing may or may not
-//! be in the result; an item read twice is kept as first read.
+//! Why this is enough: each page is a contiguous slice of the list's order as it stood when
+//! the page was read. Page 0 starts at offset 0, so it holds every item up to its last. If
+//! page `k` holds an anchor `a` of page `k − 1`, it holds every item that exists when it is
+//! read from `a` to its own last item; `a` is no later than page `k − 1`'s last item, so no
+//! item that exists throughout lies between the two pages unread. A short page ends the list
+//! when it is read, so an item that exists throughout and comes after its anchor is in it. By
+//! induction, a whole pass holds every item that existed for the whole listing, whatever the
+//! order in time in which its pages were read, which is why the pages can still be read in
+//! parallel: their offsets are known in advance. An item created or deleted during the listing
+//! may or may not be in the result; an item read twice is kept as first read.
+//!
+//! What it assumes: the server orders a list by a key that does not change, so that items that
+//! stay keep their order among themselves (the sandbox orders by creation; the DIGEST does not
+//! say what Airbyte orders by, and its ids and creation times do not change). Under an order
+//! by name, a renamed item could be missed and nothing here would notice.
 //!
 //! A list may also start before its workspace is known ([`Client::first_page`], read together
 //! with the template that names the workspace) and be finished once it is ([`Client::rest_of`]).
@@ -95,9 +100,7 @@ impl Client {
         &self,
         path: &'static str,
     ) -> Result<FirstPage<T>, ApiError> {
-        let page: Page<T> = self
-            .get(path, &list_query::<T>(None, PAGING.offset(0)))
-            .await?;
+        let page: Page<T> = self.get(path, &list_query::<T>(None, 0)).await?;
         Ok(FirstPage {
             path,
             items: page.data,
@@ -141,8 +144,8 @@ impl Client {
 
     /// A list endpoint, read in passes ([`Client::pass`]) until one is whole, at most
     /// [`PASSES`]. The first pass may start from a page already read (`first`). `on_page` is
-    /// told how many more items the listing has found, never the same one twice, so that a
-    /// pass read again does not count its items again.
+    /// told of the items found beyond the most a pass held before, so that a list read again
+    /// is not counted twice.
     async fn list_from<T: DeserializeOwned + Listed>(
         &self,
         path: &str,
@@ -152,13 +155,12 @@ impl Client {
         on_page: impl Fn(usize),
     ) -> Result<Vec<T>, ApiError> {
         let mut found = 0;
-        let on_pass = |len: usize| {
+        let mut on_pass = |len: usize| {
             if len > found {
                 on_page(len - found);
                 found = len;
             }
         };
-        let mut on_pass = on_pass;
         for _ in 0..PASSES {
             if let Some(items) = self
                 .pass(path, workspace, first.take(), batch, &mut on_pass)
@@ -190,8 +192,8 @@ impl Client {
     /// first full page, the following pages are fetched several at once (their offsets are
     /// known), 4, then `LIST_FANOUT`; the requests wasted past the end are fewer than the pages
     /// read. `batch` is how many pages to read at first (after `first`, when given). `None`: a
-    /// page was not anchored, and
-    /// the pass is not to be trusted. `on_pass` is told how many items the pass holds.
+    /// page was not anchored, and the pass is not to be trusted. `on_pass` is told how many
+    /// items the pass holds.
     async fn pass<T: DeserializeOwned + Listed>(
         &self,
         path: &str,
@@ -207,12 +209,17 @@ impl Client {
         let grow = |batch: usize| (batch * 4).min(fanout);
         let batch = batch.clamp(1, fanout);
         let (mut pages, mut batch) = match first {
-            Some(items) => (vec![Ok(items)], batch),
+            Some(items) => (vec![(0, Ok(items))], batch),
             None => (self.pages(path, workspace, &pass, batch).await, grow(batch)),
         };
         loop {
-            // In order: a short page ends the list, and what came after it does not matter.
-            for page in pages {
+            // In order: a short page ends the list, and what came after it does not matter. A
+            // page longer than asked for moves the pages after it: those read already are not
+            // where the pass goes on, and are read again.
+            for (offset, page) in pages {
+                if offset != pass.next_offset() {
+                    break;
+                }
                 let joined = pass.add(page?);
                 on_pass(pass.len());
                 match joined {
@@ -235,22 +242,24 @@ impl Client {
         }
     }
 
-    /// The next `batch` pages of a pass, read at once.
+    /// The next `batch` pages of a pass, read at once, with their offsets.
     async fn pages<T: DeserializeOwned + Listed>(
         &self,
         path: &str,
         workspace: Option<Uuid>,
         pass: &Pass<T>,
         batch: usize,
-    ) -> Vec<Result<Vec<T>, ApiError>> {
-        let queries: Vec<_> = (0..batch)
-            .map(|k| list_query::<T>(workspace, pass.offset_ahead(k)))
+    ) -> Vec<(usize, Result<Vec<T>, ApiError>)> {
+        let offsets: Vec<usize> = (0..batch).map(|k| pass.offset_ahead(k)).collect();
+        let queries: Vec<_> = offsets
+            .iter()
+            .map(|offset| list_query::<T>(workspace, *offset))
             .collect();
         let pages = queries.iter().map(|q| self.get::<Page<T>>(path, q));
-        futures::future::join_all(pages)
-            .await
+        let pages = futures::future::join_all(pages).await;
+        offsets
             .into_iter()
-            .map(|page| page.map(|page| page.data))
+            .zip(pages.into_iter().map(|page| page.map(|page| page.data)))
             .collect()
     }
 }
