@@ -1432,10 +1432,10 @@ fn endless_full_pages_end() {
 
 #[test]
 fn a_page_with_50_000_items_is_read_whole() {
-    // The server ignores `limit`: the first page holds the seed's sources and 50,000 more; the
-    // next offset is past the sandbox's seven sources, so it answers an empty page.
-    let mut page: serde_json::Value = serde_json::from_str(&source_page(0, 50_000)).unwrap();
-    let data = page["data"].as_array_mut().unwrap();
+    // The server ignores `limit`: each page holds the rest of a list of the seed's sources and
+    // 50,000 more, from its offset.
+    let page: serde_json::Value = serde_json::from_str(&source_page(0, 50_000)).unwrap();
+    let mut data = page["data"].as_array().unwrap().clone();
     for source in Seed::default_seed().sources {
         data.push(serde_json::json!({
             "sourceId": source.id.unwrap(),
@@ -1447,10 +1447,12 @@ fn a_page_with_50_000_items_is_read_whole() {
             "definitionId": "decd338e-5647-4c0b-adf4-da0e75f5a750",
         }));
     }
-    let page = page.to_string();
+    let items: Vec<String> = data.iter().map(ToString::to_string).collect();
     let server = Hostile::new(move |method, target| {
-        (method == "GET" && target.starts_with("/v1/sources?") && offset(target) == 0)
-            .then(|| json(200, page.clone()))
+        (method == "GET" && target.starts_with("/v1/sources?")).then(|| {
+            let from = usize::try_from(offset(target)).unwrap().min(items.len());
+            json(200, format!("{{\"data\": [{}]}}", items[from..].join(",")))
+        })
     });
     let output = server.plan().output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

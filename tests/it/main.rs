@@ -22,6 +22,7 @@ mod hostile_server;
 mod interrupt;
 mod lease;
 mod ownership;
+mod paging;
 mod plans;
 mod sandbox;
 mod sandbox_faults;
