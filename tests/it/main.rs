@@ -21,6 +21,7 @@ mod hostile_server;
 mod interrupt;
 mod ownership;
 mod plans;
+mod progress;
 mod sandbox;
 mod sandbox_faults;
 mod signals;
