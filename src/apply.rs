@@ -125,7 +125,7 @@ pub async fn run(
     let mut report = Report::new(&plan.file, options.mode);
     report.owner = Some(plan.owner.clone());
     let resolved = tokio::select! {
-        resolved = resolve::resolve(plan, client, reporter) => resolved,
+        resolved = resolve::resolve(plan, client, reporter, &|_| {}) => resolved,
         () = interrupt.raised() => {
             report.errors.push("interrupted before anything was written".into());
             report.state = State::Interrupted;

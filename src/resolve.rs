@@ -74,16 +74,23 @@ pub struct Resolved {
 /// destination. A template given by id thus costs no round trip of its own. A template given
 /// by name is found by listing every connection the token sees, all pages (a second connection
 /// of that name may be on the last one), so the sources' first page is all that can go with it.
+///
+/// `on_connections` sees each page of connections as it is read, before the template is sure
+/// (`status` starts reading the copies' last syncs from them).
 pub async fn resolve(
     plan: &Plan,
     client: &Client,
     reporter: &Arc<dyn Reporter>,
+    on_connections: &(dyn Fn(&[ConnectionResponse]) + Sync),
 ) -> Result<Resolved, ResolveError> {
     reporter.step_started(Step::Template);
     reporter.step_started(Step::Sources);
     reporter.step_started(Step::Connections);
     let first_sources = client.first_page::<SourceResponse>("/sources");
-    let (template, first_sources) = futures::join!(template(plan, client, reporter), first_sources);
+    let (template, first_sources) = futures::join!(
+        template(plan, client, reporter, on_connections),
+        first_sources
+    );
     let (template, listed) = template?;
     let first_sources = first_sources.map_err(|source| ResolveError::Request {
         what: "sources",
@@ -101,8 +108,8 @@ pub async fn resolve(
         });
     let sources = async {
         let sources = client
-            .rest_of(first_sources, workspace, |n| {
-                reporter.step_advanced(Step::Sources, n as u64);
+            .rest_of(first_sources, workspace, |page| {
+                reporter.step_advanced(Step::Sources, page.len() as u64);
             })
             .await
             .map_err(|source| ResolveError::Request {
@@ -116,8 +123,9 @@ pub async fn resolve(
         let connections = match listed {
             Listed::All(all) => all,
             Listed::First(first) => client
-                .rest_of(first, workspace, |n| {
-                    reporter.step_advanced(Step::Connections, n as u64);
+                .rest_of(first, workspace, |page| {
+                    reporter.step_advanced(Step::Connections, page.len() as u64);
+                    on_connections(page);
                 })
                 .await
                 .map_err(|source| ResolveError::Request {
@@ -182,6 +190,7 @@ async fn template(
     plan: &Plan,
     client: &Client,
     reporter: &Arc<dyn Reporter>,
+    on_connections: &(dyn Fn(&[ConnectionResponse]) + Sync),
 ) -> Result<(ConnectionResponse, Listed), ResolveError> {
     let request_error = |source| ResolveError::TemplateRequest {
         reference: plan.template.clone(),
@@ -202,8 +211,9 @@ async fn template(
         }
         Reference::Name(name) => {
             let all = client
-                .connections(None, |n| {
-                    reporter.step_advanced(Step::Connections, n as u64);
+                .connections(None, |page| {
+                    reporter.step_advanced(Step::Connections, page.len() as u64);
+                    on_connections(page);
                 })
                 .await
                 .map_err(request_error)?;

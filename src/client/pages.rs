@@ -3,6 +3,8 @@
 //!
 //! A list may also start before its workspace is known ([`Client::first_page`], read together
 //! with the template that names the workspace) and be finished once it is ([`Client::rest_of`]).
+//! Each page's items go to the caller's `on_page` as the page is read (`resolve` counts them for
+//! the progress, `status` starts reading the copies' last syncs from them).
 
 use super::{ApiError, ApiErrorKind, Client, route};
 use crate::wire::{ConnectionResponse, Page, SourceResponse};
@@ -25,7 +27,7 @@ impl Client {
     pub async fn connections(
         &self,
         workspace: Option<Uuid>,
-        on_page: impl Fn(usize),
+        on_page: impl Fn(&[ConnectionResponse]),
     ) -> Result<Vec<ConnectionResponse>, ApiError> {
         self.list("/connections", workspace, on_page).await
     }
@@ -35,7 +37,7 @@ impl Client {
     pub async fn sources(
         &self,
         workspace: Option<Uuid>,
-        on_page: impl Fn(usize),
+        on_page: impl Fn(&[SourceResponse]),
     ) -> Result<Vec<SourceResponse>, ApiError> {
         self.list("/sources", workspace, on_page).await
     }
@@ -63,15 +65,15 @@ impl Client {
         &self,
         first: FirstPage<T>,
         workspace: Uuid,
-        on_page: impl Fn(usize),
+        on_page: impl Fn(&[T]),
     ) -> Result<Vec<T>, ApiError> {
         let FirstPage { path, items } = first;
         let only_this = items.iter().all(|item| item.workspace() == workspace);
         let all = if items.len() < PAGE_SIZE {
-            on_page(items.len());
+            on_page(&items);
             items
         } else if only_this {
-            on_page(items.len());
+            on_page(&items);
             self.list_from(path, None, items, 4, on_page).await?
         } else {
             return self.list(path, Some(workspace), on_page).await;
@@ -87,7 +89,7 @@ impl Client {
         &self,
         path: &str,
         workspace: Option<Uuid>,
-        on_page: impl Fn(usize),
+        on_page: impl Fn(&[T]),
     ) -> Result<Vec<T>, ApiError> {
         self.list_from(path, workspace, Vec::new(), 1, on_page)
             .await
@@ -104,7 +106,7 @@ impl Client {
         workspace: Option<Uuid>,
         mut all: Vec<T>,
         batch: usize,
-        on_page: impl Fn(usize),
+        on_page: impl Fn(&[T]),
     ) -> Result<Vec<T>, ApiError> {
         let query = |offset: usize| list_query(workspace, offset);
         let mut batch = batch.min(LIST_FANOUT.min(self.inner.concurrency)).max(1);
@@ -118,8 +120,8 @@ impl Client {
             for page in pages {
                 let page = page?;
                 let n = page.data.len();
+                on_page(&page.data);
                 all.extend(page.data);
-                on_page(n);
                 if n < PAGE_SIZE {
                     return Ok(all);
                 }

@@ -25,4 +25,5 @@ mod progress;
 mod sandbox;
 mod sandbox_faults;
 mod signals;
+mod status_reads;
 mod sync;
