@@ -28,7 +28,7 @@ use crate::orphans::{self, OwnedCopy, Prune};
 use crate::owner::OwnerTag;
 use crate::plan::Glob;
 use crate::plan::{ExistingPolicy, Plan};
-use crate::report::events::Reporter;
+use crate::report::events::{Reporter, WriteResult};
 use crate::report::{Action, Mode, Outcome, Report, State, TargetReport};
 use crate::resolve::{self, Resolved};
 use crate::select::{self, SourceSummary};
@@ -201,7 +201,7 @@ async fn run_stages(
     let mut report = Report::new(&plan.file, options.mode);
     report.owner = Some(plan.owner.clone());
     let resolved = tokio::select! {
-        resolved = resolve::resolve(plan, client, reporter, lease) => resolved,
+        resolved = resolve::resolve(plan, client, reporter, lease, &|_| {}) => resolved,
         () = interrupt.raised() => {
             report.errors.push("interrupted before anything was written".into());
             report.state = State::Interrupted;
@@ -380,6 +380,8 @@ impl<C: Console> Stages<'_, C> {
     /// An apply that does not ask: each write starts as soon as its target is decided.
     async fn write_while_building(&self, mut report: Report, mut rows: Rows) -> Report {
         let (ready, queued) = tokio::sync::mpsc::unbounded_channel();
+        // Every row is known now, though not yet what each needs.
+        self.reporter.writes_started(rows.decided.len() as u64);
         let building = async {
             build::build(
                 self.resolved,
@@ -388,11 +390,10 @@ impl<C: Console> Stages<'_, C> {
                 self.client,
                 self.interrupt,
                 self.reporter,
-                |i, planned| {
-                    if let Some(write) = rows.keep(i, planned) {
-                        // The receiver lives until the writes are done.
-                        let _ = ready.send(write);
-                    }
+                |i, planned| match rows.keep(i, planned) {
+                    // The receiver lives until the writes are done.
+                    Some(write) => drop(ready.send(write)),
+                    None => rows.settle(i, self.reporter),
                 },
             )
             .await;
@@ -474,6 +475,12 @@ impl<C: Console> Stages<'_, C> {
             report.record(&[]);
             report.errors.push(why.into());
             return report;
+        }
+        self.reporter.writes_started(report.targets.len() as u64);
+        for row in &report.targets {
+            if let Some(result) = settled(row.action) {
+                self.reporter.target_settled(result);
+            }
         }
         let outcomes = execute::write(
             while_leased(futures::stream::iter(writes), self.lease),
@@ -562,6 +569,15 @@ fn write_kind(plan: TargetPlan) -> Option<WriteKind> {
     }
 }
 
+/// How a row with nothing to write counts on the progress bar; `None` for a write.
+fn settled(action: Action) -> Option<WriteResult> {
+    match action {
+        Action::Unchanged => Some(WriteResult::Unchanged),
+        Action::Error => Some(WriteResult::Failed),
+        Action::Create | Action::Update | Action::Delete => None,
+    }
+}
+
 /// The report rows as targets are decided, and the writes' bodies for `-v`.
 struct Rows {
     decided: Vec<Option<TargetReport>>,
@@ -585,6 +601,14 @@ impl Rows {
             workspace: self.workspace,
             kind,
         })
+    }
+
+    /// Row `i`, decided with nothing to write, counts as done on the progress bar.
+    fn settle(&self, i: usize, reporter: &Arc<dyn Reporter>) {
+        let action = self.decided[i].as_ref().map(|row| row.action);
+        if let Some(result) = action.and_then(settled) {
+            reporter.target_settled(result);
+        }
     }
 
     /// The rows in target order; a target the build never decided (interrupted before its

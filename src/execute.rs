@@ -185,7 +185,8 @@ pub enum WriteError {
 
 /// Sends every write `writes` yields, at most `options.concurrency` at once, as they come: the
 /// build stage may still be reading catalogs. Returns how each started write ended, by report
-/// row; a write never started is absent.
+/// row; a write never started is absent. The caller starts the progress bar (it knows the
+/// run's rows); each write that ends is reported here.
 pub async fn write(
     writes: impl futures::Stream<Item = Write>,
     client: &Client,
@@ -194,9 +195,6 @@ pub async fn write(
     interrupt: &Interrupt,
     reporter: &Arc<dyn Reporter>,
 ) -> Vec<(usize, TargetOutcome)> {
-    // The bar appears with the first write, below the resolve spinners.
-    let bar = std::sync::Once::new();
-    let bar = &bar;
     let finder = CopyFinder {
         client,
         latest: Mutex::new(None),
@@ -205,32 +203,28 @@ pub async fn write(
     let in_flight = std::sync::Mutex::new(std::collections::BTreeMap::new());
     let in_flight = &in_flight;
     let results = writes
-        .map(|write| {
-            bar.call_once(|| reporter.writes_started(0));
-            reporter.writes_queued(1);
-            async move {
-                let i = write.row;
-                if interrupt.is_raised() {
-                    return (i, None);
-                }
-                let what = write.kind.what();
-                if let Ok(mut map) = in_flight.lock() {
-                    map.insert(i, what);
-                }
-                let outcome = tokio::time::timeout(
-                    options.target_timeout,
-                    write_once(client, finder, owner, write, options, interrupt, reporter),
-                )
-                .await
-                .unwrap_or(TargetOutcome::Failed(WriteError::TimedOut {
-                    secs: options.target_timeout.as_secs(),
-                    what,
-                }));
-                if let Ok(mut map) = in_flight.lock() {
-                    map.remove(&i);
-                }
-                (i, Some(outcome))
+        .map(|write| async move {
+            let i = write.row;
+            if interrupt.is_raised() {
+                return (i, None);
             }
+            let what = write.kind.what();
+            if let Ok(mut map) = in_flight.lock() {
+                map.insert(i, what);
+            }
+            let outcome = tokio::time::timeout(
+                options.target_timeout,
+                write_once(client, finder, owner, write, options, interrupt, reporter),
+            )
+            .await
+            .unwrap_or(TargetOutcome::Failed(WriteError::TimedOut {
+                secs: options.target_timeout.as_secs(),
+                what,
+            }));
+            if let Ok(mut map) = in_flight.lock() {
+                map.remove(&i);
+            }
+            (i, Some(outcome))
         })
         .buffer_unordered(options.concurrency.max(1));
     let mut results = std::pin::pin!(results);

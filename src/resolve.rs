@@ -89,18 +89,22 @@ pub struct Resolved {
 /// is taken, then the connections listed; by name, the connections the template was found
 /// among are listed again for its workspace once the lease is held. The workspace's tags come
 /// from taking the lease.
+///
+/// `on_connections` sees each page of connections as it is read, before the template is sure
+/// (`status` starts reading the copies' last syncs from them).
 pub async fn resolve(
     plan: &Plan,
     client: &Client,
     reporter: &Arc<dyn Reporter>,
     lease: Option<&Lease>,
+    on_connections: &OnConnections<'_>,
 ) -> Result<Resolved, ResolveError> {
     reporter.step_started(Step::Template);
     reporter.step_started(Step::Sources);
     reporter.step_started(Step::Connections);
     let first_sources = client.first_page::<SourceResponse>("/sources");
     let (template, first_sources) = futures::join!(
-        template(plan, client, reporter, lease.is_none()),
+        template(plan, client, reporter, lease.is_none(), on_connections),
         first_sources
     );
     let (template, listed) = template?;
@@ -120,8 +124,8 @@ pub async fn resolve(
         });
     let sources = async {
         let sources = client
-            .rest_of(first_sources, workspace, |n| {
-                reporter.step_advanced(Step::Sources, n as u64);
+            .rest_of(first_sources, workspace, |page| {
+                reporter.step_advanced(Step::Sources, page.len() as u64);
             })
             .await
             .map_err(|source| ResolveError::Request {
@@ -131,7 +135,15 @@ pub async fn resolve(
         reporter.step_finished(Step::Sources, &count(sources.len(), "source"));
         Ok(sources)
     };
-    let connections = workspace_connections(plan, client, reporter, workspace, lease, listed);
+    let connections = workspace_connections(
+        plan,
+        client,
+        reporter,
+        workspace,
+        lease,
+        listed,
+        on_connections,
+    );
     let (destination, sources, (connections, tags, lease_notes)) =
         futures::try_join!(destination, sources, connections)?;
 
@@ -170,12 +182,16 @@ async fn workspace_connections(
     workspace: uuid::Uuid,
     lease: Option<&Lease>,
     listed: Listed,
+    on_connections: &OnConnections<'_>,
 ) -> Result<(Vec<ConnectionResponse>, Vec<Tag>, Vec<String>), ResolveError> {
     let connections_error = |source| ResolveError::Request {
         what: "connections",
         source,
     };
-    let on_page = |n: usize| reporter.step_advanced(Step::Connections, n as u64);
+    let on_page = |page: &[ConnectionResponse]| {
+        reporter.step_advanced(Step::Connections, page.len() as u64);
+        on_connections(page);
+    };
     let mut lease_notes = Vec::new();
     let (connections, tags) = match (lease, listed) {
         (Some(lease), _) => {
@@ -241,9 +257,12 @@ pub async fn find_template(
     client: &Client,
 ) -> Result<ConnectionResponse, ResolveError> {
     let silent: Arc<dyn Reporter> = Arc::new(crate::report::events::Silent);
-    let (template, _) = template(plan, client, &silent, false).await?;
+    let (template, _) = template(plan, client, &silent, false, &|_| {}).await?;
     Ok(template)
 }
+
+/// Told of each page of connections as it is read.
+pub type OnConnections<'a> = dyn Fn(&[ConnectionResponse]) + Sync + 'a;
 
 /// The connections read while finding the template.
 enum Listed {
@@ -264,6 +283,7 @@ async fn template(
     client: &Client,
     reporter: &Arc<dyn Reporter>,
     read_first_page: bool,
+    on_connections: &OnConnections<'_>,
 ) -> Result<(ConnectionResponse, Listed), ResolveError> {
     let request_error = |source| ResolveError::TemplateRequest {
         reference: plan.template.clone(),
@@ -287,9 +307,13 @@ async fn template(
             Ok((template, Listed::First(first)))
         }
         Reference::Name(name) => {
+            // Under a lease the workspace is listed again once it is held: counted then.
             let all = client
-                .connections(None, |n| {
-                    reporter.step_advanced(Step::Connections, n as u64);
+                .connections(None, |page| {
+                    if read_first_page {
+                        reporter.step_advanced(Step::Connections, page.len() as u64);
+                        on_connections(page);
+                    }
                 })
                 .await
                 .map_err(request_error)?;

@@ -1,8 +1,9 @@
 //! `replicate status` (SPEC §10): the fleet at a glance, read-only.
 //!
-//! resolve → build (without catalogs: the diff against the template as it is) → one jobs request
-//! per copy (its last sync) → a [`StatusReport`]. The requests are the list pages plus at most one
-//! `GET /jobs` per copy, under the client's concurrency cap; nothing is written.
+//! resolve → build (without catalogs: the diff against the template as it is) → a
+//! [`StatusReport`], with one jobs request per copy (its last sync) overlapped with both (see
+//! [`status`]). The requests are the list pages plus at most one `GET /jobs` per copy, under the
+//! client's concurrency cap; nothing is written.
 
 use crate::build::{self, BuildOptions, Planned};
 use crate::client::Client;
@@ -10,18 +11,19 @@ use crate::copy::{Blueprint, TemplateConnection};
 use crate::diff::TargetPlan;
 use crate::execute::Interrupt;
 use crate::orphans::Orphan;
-use crate::owner::OwnerTag;
-use crate::plan::{ExistingPolicy, Glob, Plan};
+use crate::owner::{self, OwnerTag};
+use crate::plan::{ExistingPolicy, Glob, Plan, Reference};
 use crate::report::escape::controls;
 use crate::report::events::Reporter;
 use crate::resolve;
 use crate::select;
-use crate::wire::{ConnectionStatus, JobResponse};
+use crate::wire::{ConnectionResponse, ConnectionStatus, JobResponse};
 use futures::StreamExt;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::Arc;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use uuid::Uuid;
 
 /// Where a target's copy stands.
@@ -85,12 +87,51 @@ pub struct StatusReport {
 }
 
 /// Reads the fleet's state. `globs` (`--target`) keep only the matching targets.
+///
+/// Each copy's last sync is read as soon as the copy is known, overlapped with the reads still
+/// going on: a copy the plan owns from the moment its page of connections is read
+/// ([`EarlyCopies`]), while the other pages are still being read; any other copy (made by hand,
+/// not adopted yet) once every target is decided. Every connection is read once, at most
+/// `concurrency` at a time (the client's cap bounds all requests together).
 pub async fn status(
     plan: &Plan,
     client: &Client,
     globs: &[Glob],
     concurrency: usize,
     reporter: &Arc<dyn Reporter>,
+) -> StatusReport {
+    let (found, copies) = tokio::sync::mpsc::unbounded_channel();
+    let deciding = async move {
+        let report = decide(plan, client, globs, reporter, &found).await;
+        for id in report.targets.iter().filter_map(|r| r.connection_id) {
+            // The reader lives until every copy is sent (`found` is dropped here).
+            let _ = found.send(id);
+        }
+        report
+    };
+    let (mut report, mut syncs) = tokio::join!(deciding, last_syncs(copies, client, concurrency));
+    for row in &mut report.targets {
+        match row.connection_id.and_then(|id| syncs.remove(&id)) {
+            Some(Ok(job)) => row.last_sync = job,
+            Some(Err(e)) => row
+                .warnings
+                .push(format!("its last sync could not be read: {e}")),
+            None => {}
+        }
+    }
+    report.summary = tally(&report);
+    report
+}
+
+/// Resolve and build (without catalogs): the rows, without their last syncs. Sends on `found`
+/// the copies the plan owns as resolve lists them, unless `--target` narrows the targets (most
+/// of them would be read for nothing).
+async fn decide(
+    plan: &Plan,
+    client: &Client,
+    globs: &[Glob],
+    reporter: &Arc<dyn Reporter>,
+    found: &UnboundedSender<Uuid>,
 ) -> StatusReport {
     let mut report = StatusReport {
         plan: plan.file.display().to_string(),
@@ -100,7 +141,18 @@ pub async fn status(
         summary: StatusSummary::default(),
         error: None,
     };
-    let mut resolved = match resolve::resolve(plan, client, reporter, None).await {
+    let early = EarlyCopies {
+        template: &plan.template,
+        owner: &plan.owner,
+        found,
+        seen: std::sync::Mutex::new(Seen::default()),
+    };
+    let on_page = |page: &[ConnectionResponse]| {
+        if globs.is_empty() {
+            early.page(page);
+        }
+    };
+    let mut resolved = match resolve::resolve(plan, client, reporter, None, &on_page).await {
         Ok(resolved) => resolved,
         Err(e) => {
             report.error = Some(e.to_string());
@@ -151,38 +203,96 @@ pub async fn status(
         .flatten()
         .map(|p| row(p, &copies))
         .collect();
+    report
+}
 
-    // One jobs request per copy, at most `concurrency` at once.
-    let reads: Vec<(usize, Uuid)> = report
-        .targets
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| Some((i, r.connection_id?)))
-        .collect();
-    let jobs: Vec<(usize, Result<Vec<JobResponse>, String>)> = futures::stream::iter(reads)
-        .map(|(i, id)| async move {
-            (
-                i,
-                client
-                    .sync_jobs(id, None, 1)
-                    .await
-                    .map_err(|e| e.to_string()),
-            )
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    for (i, jobs) in jobs {
-        let row = &mut report.targets[i];
-        match jobs {
-            Ok(jobs) => row.last_sync = jobs.into_iter().next(),
-            Err(e) => row
-                .warnings
-                .push(format!("its last sync could not be read: {e}")),
+/// The copies the plan owns, picked from the pages of connections as resolve reads them: the
+/// connections with the plan's owner tag, the template's workspace and destination. The
+/// template is the first live connection the plan names on those pages (resolve alone decides
+/// whether the name is ambiguous: this only reads last syncs early); owned connections met
+/// before it wait for it. An owned copy whose source is no longer a target (an orphan) is read
+/// too, before anyone can know it is one.
+struct EarlyCopies<'a> {
+    /// The plan's `template` and `owner`.
+    template: &'a Reference,
+    owner: &'a str,
+    found: &'a UnboundedSender<Uuid>,
+    seen: std::sync::Mutex<Seen>,
+}
+
+/// What [`EarlyCopies`] has seen so far.
+#[derive(Default)]
+struct Seen {
+    /// The template's id, workspace and destination, once met.
+    template: Option<(Uuid, Uuid, Uuid)>,
+    /// Owned connections met before the template: id, workspace, destination.
+    waiting: Vec<(Uuid, Uuid, Uuid)>,
+}
+
+impl EarlyCopies<'_> {
+    fn page(&self, page: &[ConnectionResponse]) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        let live = page
+            .iter()
+            .filter(|c| c.status != ConnectionStatus::Deprecated);
+        if seen.template.is_none() {
+            let named = |c: &&ConnectionResponse| match self.template {
+                Reference::Id(id) => c.connection_id == *id,
+                Reference::Name(name) => c.name == *name,
+            };
+            if let Some(t) = live.clone().find(named) {
+                seen.template = Some((t.connection_id, t.workspace_id, t.destination_id));
+                for owned in std::mem::take(&mut seen.waiting) {
+                    self.send(&seen, owned);
+                }
+            }
+        }
+        for c in live.filter(|c| owner::find(&c.tags, c.workspace_id, self.owner).is_some()) {
+            let owned = (c.connection_id, c.workspace_id, c.destination_id);
+            if seen.template.is_some() {
+                self.send(&seen, owned);
+            } else {
+                seen.waiting.push(owned);
+            }
         }
     }
-    report.summary = tally(&report);
-    report
+
+    /// Sends an owned connection on, if it is a copy of the template.
+    fn send(&self, seen: &Seen, (id, workspace, destination): (Uuid, Uuid, Uuid)) {
+        if let Some((template, in_workspace, to)) = seen.template {
+            if id != template && workspace == in_workspace && destination == to {
+                // The reader lives until every copy is sent.
+                let _ = self.found.send(id);
+            }
+        }
+    }
+}
+
+/// The last sync job of every connection `copies` yields, each read once (`GET /jobs`, the
+/// newest sync), at most `concurrency` at once, as they come; until the sender is dropped.
+async fn last_syncs(
+    copies: UnboundedReceiver<Uuid>,
+    client: &Client,
+    concurrency: usize,
+) -> HashMap<Uuid, Result<Option<JobResponse>, String>> {
+    let mut seen = HashSet::new();
+    futures::stream::unfold(copies, |mut copies| async move {
+        copies.recv().await.map(|id| (id, copies))
+    })
+    .filter(move |id| std::future::ready(seen.insert(*id)))
+    .map(|id| async move {
+        let last = client
+            .sync_jobs(id, None, 1)
+            .await
+            .map(|jobs| jobs.into_iter().next())
+            .map_err(|e| e.to_string());
+        (id, last)
+    })
+    .buffer_unordered(concurrency.max(1))
+    .collect()
+    .await
 }
 
 /// A decided target as a status row.
@@ -344,4 +454,78 @@ fn last_sync(job: Option<&JobResponse>) -> String {
         let _ = write!(text, " ({})", details.join(", "));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const OWNER: &str = "replicate:bulk";
+
+    /// A live connection in workspace 1 to destination `to`, tagged `tags` (by name).
+    fn connection(id: u128, name: &str, to: u128, tags: &[&str]) -> ConnectionResponse {
+        let tags: Vec<_> = tags
+            .iter()
+            .map(|t| {
+                json!({"tagId": Uuid::from_u128(7), "workspaceId": Uuid::from_u128(1),
+                            "name": t, "color": "000000"})
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "connectionId": Uuid::from_u128(id), "name": name,
+            "sourceId": Uuid::from_u128(100 + id), "destinationId": Uuid::from_u128(to),
+            "workspaceId": Uuid::from_u128(1), "status": "active",
+            "schedule": {"scheduleType": "manual"}, "configurations": {"streams": []},
+            "createdAt": 0, "tags": tags
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The ids `EarlyCopies` sends for these pages, in order.
+    fn early(template: &Reference, pages: &[Vec<ConnectionResponse>]) -> Vec<u128> {
+        let (found, mut sent) = tokio::sync::mpsc::unbounded_channel();
+        let early = EarlyCopies {
+            template,
+            owner: OWNER,
+            found: &found,
+            seen: std::sync::Mutex::new(Seen::default()),
+        };
+        for page in pages {
+            early.page(page);
+        }
+        let mut ids = Vec::new();
+        while let Ok(id) = sent.try_recv() {
+            ids.push(id.as_u128());
+        }
+        ids
+    }
+
+    #[test]
+    fn owned_copies_of_the_template_are_sent_once_it_is_met() {
+        let mut deleted = connection(5, "gone", 9, &[OWNER]);
+        deleted.status = ConnectionStatus::Deprecated;
+        let mut elsewhere = connection(6, "other workspace", 9, &[OWNER]);
+        elsewhere.workspace_id = Uuid::from_u128(2);
+        let pages = [
+            vec![
+                connection(2, "copy 2", 9, &[OWNER]),
+                connection(3, "by hand", 9, &[]),
+                connection(4, "other warehouse", 8, &[OWNER]),
+                deleted,
+                elsewhere,
+            ],
+            vec![
+                connection(10, "copy 10", 9, &["replicate:other", OWNER]),
+                connection(1, "the template", 9, &[OWNER]),
+            ],
+        ];
+        let by_name = Reference::Name("the template".into());
+        assert_eq!(early(&by_name, &pages), [2, 10]);
+        let by_id = Reference::Id(Uuid::from_u128(1));
+        assert_eq!(early(&by_id, &pages), [2, 10]);
+        // A template never met: nothing is read early.
+        let missing = Reference::Name("nowhere".into());
+        assert_eq!(early(&missing, &pages), Vec::<u128>::new());
+    }
 }

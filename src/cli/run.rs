@@ -292,6 +292,8 @@ impl Console for Terminal<'_> {
         if !can_ask() {
             return Confirmation::NoTerminal;
         }
+        // The prompt's line is the user's: no bar may be redrawn over it once answered.
+        self.progress.before_prompt();
         self.asking.store(true, Ordering::SeqCst);
         let answer = confirm(report, self.interrupt).await;
         self.asking.store(false, Ordering::SeqCst);

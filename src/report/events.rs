@@ -23,12 +23,15 @@ impl Step {
     }
 }
 
-/// How a target's write ended, for the progress bar's counters.
+/// How a target ended, for the progress bar's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteResult {
     Created,
     Updated,
     Deleted,
+    /// Nothing to write: the copy is in line (or left as it is).
+    Unchanged,
+    /// The write failed, or the target cannot be written at all.
     Failed,
 }
 
@@ -41,11 +44,13 @@ pub trait Reporter: Send + Sync {
     fn step_advanced(&self, _step: Step, _n: u64) {}
     /// A resolve step is done; `summary` says what it found ("7 sources").
     fn step_finished(&self, _step: Step, _summary: &str) {}
-    /// The writes begin, with `total` targets known so far.
+    /// The writes begin. `total` counts every row of the run (targets, and orphans to delete),
+    /// known once resolve is done: each ends once, by [`Reporter::target_settled`] or
+    /// [`Reporter::write_finished`], and `total` never changes.
     fn writes_started(&self, _total: u64) {}
-    /// `n` more targets are queued for writing (the preview found them while writes ran).
-    fn writes_queued(&self, _n: u64) {}
-    /// One target's write finished.
+    /// A target with nothing to write was decided (unchanged, or an error): it is done.
+    fn target_settled(&self, _result: WriteResult) {}
+    /// One target's write finished: the pace of these is the run's rate.
     fn write_finished(&self, _result: WriteResult) {}
     /// The writes are done.
     fn writes_finished(&self) {}
@@ -57,6 +62,9 @@ pub trait Reporter: Send + Sync {
     fn syncs_finished(&self) {}
     /// The server pushed back, and requests now start at most `rate` per second.
     fn pace(&self, _rate: f64) {}
+    /// A prompt is about to take the terminal: what is shown stays as it is, and whatever is
+    /// drawn next starts below the prompt's line (the question and its answer stay intact).
+    fn before_prompt(&self) {}
     /// Prints `text` on stdout, around whatever the reporter shows on the terminal.
     fn print(&self, text: &str) {
         super::stdout::print(text);

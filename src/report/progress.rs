@@ -2,13 +2,26 @@
 //!
 //! Built hidden when stderr is not a terminal, with `--quiet` or with `--output json`, so the
 //! rest of the code never asks whether it is talking to a terminal. `-v` lines go above the bars.
+//!
+//! The writes' bar counts every row of the run from its first draw (its length is set once,
+//! when resolve is done); a target with nothing to write counts as done when it is decided.
+//! Its rate is that of the writes over the last few seconds ([`Throughput`]), and the time left
+//! is the rows left at that rate, shown only once there is a rate to go by.
+
+mod throughput;
 
 use super::escape::controls;
 use super::events::{Reporter, Step, WriteResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use throughput::{Throughput, short_duration};
+
+/// The rate is that of the writes over this last stretch of time…
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// …and is not shown before the writes have been watched this long.
+const RATE_MIN_SPAN: Duration = Duration::from_secs(1);
 
 /// The terminal reporter.
 pub struct Progress {
@@ -20,7 +33,11 @@ pub struct Progress {
     created: AtomicU64,
     updated: AtomicU64,
     deleted: AtomicU64,
+    unchanged: AtomicU64,
     failed: AtomicU64,
+    /// Writes finished (of any outcome): the count whose rate the bar shows.
+    written: AtomicU64,
+    throughput: Arc<Mutex<Throughput>>,
     /// The pace the server allows, in requests per second (`f64` bits); 0 while unlimited.
     pace: AtomicU64,
     /// The first syncs' bar, and how many ended well or not.
@@ -46,7 +63,10 @@ impl Progress {
             created: AtomicU64::new(0),
             updated: AtomicU64::new(0),
             deleted: AtomicU64::new(0),
+            unchanged: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            throughput: Arc::new(Mutex::new(Throughput::new(RATE_WINDOW, RATE_MIN_SPAN))),
             pace: AtomicU64::new(0),
             syncs: Mutex::new(None),
             synced: AtomicU64::new(0),
@@ -62,6 +82,24 @@ impl Progress {
             .map(|(_, b)| b.clone())
     }
 
+    /// One more row done: its counter, the bar, the bar's message.
+    fn count(&self, result: WriteResult) {
+        let counter = match result {
+            WriteResult::Created => &self.created,
+            WriteResult::Updated => &self.updated,
+            WriteResult::Deleted => &self.deleted,
+            WriteResult::Unchanged => &self.unchanged,
+            WriteResult::Failed => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Ok(writes) = self.writes.lock() {
+            if let Some(bar) = writes.as_ref() {
+                bar.inc(1);
+            }
+        }
+        self.update_writes_message();
+    }
+
     fn update_writes_message(&self) {
         if let Ok(writes) = self.writes.lock() {
             if let Some(bar) = writes.as_ref() {
@@ -71,10 +109,14 @@ impl Progress {
                 } else {
                     String::new()
                 };
-                // Updates and deletes are named only once there are some: a first apply
-                // creates, and its bar says just that.
+                // Updates, deletes and unchanged copies are named only once there are some: a
+                // first apply creates, and its bar says just that.
                 let mut counts = format!("created {}", self.created.load(Ordering::Relaxed));
-                for (count, what) in [(&self.updated, "updated"), (&self.deleted, "deleted")] {
+                for (count, what) in [
+                    (&self.updated, "updated"),
+                    (&self.deleted, "deleted"),
+                    (&self.unchanged, "unchanged"),
+                ] {
                     let n = count.load(Ordering::Relaxed);
                     if n > 0 {
                         let _ =
@@ -96,7 +138,13 @@ impl Reporter for Progress {
         if !self.visible {
             return;
         }
-        let bar = self.multi.add(ProgressBar::new_spinner());
+        // Above the writes' bar (the last one) when the catalogs are read as the writes go on.
+        let writing = self.writes.lock().is_ok_and(|writes| writes.is_some());
+        let bar = if writing {
+            self.multi.insert_from_back(1, ProgressBar::new_spinner())
+        } else {
+            self.multi.add(ProgressBar::new_spinner())
+        };
         bar.set_style(
             ProgressStyle::with_template("{spinner:.cyan} {prefix:<12} {pos} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -128,22 +176,31 @@ impl Reporter for Progress {
         if !self.visible {
             return;
         }
+        if let Ok(mut throughput) = self.throughput.lock() {
+            throughput.record(Instant::now(), self.written.load(Ordering::Relaxed));
+        }
+        let throughput = Arc::clone(&self.throughput);
+        let speed = move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let now = Instant::now();
+            let Ok(throughput) = throughput.lock() else {
+                return;
+            };
+            let Some(rate) = throughput.per_sec(now) else {
+                return;
+            };
+            let _ = write!(w, "  {rate:.1}/s");
+            let left = state.len().unwrap_or(0).saturating_sub(state.pos());
+            if let Some(eta) = throughput.eta(now, left) {
+                let _ = write!(w, "  ETA {}", short_duration(eta));
+            }
+        };
         let bar = self.multi.add(ProgressBar::new(total));
         bar.set_style(
-            ProgressStyle::with_template(
-                "{bar:30.green/dim} {pos}/{len} targets  {msg}  {rate}  ETA {eta}",
-            )
-            .map_or_else(
-                |_| ProgressStyle::default_bar(),
-                |style| {
-                    style.with_key(
-                        "rate",
-                        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
-                            let _ = write!(w, "{:.1}/s", state.per_sec());
-                        },
-                    )
-                },
-            ),
+            ProgressStyle::with_template("{bar:30.green/dim} {pos}/{len} targets  {msg}{speed}")
+                .map_or_else(
+                    |_| ProgressStyle::default_bar(),
+                    |style| style.with_key("speed", speed),
+                ),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
         if let Ok(mut writes) = self.writes.lock() {
@@ -152,27 +209,16 @@ impl Reporter for Progress {
         self.update_writes_message();
     }
 
-    fn writes_queued(&self, n: u64) {
-        if let Ok(writes) = self.writes.lock() {
-            if let Some(bar) = writes.as_ref() {
-                bar.inc_length(n);
-            }
-        }
+    fn target_settled(&self, result: WriteResult) {
+        self.count(result);
     }
 
     fn write_finished(&self, result: WriteResult) {
-        match result {
-            WriteResult::Created => self.created.fetch_add(1, Ordering::Relaxed),
-            WriteResult::Updated => self.updated.fetch_add(1, Ordering::Relaxed),
-            WriteResult::Deleted => self.deleted.fetch_add(1, Ordering::Relaxed),
-            WriteResult::Failed => self.failed.fetch_add(1, Ordering::Relaxed),
-        };
-        if let Ok(writes) = self.writes.lock() {
-            if let Some(bar) = writes.as_ref() {
-                bar.inc(1);
-            }
+        let written = self.written.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Ok(mut throughput) = self.throughput.lock() {
+            throughput.record(Instant::now(), written);
         }
-        self.update_writes_message();
+        self.count(result);
     }
 
     fn writes_finished(&self) {
@@ -228,6 +274,23 @@ impl Reporter for Progress {
                 bar.finish_and_clear();
             }
         }
+    }
+
+    fn before_prompt(&self) {
+        if !self.visible {
+            return;
+        }
+        // The finished spinners stay on screen as printed lines. The bars forget them: they are
+        // taken out while nothing is drawn, and the bars get a fresh target that has drawn
+        // nothing, so the next draw starts on the line below the answer instead of clearing
+        // its way up over the prompt.
+        self.multi.set_draw_target(ProgressDrawTarget::hidden());
+        if let Ok(mut steps) = self.steps.lock() {
+            for (_, bar) in steps.drain(..) {
+                self.multi.remove(&bar);
+            }
+        }
+        self.multi.set_draw_target(ProgressDrawTarget::stderr());
     }
 
     fn pace(&self, rate: f64) {

@@ -158,18 +158,21 @@ fn refused_credentials_are_named() {
     assert!(!stderr.contains("s3cr3t-xyz"), "{stderr}");
 }
 
-/// A run of the real binary on a pseudo-terminal (`script` from util-linux): stdin, stdout and
-/// stderr are the terminal; what it shows is collected as it comes.
-struct OnTerminal {
+/// A run of the real binary on a pseudo-terminal (`script` from util-linux) of 100 columns and
+/// 40 rows: stdin, stdout and stderr are the terminal; what it shows is collected as it comes.
+pub(crate) struct OnTerminal {
     child: std::process::Child,
     input: std::process::ChildStdin,
     shown: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl OnTerminal {
-    fn start(world: &World, args: &[&str]) -> OnTerminal {
+    pub(crate) fn start(world: &World, args: &[&str]) -> OnTerminal {
         let binary = assert_cmd::cargo::cargo_bin("replicate");
-        let mut command = vec![binary.display().to_string()];
+        let mut command = vec![
+            "stty cols 100 rows 40 &&".into(),
+            binary.display().to_string(),
+        ];
         command.extend(args.iter().map(|a| (*a).to_string()));
         let mut child = std::process::Command::new("script")
             .args(["-q", "-e", "-c", &command.join(" "), "/dev/null"])
@@ -201,12 +204,12 @@ impl OnTerminal {
         }
     }
 
-    fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         text(&self.shown.lock().unwrap())
     }
 
     /// Waits (at most 60 s) until the terminal shows `what`.
-    fn wait_for(&self, what: &str) {
+    pub(crate) fn wait_for(&self, what: &str) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !self.shown().contains(what) {
             assert!(
@@ -218,14 +221,14 @@ impl OnTerminal {
         }
     }
 
-    fn type_keys(&mut self, keys: &[u8]) {
+    pub(crate) fn type_keys(&mut self, keys: &[u8]) {
         use std::io::Write;
         self.input.write_all(keys).unwrap();
         self.input.flush().unwrap();
     }
 
     /// The exit code, waiting at most `limit`; `None` if it is still running then.
-    fn exit_within(&mut self, limit: std::time::Duration) -> Option<i32> {
+    pub(crate) fn exit_within(&mut self, limit: std::time::Duration) -> Option<i32> {
         let deadline = std::time::Instant::now() + limit;
         while std::time::Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -87,9 +87,9 @@ impl<T: Listed> Pass<T> {
         self.next + k * self.paging.stride()
     }
 
-    /// How many items the result holds so far.
-    pub fn len(&self) -> usize {
-        self.items.len()
+    /// The items the result holds so far.
+    pub fn items(&self) -> &[T] {
+        &self.items
     }
 
     /// Adds the next page, read at [`Pass::next_offset`]. A page of a shifted list is not

@@ -79,7 +79,7 @@ impl Client {
     pub async fn connections(
         &self,
         workspace: Option<Uuid>,
-        on_page: impl Fn(usize),
+        on_page: impl Fn(&[ConnectionResponse]),
     ) -> Result<Vec<ConnectionResponse>, ApiError> {
         self.list("/connections", workspace, on_page).await
     }
@@ -89,7 +89,7 @@ impl Client {
     pub async fn sources(
         &self,
         workspace: Option<Uuid>,
-        on_page: impl Fn(usize),
+        on_page: impl Fn(&[SourceResponse]),
     ) -> Result<Vec<SourceResponse>, ApiError> {
         self.list("/sources", workspace, on_page).await
     }
@@ -117,7 +117,7 @@ impl Client {
         &self,
         first: FirstPage<T>,
         workspace: Uuid,
-        on_page: impl Fn(usize),
+        on_page: impl Fn(&[T]),
     ) -> Result<Vec<T>, ApiError> {
         let FirstPage { path, items } = first;
         let only_this = items.iter().all(|item| item.workspace() == workspace);
@@ -137,28 +137,29 @@ impl Client {
         &self,
         path: &str,
         workspace: Option<Uuid>,
-        on_page: impl Fn(usize),
+        on_page: impl Fn(&[T]),
     ) -> Result<Vec<T>, ApiError> {
         self.list_from(path, workspace, None, 1, on_page).await
     }
 
     /// A list endpoint, read in passes ([`Client::pass`]) until one is whole, at most
     /// [`PASSES`]. The first pass may start from a page already read (`first`). `on_page` is
-    /// told of the items found beyond the most a pass held before, so that a list read again
-    /// is not counted twice.
+    /// given the items found beyond the most a pass held before, as they are read (`resolve`
+    /// counts them for the progress, `status` starts reading the copies' last syncs from them),
+    /// so that a list read again is not told twice.
     async fn list_from<T: DeserializeOwned + Listed>(
         &self,
         path: &str,
         workspace: Option<Uuid>,
         mut first: Option<Vec<T>>,
         batch: usize,
-        on_page: impl Fn(usize),
+        on_page: impl Fn(&[T]),
     ) -> Result<Vec<T>, ApiError> {
         let mut found = 0;
-        let mut on_pass = |len: usize| {
-            if len > found {
-                on_page(len - found);
-                found = len;
+        let mut on_pass = |items: &[T]| {
+            if items.len() > found {
+                on_page(&items[found..]);
+                found = items.len();
             }
         };
         for _ in 0..PASSES {
@@ -192,15 +193,15 @@ impl Client {
     /// first full page, the following pages are fetched several at once (their offsets are
     /// known), 4, then `LIST_FANOUT`; the requests wasted past the end are fewer than the pages
     /// read. `batch` is how many pages to read at first (after `first`, when given). `None`: a
-    /// page was not anchored, and the pass is not to be trusted. `on_pass` is told how many
-    /// items the pass holds.
+    /// page was not anchored, and the pass is not to be trusted. `on_pass` is given the
+    /// items the pass holds so far.
     async fn pass<T: DeserializeOwned + Listed>(
         &self,
         path: &str,
         workspace: Option<Uuid>,
         first: Option<Vec<T>>,
         batch: usize,
-        on_pass: &mut impl FnMut(usize),
+        on_pass: &mut impl FnMut(&[T]),
     ) -> Result<Option<Vec<T>>, ApiError> {
         let mut pass = Pass::new(PAGING);
         let fanout = LIST_FANOUT.min(self.inner.concurrency).max(1);
@@ -221,7 +222,7 @@ impl Client {
                     break;
                 }
                 let joined = pass.add(page?);
-                on_pass(pass.len());
+                on_pass(pass.items());
                 match joined {
                     Joined::More => {}
                     Joined::End => return Ok(Some(pass.into_items())),
