@@ -32,14 +32,18 @@ const CONCURRENCY: std::ops::RangeInclusive<i64> = 1..=256;
 
 pub(super) struct Checker<'a> {
     pub(super) file: &'a Path,
+    /// Where the file's keys sit, to give each error a line; `None` on the first, quick read.
+    pub(super) keys: Option<&'a yaml::Keys>,
     pub(super) errors: Vec<PlanError>,
 }
 
 impl Checker<'_> {
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
         self.errors.push(PlanError::Invalid {
             file: self.file.to_path_buf(),
-            path: path.into(),
+            location: self.keys.and_then(|keys| keys.locate(&path)),
+            path,
             message: message.into(),
         });
     }

@@ -197,13 +197,26 @@ pub enum PlanError {
     /// Syntax and type errors, with line and column.
     #[error(transparent)]
     Yaml(#[from] crate::yaml::YamlError),
-    /// A semantic error at a YAML path (`targets[2].match`).
-    #[error("{}: {path}: {message}", .file.display())]
+    /// A semantic error at a YAML path (`targets[2].match`), with the line and column of its key
+    /// (or of the nearest key above it) when known.
+    #[error("{}: {path}: {message}", crate::yaml::Place(file, *location))]
     Invalid {
         file: PathBuf,
+        location: Option<(usize, usize)>,
         path: String,
         message: String,
     },
+}
+
+impl PlanError {
+    /// Its line and column, when it has them.
+    pub fn location(&self) -> Option<(usize, usize)> {
+        match self {
+            PlanError::Read { .. } => None,
+            PlanError::Yaml(error) => error.location,
+            PlanError::Invalid { location, .. } => *location,
+        }
+    }
 }
 
 /// Every problem found in one plan file; never empty.

@@ -118,3 +118,44 @@ fn example_names_its_copies_readably() {
     let legacy = plan::load(&dir.join("with-legacy.yaml")).unwrap();
     assert_eq!(legacy.missing_streams, plan::MissingStreamsPolicy::Skip);
 }
+
+/// Issue 13.8: every problem of a plan is reported at once, each at its `file:line:column`:
+/// every unknown key (the parser no longer stops at the first), and the semantic problems at the
+/// line of their key. These are the README's example lines.
+#[test]
+fn every_problem_of_a_plan_is_reported_at_once_with_its_place() {
+    let world = crate::support::World::new();
+    std::fs::create_dir(world.dir.path().join("plans")).unwrap();
+    world.plan(
+        "plans/x.yaml",
+        "version: 1\n\
+         template: \"shop-template → Warehouse\"\n\
+         targets:\n  \
+           - source: shop-eu\n    \
+             nmae: \"EU\"\n  \
+           - match: \"shop-{eu,us\"\n    \
+             exlude: [shop-legacy]\n\
+         defaults:\n  \
+           name: \"{source.nam} → {destination.name}\"\n",
+    );
+    let output = world
+        .replicate()
+        .args(["validate", "plans/x.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [
+            "plans/x.yaml:5:5: targets[0]: unknown key `nmae` (did you mean `name`?)",
+            "plans/x.yaml:6:5: targets[1].match: invalid glob \"shop-{eu,us\": unclosed alternate \
+             group; missing '}' (maybe escape '{' with '[{]'?)",
+            "plans/x.yaml:7:5: targets[1]: unknown key `exlude` (did you mean `exclude`?)",
+            "plans/x.yaml:9:3: defaults.name: unknown placeholder `{source.nam}` (did you mean \
+             `{source.name}`?); valid placeholders: {source.name}, {source.id}, {source.type}, \
+             {destination.name}, {destination.id}, {template.name} (write `{{` and `}}` for \
+             literal braces)",
+        ]
+    );
+}
