@@ -275,7 +275,7 @@ fn template_schedule(template: &ConnectionResponse) -> Result<ConnectionSchedule
                 ));
             };
             let stripped = cron::strip_utc(expression);
-            if let Some(zone) = time_zone(stripped) {
+            if let Some(zone) = cron::time_zone(stripped) {
                 return Err(format!(
                     "the template \"{name}\" runs on cron \"{expression}\" in time zone \
                      \"{zone}\", but Airbyte's API only creates UTC schedules; set `schedule` in \
@@ -294,18 +294,6 @@ fn template_schedule(template: &ConnectionResponse) -> Result<ConnectionSchedule
                 cron_expression: Some(stripped.to_string()),
             })
         }
-    }
-}
-
-/// The time zone a read appended to a cron expression, once ` UTC` is gone: a seventh or later
-/// field with letters in it (a year field holds only digits and `*-,/`).
-fn time_zone(expression: &str) -> Option<&str> {
-    let parts: Vec<&str> = expression.split_whitespace().collect();
-    match parts.last() {
-        Some(last) if parts.len() >= 7 && last.contains(|c: char| c.is_ascii_alphabetic()) => {
-            Some(last)
-        }
-        _ => None,
     }
 }
 

@@ -421,7 +421,7 @@ impl Checker<'_> {
                     );
                     return None;
                 };
-                if let Err(why) = cron::check(&expression) {
+                if let Err(why) = cron::check_plan(&expression) {
                     self.error(cron_path, why);
                     return None;
                 }

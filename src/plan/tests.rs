@@ -531,8 +531,8 @@ fn schedules() {
             schedule("{ scheduleType: cron, cronExpression: \"0 0 3 * * ? Europe/Paris\" }"),
             &[
                 "p.yaml: defaults.schedule.cronExpression: The cron expression 0 0 3 * * ? \
-                   Europe/Paris is not valid: 'Europe/Paris' is not a valid year (a time zone \
-                   other than UTC cannot be set through the API)",
+                   Europe/Paris is not valid: 'Europe/Paris' is a time zone, not a cron field. \
+                   Airbyte's cron is Quartz",
             ],
         ),
         (
