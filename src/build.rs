@@ -217,7 +217,7 @@ fn first_look<'a>(
         Ok(source) => source.clone(),
         Err(error) => {
             return invalid(
-                None,
+                error.source().cloned(),
                 None,
                 TargetError::Select {
                     entry: target.entry.clone(),
