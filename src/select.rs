@@ -63,7 +63,7 @@ pub enum SelectError {
     )]
     SelectedTwice {
         /// The source, so that its row is labelled by its name rather than by an entry.
-        selected: SourceSummary,
+        selected: Box<SourceSummary>,
         first: String,
         second: String,
     },
@@ -250,7 +250,7 @@ pub fn select_targets(
                 }
                 Some((at, earlier)) if earlier.explicit == explicit => {
                     rows[at].source = Err(SelectError::SelectedTwice {
-                        selected: SourceSummary::from(source),
+                        selected: Box::new(SourceSummary::from(source)),
                         first: plan.targets[earlier.entry].path.clone(),
                         second: entry.path.clone(),
                     });

@@ -6,12 +6,14 @@
 //!
 //! The stages, one file each: [`load`] (file → bytes → raw → `Plan`), `raw` (the serde mirror of
 //! the file), `secrets` (keys named like credentials), `check` (raw → `Plan`, every semantic
-//! problem collected) and [`placeholder`] (the `{source.name|slug}` templates).
+//! problem collected), [`placeholder`] (the `{source.name|slug}` templates) and `schema` (the
+//! JSON Schema of plan files, generated from `raw`).
 
 mod check;
 mod load;
 mod placeholder;
 mod raw;
+mod schema;
 mod secrets;
 #[cfg(test)]
 mod tests;
@@ -19,6 +21,7 @@ mod tests;
 pub use check::compile_glob;
 pub use load::{load, parse};
 pub use placeholder::{Names, PLACEHOLDERS, Template, slug};
+pub use schema::schema;
 
 /// The longest tag name Airbyte accepts, in UTF-16 code units (as the JVM counts).
 pub const MAX_TAG_NAME: usize = 30;

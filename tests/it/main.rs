@@ -23,5 +23,6 @@ mod ownership;
 mod plans;
 mod sandbox;
 mod sandbox_faults;
+mod schema;
 mod signals;
 mod sync;
