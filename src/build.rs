@@ -10,14 +10,14 @@
 //! ask can start its write while other catalogs are still being read.
 
 use crate::client::Client;
-use crate::copy::{self, Blueprint, CopyPlan};
+use crate::copy::{self, Blueprint, Collisions, CopyPlan, Placement, Table};
 use crate::diff::{Decision, TargetError, TargetPlan, decide_existing};
 use crate::execute::Interrupt;
 use crate::existing::{Existing, ExistingCopies};
 use crate::plan::{ExistingPolicy, MissingStreamsPolicy, Names};
 use crate::report::events::{Reporter, Step, count};
 use crate::resolve::{Resolved, ResolvedTarget, SourceSummary};
-use crate::wire::ConnectionResponse;
+use crate::wire::{ConnectionCreateRequest, ConnectionResponse, StreamConfiguration};
 use futures::{StreamExt, stream};
 use std::sync::Arc;
 
@@ -53,6 +53,10 @@ pub struct BuildOptions {
 /// is known (targets that need no catalog first, in order; the others as their catalogs arrive).
 /// Once `interrupt` is raised no more catalogs are read, and the targets still waiting for one
 /// are never handed on.
+///
+/// With catalogs (`plan`, `apply`), a copy that shares its prefix with another target's or the
+/// template's may write their tables: it is handed on only once every target is decided, after
+/// the check for copies writing the same tables ([`Collisions`]), which makes it an error if so.
 pub async fn build(
     resolved: &Resolved,
     blueprint: &Blueprint,
@@ -64,20 +68,24 @@ pub async fn build(
 ) {
     let owner = resolved.owner_tag.as_ref().map(|t| t.tag_id);
     let existing = ExistingCopies::new(&resolved.connections).owned_by(owner);
+    let mut gate = Gate::new(resolved, blueprint, options.read_catalogs);
+    let mut hand_on = |index: usize, planned: Planned, tables: Option<Vec<Table>>| {
+        if let Some(planned) = gate.pass(index, planned, tables) {
+            decided(index, planned);
+        }
+    };
     let mut waiting = Vec::new();
     for (index, target) in resolved.targets.iter().enumerate() {
         match first_look(resolved, blueprint, options, &existing, target) {
-            Look::Decided(planned) => decided(index, *planned),
+            Look::Decided(planned, tables) => hand_on(index, *planned, tables),
             Look::NeedsCatalog(wait) => waiting.push((index, wait)),
         }
     }
 
     if !options.read_catalogs {
         for (index, wait) in waiting {
-            decided(
-                index,
-                without_catalog(resolved, blueprint, options, index, &wait),
-            );
+            let planned = without_catalog(resolved, blueprint, options, index, &wait);
+            hand_on(index, planned, None);
         }
         return;
     }
@@ -121,12 +129,12 @@ pub async fn build(
             plan: TargetPlan::Invalid(TargetError::Build(Vec::new())),
             warnings: Vec::new(),
         };
+        let mut tables = None;
         match built {
             Err(error) => planned.plan = TargetPlan::Invalid(error),
             Ok(CopyPlan { body, warnings }) => {
                 planned.warnings = warnings;
                 planned.plan = match wait.copy {
-                    None => TargetPlan::Create { body },
                     Some(copy) => match decide_existing(&body, copy, options.existing, true) {
                         Decision::Decided(plan) => plan,
                         // Unreachable with `catalog_read`; say so rather than guess.
@@ -134,15 +142,119 @@ pub async fn build(
                             "the streams could not be compared even with the catalog".into(),
                         ])),
                     },
+                    None => TargetPlan::Create { body },
                 };
                 planned
                     .warnings
                     .extend_from_slice(planned.plan.drift_warnings());
+                tables = tables_after(&planned.plan, wait.copy);
             }
         }
-        decided(index, planned);
+        hand_on(index, planned, tables);
     }
     reporter.step_finished(Step::Catalogs, &count(read, "catalog"));
+    for (index, planned) in gate.release() {
+        decided(index, planned);
+    }
+}
+
+/// Holds back the targets whose copies might write another's tables (they share a prefix with
+/// another target or the template) until every target is decided, then runs the check.
+struct Gate {
+    /// Each target's prefix, `None` for an entry that selected no source.
+    prefixes: Vec<Option<String>>,
+    collisions: Collisions<Planned>,
+    /// Off for `status`, which writes nothing.
+    on: bool,
+}
+
+impl Gate {
+    fn new(resolved: &Resolved, blueprint: &Blueprint, on: bool) -> Gate {
+        let prefixes: Vec<Option<String>> = resolved
+            .targets
+            .iter()
+            .map(|t| {
+                let source = t.source.as_ref().ok()?;
+                let names = names(source, resolved);
+                Some(copy::table_prefix(blueprint, &names, &t.overrides))
+            })
+            .collect();
+        let collisions = Collisions::new(
+            &resolved.template,
+            prefixes.iter().flatten().map(String::as_str),
+        );
+        Gate {
+            prefixes,
+            collisions,
+            on,
+        }
+    }
+
+    /// The target, to hand on now; or `None`, held for the check.
+    fn pass(
+        &mut self,
+        index: usize,
+        planned: Planned,
+        tables: Option<Vec<Table>>,
+    ) -> Option<Planned> {
+        let prefix = self.prefixes[index].as_deref();
+        match (tables, &planned.source, prefix) {
+            (Some(tables), Some(source), Some(prefix))
+                if self.on && self.collisions.must_wait(prefix) =>
+            {
+                let name = source.name.clone();
+                self.collisions.hold(index, &name, tables, planned);
+                None
+            }
+            _ => Some(planned),
+        }
+    }
+
+    /// The held targets, those whose copies collide made errors.
+    fn release(self) -> impl Iterator<Item = (usize, Planned)> {
+        self.collisions
+            .release()
+            .into_iter()
+            .map(|(index, mut planned, collision)| {
+                if let Some(why) = collision {
+                    planned.plan = TargetPlan::Invalid(TargetError::Build(vec![why]));
+                }
+                (index, planned)
+            })
+    }
+}
+
+/// The tables a target's copy writes once the plan is applied: what it creates; for an update,
+/// the plan's placement with the streams it sends, else the copy's; a copy left as it is, its
+/// own. `None` for a target that writes nothing.
+fn tables_after(plan: &TargetPlan, copy: Option<&ConnectionResponse>) -> Option<Vec<Table>> {
+    fn streams(body: &ConnectionCreateRequest) -> &[StreamConfiguration] {
+        body.configurations
+            .as_ref()
+            .map_or(&[][..], |c| c.streams.as_slice())
+    }
+    match (plan, copy) {
+        (TargetPlan::Create { body }, _) => Some(Placement::of_body(body).tables(streams(body))),
+        (TargetPlan::Update { patch, .. }, Some(copy)) => {
+            let placement = Placement {
+                namespace_definition: patch.namespace_definition.or(copy.namespace_definition),
+                namespace_format: patch
+                    .namespace_format
+                    .as_deref()
+                    .or(copy.namespace_format.as_deref()),
+                prefix: patch.prefix.as_deref().or(copy.prefix.as_deref()),
+            };
+            let streams = patch
+                .configurations
+                .as_ref()
+                .map_or(&copy.configurations.streams, |c| &c.streams);
+            Some(placement.tables(streams))
+        }
+        (TargetPlan::Unchanged { .. }, Some(copy)) => {
+            Some(Placement::of_connection(copy).tables(&copy.configurations.streams))
+        }
+        _ => None,
+    }
 }
 
 /// A target that would need its catalog, decided without it (for `status`).
@@ -193,7 +305,8 @@ struct Wait<'a> {
 }
 
 enum Look<'a> {
-    Decided(Box<Planned>),
+    /// Decided, with the tables its copy writes once the plan is applied, if it writes any.
+    Decided(Box<Planned>, Option<Vec<Table>>),
     NeedsCatalog(Wait<'a>),
 }
 
@@ -206,19 +319,20 @@ fn first_look<'a>(
     target: &ResolvedTarget,
 ) -> Look<'a> {
     let invalid = |source: Option<SourceSummary>, name: Option<String>, error| {
-        Look::Decided(Box::new(Planned {
+        let planned = Planned {
             entry: target.entry.clone(),
             source,
             name,
             plan: TargetPlan::Invalid(error),
             warnings: Vec::new(),
-        }))
+        };
+        Look::Decided(Box::new(planned), None)
     };
     let source = match &target.source {
         Ok(source) => source.clone(),
         Err(error) => {
             return invalid(
-                None,
+                error.source().cloned(),
                 None,
                 TargetError::Select {
                     entry: target.entry.clone(),
@@ -258,13 +372,15 @@ fn first_look<'a>(
         Decision::Decided(plan) => {
             let mut warnings = desired.warnings;
             warnings.extend_from_slice(plan.drift_warnings());
-            Look::Decided(Box::new(Planned {
+            let tables = tables_after(&plan, Some(copy));
+            let planned = Planned {
                 entry: target.entry.clone(),
                 source: Some(source),
                 name: Some(name),
                 plan,
                 warnings,
-            }))
+            };
+            Look::Decided(Box::new(planned), tables)
         }
     }
 }

@@ -49,6 +49,40 @@ pub fn check(expression: &str) -> Result<(), String> {
     }
 }
 
+/// The time zone written after an expression (once [`strip_utc`] removed ` UTC`): a seventh or
+/// later field with letters in it, such as `Europe/Berlin` or `CET` (a year holds only digits
+/// and `*-,/`).
+pub fn time_zone(expression: &str) -> Option<&str> {
+    let parts: Vec<&str> = expression.split_whitespace().collect();
+    match parts.last() {
+        Some(last) if parts.len() >= 7 && last.contains(|c: char| c.is_ascii_alphabetic()) => {
+            Some(last)
+        }
+        _ => None,
+    }
+}
+
+/// [`check`], for an expression a person wrote in a plan: a time zone after it is explained
+/// (Airbyte keeps the zone apart from the expression, and its public API sets it to UTC) instead
+/// of being refused as a year, as Airbyte's own message has it.
+pub fn check_plan(expression: &str) -> Result<(), String> {
+    let stripped = strip_utc(expression);
+    let Some(zone) = time_zone(stripped) else {
+        return check(expression);
+    };
+    let bare = stripped.strip_suffix(zone).unwrap_or(stripped).trim_end();
+    let instead = match check(bare) {
+        Ok(()) => format!(" (\"{bare}\" runs at those hours UTC)"),
+        Err(_) => String::new(),
+    };
+    Err(format!(
+        "The cron expression {stripped} is not valid: '{zone}' is a time zone, not a cron field. \
+         Airbyte's cron is Quartz (seconds minutes hours day-of-month month day-of-week [year]) \
+         and holds no time zone: Airbyte keeps the zone apart, in `cronTimeZone`, which its \
+         public API sets to UTC on every create and update. Write the hours in UTC{instead}."
+    ))
+}
+
 fn is_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -189,5 +223,30 @@ mod tests {
             let err = check(bad).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_time_zone_in_a_plan_is_explained() {
+        assert_eq!(
+            check_plan("0 0 3 * * ? Europe/Berlin"),
+            Err(
+                "The cron expression 0 0 3 * * ? Europe/Berlin is not valid: 'Europe/Berlin' is \
+                 a time zone, not a cron field. Airbyte's cron is Quartz (seconds minutes hours \
+                 day-of-month month day-of-week [year]) and holds no time zone: Airbyte keeps the \
+                 zone apart, in `cronTimeZone`, which its public API sets to UTC on every create \
+                 and update. Write the hours in UTC (\"0 0 3 * * ?\" runs at those hours UTC)."
+                    .to_string()
+            )
+        );
+        for zoned in ["0 0 3 * * ? 2030 CET", "0 0 3 * * ? America/New_York UTC"] {
+            let err = check_plan(zoned).unwrap_err();
+            assert!(err.contains("is a time zone, not a cron field"), "{err}");
+        }
+        // When what is left is not a valid expression either, none is suggested.
+        let err = check_plan("0 0 3 * * Mon Europe/Berlin").unwrap_err();
+        assert!(err.ends_with("Write the hours in UTC."), "{err}");
+        assert_eq!(check_plan("0 0 3 * * ? UTC"), Ok(()));
+        assert_eq!(check_plan("0 0 3 * * ?"), Ok(()));
+        assert_eq!(check_plan("0 0 3 * *"), check("0 0 3 * *"));
     }
 }

@@ -58,10 +58,12 @@ pub enum SelectError {
     #[error("source \"{0}\" is the template's own source; it cannot be a target")]
     TemplateSource(String),
     #[error(
-        "source \"{name}\" is selected by both {first} and {second}; a source may have one copy only"
+        "source \"{}\" is selected by both {first} and {second}; a source may have one copy only",
+        selected.name
     )]
     SelectedTwice {
-        name: String,
+        /// The source, so that its row is labelled by its name rather than by an entry.
+        selected: Box<SourceSummary>,
         first: String,
         second: String,
     },
@@ -82,12 +84,20 @@ impl SelectError {
             SelectError::OtherWorkspace { name, .. }
             | SelectError::UnknownName { name, .. }
             | SelectError::AmbiguousName { name, .. }
-            | SelectError::TemplateSource(name)
-            | SelectError::SelectedTwice { name, .. } => Some(name),
+            | SelectError::TemplateSource(name) => Some(name),
+            SelectError::SelectedTwice { selected, .. } => Some(&selected.name),
             SelectError::UnknownId(_)
             | SelectError::NoSuchId(_)
             | SelectError::Lookup { .. }
             | SelectError::EmptyMatch { .. } => None,
+        }
+    }
+
+    /// The source the failed entry selected, when it selected one (a source selected twice).
+    pub fn source(&self) -> Option<&SourceSummary> {
+        match self {
+            SelectError::SelectedTwice { selected, .. } => Some(selected),
+            _ => None,
         }
     }
 }
@@ -240,7 +250,7 @@ pub fn select_targets(
                 }
                 Some((at, earlier)) if earlier.explicit == explicit => {
                     rows[at].source = Err(SelectError::SelectedTwice {
-                        name: source.name.clone(),
+                        selected: Box::new(SourceSummary::from(source)),
                         first: plan.targets[earlier.entry].path.clone(),
                         second: entry.path.clone(),
                     });

@@ -95,6 +95,8 @@ pub(super) enum Command {
     },
     /// Print the manual page (roff) on stdout.
     Man,
+    /// Print the JSON Schema of plan files on stdout, for editors.
+    Schema,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,4 +1,5 @@
-//! The commands that are not a run of the pipeline: `validate`, `completions`, `man`, `ls`.
+//! The commands that are not a run of the pipeline: `validate`, `completions`, `man`, `schema`,
+//! `ls`.
 
 use super::{BuiltIn, Cli, Listed, LsArgs, Output, Shell, choose_url, credentials_from_env, hints};
 use crate::client::{Client, ClientConfig, Credentials, RetryPolicy};
@@ -91,6 +92,12 @@ pub(super) fn man() -> anyhow::Result<u8> {
     clap_mangen::Man::new(Cli::command()).render(&mut page)?;
     stdout::print(&String::from_utf8_lossy(&page));
     Ok(0)
+}
+
+/// `replicate schema`: the JSON Schema of plan files, generated from the plan's types.
+pub(super) fn schema() -> u8 {
+    stdout::println(&crate::report::json(&plan::schema()));
+    0
 }
 
 /// `replicate ls`: the connections or sources the credentials can see.

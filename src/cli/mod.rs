@@ -24,7 +24,7 @@ use args::{
     Command, CommonArgs, DEFAULT_URL, GRACE, INTERRUPTED, Listed, LsArgs, Output, Shell, SyncArgs,
     TERMINATED, use_color,
 };
-use commands::{completions, list, man, validate};
+use commands::{completions, list, man, schema, validate};
 use run::{ApplyOptions, BuiltIn, exit_code, run_plan, run_status};
 use settings::{Settings, choose_url, credentials_from_env, hints};
 use signals::{AbortOnDrop, Signals, watch_signals};
@@ -48,7 +48,8 @@ pub fn run() -> u8 {
             Command::Validate { .. }
             | Command::Sandbox(_)
             | Command::Completions { .. }
-            | Command::Man => {}
+            | Command::Man
+            | Command::Schema => {}
         }
     }
     // The client waits on the network and does little between answers: one thread, no
@@ -102,6 +103,7 @@ pub fn run() -> u8 {
             Command::Unlock(args) => unlock::unlock(&args).await,
             Command::Completions { shell } => Ok(completions(shell)),
             Command::Man => man(),
+            Command::Schema => Ok(schema()),
         }
     });
     // A prompt's read of stdin may still block a thread: do not wait for it.

@@ -10,10 +10,12 @@
 //! cleaned-up copy of the parts a create may carry, plus the plan's owner tag
 //! ([`Blueprint::with_owner`]). [`build_copy`] then runs once per target.
 
+mod collisions;
 mod streams;
 #[cfg(test)]
 mod tests;
 
+pub use collisions::{Collisions, Placement, Table};
 pub(crate) use streams::SECRET_MASK;
 
 use crate::cron;
@@ -188,10 +190,7 @@ fn build(
     }
 
     let name = overrides.name_for(names);
-    let prefix = match &overrides.prefix {
-        Some(t) => Some(t.render(names)),
-        None => blueprint.prefix.clone(),
-    };
+    let prefix = prefix(blueprint, names, overrides);
     let namespace_format = match &overrides.namespace_format {
         Some(t) => Some(t.render(names)),
         None => blueprint.namespace_format.clone(),
@@ -199,15 +198,6 @@ fn build(
     let namespace_definition = overrides
         .namespace_definition
         .or(blueprint.namespace_definition);
-    if let Some(warning) = shared_tables(
-        blueprint,
-        names.source_name,
-        namespace_definition,
-        namespace_format.as_deref(),
-        prefix.as_deref(),
-    ) {
-        warnings.push(warning);
-    }
 
     Ok(CopyPlan {
         body: ConnectionCreateRequest {
@@ -228,6 +218,20 @@ fn build(
         },
         warnings,
     })
+}
+
+/// The copy's `prefix`: the plan's, rendered for the target, else the template's.
+fn prefix(blueprint: &Blueprint, names: &Names<'_>, overrides: &Overrides) -> Option<String> {
+    match &overrides.prefix {
+        Some(t) => Some(t.render(names)),
+        None => blueprint.prefix.clone(),
+    }
+}
+
+/// The prefix a target's copy writes its tables with (none is `""`), known before its catalog:
+/// the copies that share one may collide ([`Collisions`]).
+pub fn table_prefix(blueprint: &Blueprint, names: &Names<'_>, overrides: &Overrides) -> String {
+    prefix(blueprint, names, overrides).unwrap_or_default()
 }
 
 /// A plan schedule in create form: the plan validated it, but a trailing ` UTC` is still
@@ -275,7 +279,7 @@ fn template_schedule(template: &ConnectionResponse) -> Result<ConnectionSchedule
                 ));
             };
             let stripped = cron::strip_utc(expression);
-            if let Some(zone) = time_zone(stripped) {
+            if let Some(zone) = cron::time_zone(stripped) {
                 return Err(format!(
                     "the template \"{name}\" runs on cron \"{expression}\" in time zone \
                      \"{zone}\", but Airbyte's API only creates UTC schedules; set `schedule` in \
@@ -294,18 +298,6 @@ fn template_schedule(template: &ConnectionResponse) -> Result<ConnectionSchedule
                 cron_expression: Some(stripped.to_string()),
             })
         }
-    }
-}
-
-/// The time zone a read appended to a cron expression, once ` UTC` is gone: a seventh or later
-/// field with letters in it (a year field holds only digits and `*-,/`).
-fn time_zone(expression: &str) -> Option<&str> {
-    let parts: Vec<&str> = expression.split_whitespace().collect();
-    match parts.last() {
-        Some(last) if parts.len() >= 7 && last.contains(|c: char| c.is_ascii_alphabetic()) => {
-            Some(last)
-        }
-        _ => None,
     }
 }
 
@@ -344,39 +336,4 @@ fn template_status(template: &ConnectionResponse) -> Result<ConnectionStatus, St
             template.name
         )),
     }
-}
-
-/// A warning when the copy would write into the template's own tables: same prefix and the same
-/// destination namespace, so the two connections overwrite each other's data.
-fn shared_tables(
-    blueprint: &Blueprint,
-    source_name: &str,
-    namespace_definition: Option<NamespaceDefinition>,
-    namespace_format: Option<&str>,
-    prefix: Option<&str>,
-) -> Option<String> {
-    let same_settings = prefix.unwrap_or("") == blueprint.prefix.as_deref().unwrap_or("")
-        && namespace_definition.unwrap_or(NamespaceDefinition::Destination)
-            == blueprint
-                .namespace_definition
-                .unwrap_or(NamespaceDefinition::Destination)
-        && namespace_format == blueprint.namespace_format.as_deref();
-    // With `source` (or a format built on `${SOURCE_NAMESPACE}`) each source's own schema names
-    // the tables' namespace, which may well differ between sources: no warning then.
-    let per_source_namespace = match namespace_definition {
-        Some(NamespaceDefinition::Source) => true,
-        Some(NamespaceDefinition::CustomFormat) => {
-            namespace_format.is_some_and(|f| f.contains("${SOURCE_NAMESPACE}"))
-        }
-        _ => false,
-    };
-    (same_settings && !per_source_namespace).then(|| {
-        format!(
-            "the copy for source \"{source_name}\" writes to the same destination tables as the \
-             template \"{}\" (same prefix \"{}\" and namespace); set `prefix` in the plan, e.g. \
-             \"{{source.name|slug}}_\"",
-            blueprint.template.name,
-            prefix.unwrap_or("")
-        )
-    })
 }

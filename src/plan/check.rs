@@ -27,19 +27,30 @@ const SUPPORTED_VERSION: i64 = 1;
 /// that its matcher stays small.
 const MAX_GLOB_CHARS: usize = 1024;
 
+/// The values of `existing`, `missing_streams`, `schedule.scheduleType` and `status`, as a plan
+/// spells them (also the schema's enums).
+pub(super) const EXISTING: [&str; 3] = ["update", "skip", "fail"];
+pub(super) const MISSING_STREAMS: [&str; 2] = ["fail", "skip"];
+pub(super) const SCHEDULE_TYPES: [&str; 2] = ["manual", "cron"];
+pub(super) const STATUSES: [&str; 2] = ["active", "inactive"];
+
 /// `concurrency` bounds, as for `--concurrency`.
 const CONCURRENCY: std::ops::RangeInclusive<i64> = 1..=256;
 
 pub(super) struct Checker<'a> {
     pub(super) file: &'a Path,
+    /// Where the file's keys sit, to give each error a line; `None` on the first, quick read.
+    pub(super) keys: Option<&'a yaml::Keys>,
     pub(super) errors: Vec<PlanError>,
 }
 
 impl Checker<'_> {
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
         self.errors.push(PlanError::Invalid {
             file: self.file.to_path_buf(),
-            path: path.into(),
+            location: self.keys.and_then(|keys| keys.locate(&path)),
+            path,
             message: message.into(),
         });
     }
@@ -86,10 +97,7 @@ impl Checker<'_> {
             Some("skip") => ExistingPolicy::Skip,
             Some("fail") => ExistingPolicy::Fail,
             Some(other) => {
-                self.error(
-                    "existing",
-                    unknown_value(other, &["update", "skip", "fail"]),
-                );
+                self.error("existing", unknown_value(other, &EXISTING));
                 ExistingPolicy::Update
             }
         };
@@ -97,7 +105,7 @@ impl Checker<'_> {
             None | Some("fail") => MissingStreamsPolicy::Fail,
             Some("skip") => MissingStreamsPolicy::Skip,
             Some(other) => {
-                self.error("missing_streams", unknown_value(other, &["fail", "skip"]));
+                self.error("missing_streams", unknown_value(other, &MISSING_STREAMS));
                 MissingStreamsPolicy::Fail
             }
         };
@@ -417,7 +425,7 @@ impl Checker<'_> {
                     );
                     return None;
                 };
-                if let Err(why) = cron::check(&expression) {
+                if let Err(why) = cron::check_plan(&expression) {
                     self.error(cron_path, why);
                     return None;
                 }
@@ -437,7 +445,7 @@ impl Checker<'_> {
             Some(other) => {
                 self.error(
                     format!("{path}.scheduleType"),
-                    unknown_value(other, &["manual", "cron"]),
+                    unknown_value(other, &SCHEDULE_TYPES),
                 );
                 None
             }
@@ -467,19 +475,19 @@ fn status(text: &str) -> Result<ConnectionStatus, String> {
              or `inactive`"
                 .into(),
         ),
-        other => Err(unknown_value(other, &["active", "inactive"])),
+        other => Err(unknown_value(other, &STATUSES)),
     }
 }
 
 /// Spelled as the Airbyte API spells them (`NamespaceDefinitionEnum`).
-const NAMESPACE_DEFINITIONS: [(&str, NamespaceDefinition); 3] = [
+pub(super) const NAMESPACE_DEFINITIONS: [(&str, NamespaceDefinition); 3] = [
     ("source", NamespaceDefinition::Source),
     ("destination", NamespaceDefinition::Destination),
     ("custom_format", NamespaceDefinition::CustomFormat),
 ];
 
 /// Spelled as the Airbyte API spells them (`NonBreakingSchemaUpdatesBehaviorEnum`).
-const NON_BREAKING_BEHAVIORS: [(&str, NonBreakingSchemaUpdatesBehavior); 4] = [
+pub(super) const NON_BREAKING_BEHAVIORS: [(&str, NonBreakingSchemaUpdatesBehavior); 4] = [
     ("ignore", NonBreakingSchemaUpdatesBehavior::Ignore),
     (
         "disable_connection",

@@ -6,12 +6,14 @@
 //!
 //! The stages, one file each: [`load`] (file → bytes → raw → `Plan`), `raw` (the serde mirror of
 //! the file), `secrets` (keys named like credentials), `check` (raw → `Plan`, every semantic
-//! problem collected) and [`placeholder`] (the `{source.name|slug}` templates).
+//! problem collected), [`placeholder`] (the `{source.name|slug}` templates) and `schema` (the
+//! JSON Schema of plan files, generated from `raw`).
 
 mod check;
 mod load;
 mod placeholder;
 mod raw;
+mod schema;
 mod secrets;
 #[cfg(test)]
 mod tests;
@@ -19,6 +21,7 @@ mod tests;
 pub use check::compile_glob;
 pub use load::{load, parse};
 pub use placeholder::{Names, PLACEHOLDERS, Template, slug};
+pub use schema::schema;
 
 /// The longest tag name Airbyte accepts, in UTF-16 code units (as the JVM counts).
 pub const MAX_TAG_NAME: usize = 30;
@@ -197,13 +200,26 @@ pub enum PlanError {
     /// Syntax and type errors, with line and column.
     #[error(transparent)]
     Yaml(#[from] crate::yaml::YamlError),
-    /// A semantic error at a YAML path (`targets[2].match`).
-    #[error("{}: {path}: {message}", .file.display())]
+    /// A semantic error at a YAML path (`targets[2].match`), with the line and column of its key
+    /// (or of the nearest key above it) when known.
+    #[error("{}: {path}: {message}", crate::yaml::Place(file, *location))]
     Invalid {
         file: PathBuf,
+        location: Option<(usize, usize)>,
         path: String,
         message: String,
     },
+}
+
+impl PlanError {
+    /// Its line and column, when it has them.
+    pub fn location(&self) -> Option<(usize, usize)> {
+        match self {
+            PlanError::Read { .. } => None,
+            PlanError::Yaml(error) => error.location,
+            PlanError::Invalid { location, .. } => *location,
+        }
+    }
 }
 
 /// Every problem found in one plan file; never empty.

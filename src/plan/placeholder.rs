@@ -227,9 +227,24 @@ fn parse_placeholder(inner: &str) -> Result<Piece, String> {
         let valid = PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ");
         let inner = excerpt(inner);
         return Err(match suggestion(name, PLACEHOLDERS) {
-            Some(best) => format!(
-                "unknown placeholder `{{{inner}}}` (did you mean `{{{best}}}`?); valid placeholders: {valid} (write `{{{{` and `}}}}` for literal braces)"
-            ),
+            Some(best) => {
+                // A correction keeps the filter, itself corrected: `{source.nmae|slg}` →
+                // `{source.name|slug}`.
+                let (filter, note) = match filter.map(|f| (f, suggestion(f, FILTERS))) {
+                    None => (String::new(), String::new()),
+                    Some((_, Some(near))) => (format!("|{near}"), String::new()),
+                    Some((other, None)) => (
+                        String::new(),
+                        format!(
+                            "; `|{}` is not a filter, the only one is `|slug`",
+                            excerpt(other)
+                        ),
+                    ),
+                };
+                format!(
+                    "unknown placeholder `{{{inner}}}` (did you mean `{{{best}{filter}}}`?){note}; valid placeholders: {valid} (write `{{{{` and `}}}}` for literal braces)"
+                )
+            }
             None => format!(
                 "unknown placeholder `{{{inner}}}`; valid placeholders: {valid} (write `{{{{` and `}}}}` for literal braces)"
             ),
@@ -426,6 +441,20 @@ mod tests {
                 "unknown placeholder `{source.nme}` (did you mean `{source.name}`?); valid placeholders: \
                  {source.name}, {source.id}, {source.type}, {destination.name}, {destination.id}, \
                  {template.name} (write `{{` and `}}` for literal braces)",
+            ),
+            (
+                "{source.nmae|slg}",
+                "unknown placeholder `{source.nmae|slg}` (did you mean `{source.name|slug}`?); \
+                 valid placeholders: {source.name}",
+            ),
+            (
+                "{ source.nmae | slug }",
+                "unknown placeholder `{ source.nmae | slug }` (did you mean `{source.name|slug}`?)",
+            ),
+            (
+                "{source.nmae|upper}",
+                "unknown placeholder `{source.nmae|upper}` (did you mean `{source.name}`?); \
+                 `|upper` is not a filter, the only one is `|slug`; valid placeholders:",
             ),
             (
                 "{workspace}",

@@ -2,42 +2,69 @@
 //! appear in a plan, without echoing their values (SPEC §1).
 //!
 //! Because every raw struct denies unknown keys and none holds a free-form map, a plan that parses
-//! cannot contain such a key; so this (costlier) generic scan runs only when parsing failed, and
-//! its findings are reported in front of the parser's own error.
+//! cannot contain such a key: it is an unknown key, reported as a credential instead. The
+//! (costlier) generic scan for such keys nested in values that did not parse runs only when the
+//! parser found a problem.
 
 use super::PlanError;
-use crate::yaml::{self, YamlError};
+use crate::yaml::{self, Keys, YamlError};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// The errors to report when the raw parse failed: keys named like secrets first (their values
-/// never shown), then the parser's own error unless it is only about one of those keys.
-pub(super) fn parse_failure(file: &Path, bytes: &[u8], error: YamlError) -> Vec<PlanError> {
-    let mut errors = Vec::new();
+/// The parser's `errors` as a plan reports them: an unknown key named like a secret becomes a
+/// credential error (its value never shown), as does a key named like a secret anywhere inside
+/// what did not parse; the rest stay as they are.
+pub(super) fn screen_secrets(
+    file: &Path,
+    bytes: &[u8],
+    errors: Vec<YamlError>,
+    keys: &Keys,
+) -> Vec<PlanError> {
+    if errors.is_empty() {
+        return Vec::new();
+    }
+    let credential = |path: String, key: &str, location| PlanError::Invalid {
+        file: file.to_path_buf(),
+        location,
+        message: format!(
+            "`{}` looks like a credential, and plan files must not hold credentials (the value \
+             is not shown); remove it and set AIRBYTE_TOKEN, or AIRBYTE_CLIENT_ID and \
+             AIRBYTE_CLIENT_SECRET, in the environment",
+            yaml::excerpt(key)
+        ),
+        path: yaml::excerpt(&path).into_owned(),
+    };
+    let mut reported = HashSet::new();
+    let mut screened = Vec::with_capacity(errors.len());
+    for error in errors {
+        match error.unknown_field().filter(|key| is_secret_key(key)) {
+            Some(key) => {
+                let path = match &error.path {
+                    Some(map) => format!("{map}.{key}"),
+                    None => key.to_string(),
+                };
+                screened.push(credential(path.clone(), key, error.location));
+                reported.insert(path);
+            }
+            None => screened.push(PlanError::Yaml(error)),
+        }
+    }
+    // Keys inside the values of unknown keys, or past the point where the parse stopped.
     let parsed = might_name_a_secret(bytes)
         .then(|| yaml::parse::<serde_yaml::Value>(file, bytes).ok())
         .flatten();
     if let Some(value) = parsed {
         let mut secrets = Vec::new();
         find_secret_keys(&value, &mut String::new(), &mut secrets);
-        errors.extend(secrets.into_iter().map(|(path, key)| PlanError::Invalid {
-            file: file.to_path_buf(),
-            message: format!(
-                "`{}` looks like a credential, and plan files must not hold credentials (the value \
-                 is not shown); remove it and set AIRBYTE_TOKEN, or AIRBYTE_CLIENT_ID and \
-                 AIRBYTE_CLIENT_SECRET, in the environment",
-                yaml::excerpt(&key)
-            ),
-            path: yaml::excerpt(&path).into_owned(),
-        }));
+        for (path, key) in secrets {
+            if !reported.contains(&path) {
+                let location = keys.locate(&path);
+                screened.push(credential(path, &key, location));
+            }
+        }
     }
-    // The parser stops at the first unknown key; when the whole document does not parse, that
-    // key was not reported above, and the parser's error is all there is to say.
-    let about_secret = !errors.is_empty() && error.unknown_field().is_some_and(is_secret_key);
-    if !about_secret {
-        errors.push(PlanError::Yaml(error));
-    }
-    errors
+    screened
 }
 
 /// Whether the document could hold a key [`is_secret_key`] accepts: the whole text, squashed the

@@ -18,6 +18,7 @@ mod catalog;
 mod churn;
 mod faults;
 mod jobs;
+mod listen;
 mod positions;
 mod problem;
 mod request;
@@ -30,6 +31,7 @@ mod tags;
 mod validate;
 
 pub use catalog::{DestinationSyncMode, SourceSyncMode};
+pub use listen::ListenAddr;
 pub use seed::{Seed, SeedError};
 
 use std::io::Write;
@@ -43,9 +45,9 @@ use tokio::task::JoinHandle;
 /// Flags of `replicate sandbox`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SandboxArgs {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on, HOST:PORT (an IP address or a host name); port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8006")]
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
     /// A YAML seed (workspaces, destinations, catalogs, sources, connections, credentials);
     /// without it, the default seed.
     #[arg(long, value_name = "FILE")]
@@ -113,7 +115,7 @@ fn rate_is_valid(rate: f64) -> bool {
 /// How to run a sandbox: the validated form of [`SandboxArgs`], or built in code by tests.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
     pub seed: Seed,
     /// `--sources N`.
     pub extra_sources: usize,
@@ -153,16 +155,16 @@ impl SandboxConfig {
     pub fn from_args(args: &SandboxArgs) -> Result<Self, SandboxError> {
         let seed = match &args.seed {
             Some(path) => {
-                let bytes = crate::input::read(path).map_err(|source| SandboxError::ReadSeed {
+                let bytes = crate::input::read(path).map_err(|error| SandboxError::ReadSeed {
                     path: path.clone(),
-                    source: Arc::new(source),
+                    error: Arc::new(error),
                 })?;
                 Seed::from_yaml(path, &bytes)?
             }
             None => Seed::default_seed(),
         };
         let config = Self {
-            listen: args.listen,
+            listen: args.listen.clone(),
             seed,
             extra_sources: args.sources,
             latency: args.latency,
@@ -235,7 +237,7 @@ impl SandboxConfig {
     /// The default seed on a free loopback port, no latency: what tests start from.
     pub fn default_on_free_port() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)).into(),
             seed: Seed::default_seed(),
             extra_sources: 0,
             latency: Duration::ZERO,
@@ -256,16 +258,17 @@ impl SandboxConfig {
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(900);
 const DEFAULT_JOB_DURATION: Duration = Duration::from_secs(2);
 
-/// Why a sandbox could not start.
+/// Why a sandbox could not start. Each message says its cause itself, so none is also a
+/// `source()`: an error chain printed whole (`{:#}`) says each cause once.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SandboxError {
-    #[error("cannot read the seed {}: {source}", path.display())]
+    #[error("cannot read the seed {}: {error}", path.display())]
     ReadSeed {
         path: PathBuf,
-        source: Arc<std::io::Error>,
+        error: Arc<std::io::Error>,
     },
     #[error("invalid seed: {0}")]
-    Seed(#[from] SeedError),
+    Seed(SeedError),
     #[error("--sources {0} is too many (at most {MAX_EXTRA_SOURCES})")]
     TooManySources(usize),
     #[error("{flag} {rate}: a rate is a probability, between 0 and 1")]
@@ -274,11 +277,17 @@ pub enum SandboxError {
     ZeroRateLimit,
     #[error("--token-ttl 0: tokens must live longer than that (`expires_in` rounds up to 1 s)")]
     ZeroTokenTtl,
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
-        addr: SocketAddr,
-        source: Arc<std::io::Error>,
+        addr: ListenAddr,
+        error: Arc<std::io::Error>,
     },
+}
+
+impl From<SeedError> for SandboxError {
+    fn from(error: SeedError) -> Self {
+        SandboxError::Seed(error)
+    }
 }
 
 /// A running sandbox, serving on a spawned task until [`Sandbox::shutdown`] (or until dropped,
@@ -303,16 +312,12 @@ impl Sandbox {
         store.set_job_duration(config.job_duration);
         // Seeds are not checked: a seed may hold connections that already conflict.
         store.set_refuse_conflicting_streams(config.refuse_conflicting_streams);
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| SandboxError::Bind {
-                addr: config.listen,
-                source: Arc::new(source),
-            })?;
-        let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
-            addr: config.listen,
-            source: Arc::new(source),
-        })?;
+        let bind_error = |error| SandboxError::Bind {
+            addr: config.listen.clone(),
+            error: Arc::new(error),
+        };
+        let listener = config.listen.bind().await.map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
         let fault_seed = config.fault_seed.unwrap_or_else(|| fastrand::u64(..));
         let app = Arc::new(routes::App {
             store: RwLock::new(store),

@@ -6,8 +6,10 @@
 //! and counts every value it hands out (scalars, sequences, mappings) and the bytes of every
 //! string, aliases expanded, and fails the parse as soon as either passes its [`Budget`].
 //! Without aliases a document holds at most about one value per byte and less text than its
-//! size, so the budget only ever stops aliases.
+//! size, so the budget only ever stops aliases. The same wrapper is where [`super::keys`] reads
+//! the keys of structs, when a parse logs them.
 
+use super::keys::{self, KeyLog};
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
@@ -38,7 +40,7 @@ impl Budget {
         }
     }
 
-    fn spend<E: de::Error>(&self, text: usize) -> Result<(), E> {
+    pub(super) fn spend<E: de::Error>(&self, text: usize) -> Result<(), E> {
         let values = self.values.get() + 1;
         let text = self
             .text
@@ -66,22 +68,40 @@ impl Budget {
     }
 }
 
-/// A deserializer that spends from a [`Budget`] for every value it produces.
+/// A deserializer that spends from a [`Budget`] for every value it produces, and, given a
+/// [`KeyLog`], reads the keys of every struct through it ([`keys::next_known_key`]).
 pub(super) struct Budgeted<'b, D> {
     inner: D,
     budget: &'b Budget,
+    keys: Option<&'b KeyLog>,
 }
 
 impl<'b, D> Budgeted<'b, D> {
-    pub(super) fn new(inner: D, budget: &'b Budget) -> Self {
-        Self { inner, budget }
+    pub(super) fn new(inner: D, budget: &'b Budget, keys: Option<&'b KeyLog>) -> Self {
+        Self {
+            inner,
+            budget,
+            keys,
+        }
+    }
+
+    fn wrap<T>(&self, inner: T) -> Counted<'b, T> {
+        Counted {
+            inner,
+            budget: self.budget,
+            keys: self.keys,
+            fields: None,
+        }
     }
 }
 
-/// The visitor side: spends, then hands the value on.
+/// The visitor side: spends, then hands the value on. `fields` is set on the visitor of a
+/// struct, and on its map, when keys are logged.
 struct Counted<'b, V> {
     inner: V,
     budget: &'b Budget,
+    keys: Option<&'b KeyLog>,
+    fields: Option<&'static [&'static str]>,
 }
 
 impl<'b, V> Counted<'b, V> {
@@ -89,14 +109,21 @@ impl<'b, V> Counted<'b, V> {
         Counted {
             inner,
             budget: self.budget,
+            keys: self.keys,
+            fields: None,
         }
+    }
+
+    fn deserializer<D>(&self, inner: D) -> Budgeted<'b, D> {
+        Budgeted::new(inner, self.budget, self.keys)
     }
 }
 
 macro_rules! forward_deserialize {
     ($($method:ident),* $(,)?) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-            self.inner.$method(Counted { inner: visitor, budget: self.budget })
+            let visitor = self.wrap(visitor);
+            self.inner.$method(visitor)
         }
     )*};
 }
@@ -137,10 +164,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Budgeted<'_, D> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let visitor = Counted {
-            inner: visitor,
-            budget: self.budget,
-        };
+        let visitor = self.wrap(visitor);
         self.inner.deserialize_unit_struct(name, visitor)
     }
 
@@ -149,10 +173,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Budgeted<'_, D> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let visitor = Counted {
-            inner: visitor,
-            budget: self.budget,
-        };
+        let visitor = self.wrap(visitor);
         self.inner.deserialize_newtype_struct(name, visitor)
     }
 
@@ -161,10 +182,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Budgeted<'_, D> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let visitor = Counted {
-            inner: visitor,
-            budget: self.budget,
-        };
+        let visitor = self.wrap(visitor);
         self.inner.deserialize_tuple(len, visitor)
     }
 
@@ -174,10 +192,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Budgeted<'_, D> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let visitor = Counted {
-            inner: visitor,
-            budget: self.budget,
-        };
+        let visitor = self.wrap(visitor);
         self.inner.deserialize_tuple_struct(name, len, visitor)
     }
 
@@ -187,10 +202,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Budgeted<'_, D> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let visitor = Counted {
-            inner: visitor,
-            budget: self.budget,
-        };
+        let mut visitor = self.wrap(visitor);
+        visitor.fields = self.keys.map(|_| fields);
         self.inner.deserialize_struct(name, fields, visitor)
     }
 
@@ -200,10 +213,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Budgeted<'_, D> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let visitor = Counted {
-            inner: visitor,
-            budget: self.budget,
-        };
+        let visitor = self.wrap(visitor);
         self.inner.deserialize_enum(name, variants, visitor)
     }
 
@@ -301,12 +311,13 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Counted<'_, V> {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        self.inner.visit_some(Budgeted::new(d, self.budget))
+        let d = self.deserializer(d);
+        self.inner.visit_some(d)
     }
 
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        self.inner
-            .visit_newtype_struct(Budgeted::new(d, self.budget))
+        let d = self.deserializer(d);
+        self.inner.visit_newtype_struct(d)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
@@ -317,7 +328,8 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Counted<'_, V> {
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         self.budget.spend::<A::Error>(0)?;
-        let map = self.wrap(map);
+        let mut map = self.wrap(map);
+        map.fields = self.fields;
         self.inner.visit_map(map)
     }
 
@@ -331,7 +343,8 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Counted<'_, S> {
     type Value = S::Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
-        self.inner.deserialize(Budgeted::new(d, self.budget))
+        let d = self.deserializer(d);
+        self.inner.deserialize(d)
     }
 }
 
@@ -358,6 +371,9 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Counted<'_, A> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
+        if let (Some(fields), Some(log)) = (self.fields, self.keys) {
+            return keys::next_known_key(&mut self.inner, fields, seed, log, self.budget);
+        }
         let seed = self.wrap(seed);
         self.inner.next_key_seed(seed)
     }
@@ -380,16 +396,16 @@ impl<'de, 'b, A: EnumAccess<'de>> EnumAccess<'de> for Counted<'b, A> {
         self,
         seed: T,
     ) -> Result<(T::Value, Self::Variant), A::Error> {
-        let budget = self.budget;
-        let (value, variant) = self.inner.variant_seed(Counted {
-            inner: seed,
-            budget,
-        })?;
+        let seed = self.wrap(seed);
+        let (budget, keys) = (self.budget, self.keys);
+        let (value, variant) = self.inner.variant_seed(seed)?;
         Ok((
             value,
             Counted {
                 inner: variant,
                 budget,
+                keys,
+                fields: None,
             },
         ))
     }

@@ -8,9 +8,17 @@
 //! with its aliases expanded is counted as it is deserialized ([`budget`]), so a "billion laughs"
 //! stops early. A value quoted in an error is cut to an [`excerpt`], so a 10 MB scalar gives a
 //! one-line message, not a 10 MB one.
+//!
+//! [`parse`] stops at the first problem, as serde does. [`parse_all`] reads past unknown keys,
+//! reporting each, and says where every key sits ([`Keys`]), so a checker can report every
+//! problem of a file at once, each with its line; it costs more, so it is for files known to be
+//! wrong.
 
 mod budget;
 mod depth;
+mod keys;
+
+pub use keys::Keys;
 
 use crate::suggest;
 use serde::de::DeserializeOwned;
@@ -59,13 +67,22 @@ impl YamlError {
     }
 }
 
+/// `file` or `file:line:column`, as errors begin.
+pub struct Place<'a>(pub &'a Path, pub Option<(usize, usize)>);
+
+impl fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.display())?;
+        match self.1 {
+            Some((line, column)) => write!(f, ":{line}:{column}"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for YamlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some((line, column)) = self.location {
-            write!(f, ":{line}:{column}")?;
-        }
-        f.write_str(": ")?;
+        write!(f, "{}: ", Place(&self.file, self.location))?;
         if let Some(path) = &self.path {
             write!(f, "{}: ", excerpt(path))?;
         }
@@ -85,6 +102,48 @@ impl fmt::Display for YamlError {
 
 /// Parses one YAML document from `bytes` into `T`. `file` only names the source in errors.
 pub fn parse<T: DeserializeOwned>(file: &Path, bytes: &[u8]) -> Result<T, YamlError> {
+    let text = text(file, bytes)?;
+    deserialize(file, text, None)
+}
+
+/// What [`parse_all`] found.
+#[derive(Debug)]
+pub struct Parsed<T> {
+    /// `None` when a problem other than an unknown key stopped the parse.
+    pub value: Option<T>,
+    /// Every unknown key (each skipped, with its value), then the problem that stopped the
+    /// parse, if one did.
+    pub errors: Vec<YamlError>,
+    /// Where each key of the document's structs sits, as far as the parse went.
+    pub keys: Keys,
+}
+
+/// Parses like [`parse`], but reads past unknown keys of structs, reporting every one, and logs
+/// where every key sits.
+pub fn parse_all<T: DeserializeOwned>(file: &Path, bytes: &[u8]) -> Parsed<T> {
+    let text = match text(file, bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            return Parsed {
+                value: None,
+                errors: vec![error],
+                keys: Keys::default(),
+            };
+        }
+    };
+    let log = keys::KeyLog::new(file);
+    let result = deserialize(file, text, Some(&log));
+    let (keys, mut errors) = log.finish();
+    let value = result.map_err(|e| errors.push(e)).ok();
+    Parsed {
+        value,
+        errors,
+        keys,
+    }
+}
+
+/// The document's text: UTF-8, without a byte-order mark, not empty, not nested too deep.
+fn text<'a>(file: &Path, bytes: &'a [u8]) -> Result<&'a str, YamlError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         #[allow(clippy::naive_bytecount)] // a one-off count on an error path
         let line = bytes[..e.valid_up_to()]
@@ -118,12 +177,21 @@ pub fn parse<T: DeserializeOwned>(file: &Path, bytes: &[u8]) -> Result<T, YamlEr
         err.location = Some((deep.line, deep.column));
         return Err(err);
     }
+    Ok(text)
+}
+
+fn deserialize<T: DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    keys: Option<&keys::KeyLog>,
+) -> Result<T, YamlError> {
     // A bad REPLICATE_MAX_FILE_BYTES is reported when a file is read; bytes given directly get
     // the default.
     let max_file_bytes = crate::input::max_bytes().unwrap_or(crate::input::DEFAULT_MAX_BYTES);
     let budget = budget::Budget::new(text.len(), max_file_bytes);
     let deserializer = serde_yaml::Deserializer::from_str(text);
-    T::deserialize(budget::Budgeted::new(deserializer, &budget)).map_err(|e| convert(file, &e))
+    T::deserialize(budget::Budgeted::new(deserializer, &budget, keys))
+        .map_err(|e| convert(file, &e))
 }
 
 /// The most characters of a value an error quotes.
@@ -260,6 +328,43 @@ mod tests {
         assert_eq!(
             error("version: 1\nitems: \"x\n"),
             "p.yaml:3:1: found unexpected end of stream, while scanning a quoted scalar at line 2 column 8"
+        );
+    }
+
+    #[test]
+    fn parse_all_reads_past_unknown_keys_and_places_every_key() {
+        let text = "version: 1\nvesion: 2\nitems:\n  - nmae: x\n    name: y\n  - name: z\n    \
+                    extra: [1, {a: b}]\n";
+        let parsed = parse_all::<Doc>(Path::new("p.yaml"), text.as_bytes());
+        let errors: Vec<String> = parsed.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            [
+                "p.yaml:2:1: unknown key `vesion` (did you mean `version`?)",
+                "p.yaml:4:5: items[0]: unknown key `nmae` (did you mean `name`?)",
+                "p.yaml:7:5: items[1]: unknown key `extra`; expected one of: name",
+            ]
+        );
+        assert_eq!(parsed.value.map(|doc| doc.items.len()), Some(2));
+        assert_eq!(parsed.keys.locate("version"), Some((1, 1)));
+        assert_eq!(parsed.keys.locate("items"), Some((3, 1)));
+        assert_eq!(parsed.keys.locate("items[0]"), Some((4, 5)));
+        assert_eq!(parsed.keys.locate("items[1].name"), Some((6, 5)));
+        // A type error still stops the parse, after the unknown keys before it.
+        let parsed = parse_all::<Doc>(Path::new("p.yaml"), b"vesion: 2\nversion: one\n");
+        let errors: Vec<String> = parsed.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            [
+                "p.yaml:1:1: unknown key `vesion` (did you mean `version`?)",
+                "p.yaml:2:10: version: invalid type: string \"one\", expected u32",
+            ]
+        );
+        assert!(parsed.value.is_none());
+        // The quick parse still stops at the first unknown key.
+        assert_eq!(
+            error(text),
+            "p.yaml:2:1: unknown key `vesion` (did you mean `version`?)"
         );
     }
 

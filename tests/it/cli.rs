@@ -21,6 +21,8 @@ version: 1
 template: "shop-template → Warehouse"
 targets:
   - match: "shop-*"
+defaults:
+  prefix: "{source.name|slug}_"
 "#;
 
 fn stdout(output: &std::process::Output) -> String {
@@ -173,6 +175,8 @@ template: "shop-template → Warehouse"
 missing_streams: skip
 targets:
   - source: shop-legacy
+defaults:
+  prefix: "{source.name|slug}_"
 "#,
     );
     let output = world

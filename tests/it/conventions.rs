@@ -245,6 +245,8 @@ impl OnTerminal {
 const SHOPS: &str = r#"
 version: 1
 template: "shop-template → Warehouse"
+defaults:
+  prefix: "{source.name|slug}_"
 targets:
   - match: "shop-*"
     exclude: ["shop-legacy"]
@@ -408,7 +410,8 @@ fn quiet_leaves_out_unchanged_rows() {
     let world = World::new();
     let plan = world.plan(
         "p.yaml",
-        "version: 1\ntemplate: \"shop-template → Warehouse\"\ntargets:\n  - source: shop-eu\n",
+        "version: 1\ntemplate: \"shop-template → Warehouse\"\ntargets:\n  - source: shop-eu\n\
+         defaults:\n  prefix: \"{source.name|slug}_\"\n",
     );
     let output = world
         .replicate()
@@ -606,4 +609,86 @@ fn completions_and_man_page() {
         Some(2),
         "an unknown shell is a usage error"
     );
+}
+
+/// The sandbox's output while it starts: its stdout up to the `stats:` line, which ends the
+/// announcement, then the process is stopped.
+fn sandbox_announcement(world: &World, listen: &str) -> String {
+    let mut child = world
+        .replicate_process()
+        .args(["sandbox", "--listen", listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut announced = String::new();
+    while !announced.contains("stats:") {
+        if stdout.read_line(&mut announced).unwrap() == 0 {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    announced
+}
+
+/// Issue 13.9: `--listen` takes a host name (resolved), not only an IP address.
+#[test]
+fn the_sandbox_listens_on_a_host_name() {
+    let world = World::new();
+    let announced = sandbox_announcement(&world, "localhost:0");
+    let first = announced.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("listening on http://127.0.0.1:")
+            || first.starts_with("listening on http://[::1]:"),
+        "{announced}"
+    );
+    let output = world
+        .replicate()
+        .args(["sandbox", "--listen", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("`localhost` is not HOST:PORT"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// Issue 13.9: the sandbox's start-up errors say each cause once: a seed's problem, a port in use.
+#[test]
+fn sandbox_errors_say_their_cause_once() {
+    let world = World::new();
+    let seed = world.plan("seed.yaml", "workspaces:\n  - name: W\n    nmae: X\n");
+    let output = world
+        .replicate()
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--seed"])
+        .arg(&seed)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "error: invalid seed: {}:3:5: workspaces[0]: unknown key `nmae` (did you mean \
+             `name`?)\n",
+            seed.display()
+        )
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = world
+        .replicate()
+        .args(["sandbox", "--listen", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with(&format!("error: cannot listen on {addr}: ")),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("in use").count(), 1, "{stderr}");
 }

@@ -527,10 +527,11 @@ fn bad_globs_and_placeholders_name_the_key() {
         let text = format!("version: 1\ntemplate: t\ntargets:\n  - {entry}\n");
         let messages = load_plan(entry, text.as_bytes()).unwrap_err();
         assert_eq!(messages.len(), 1, "{entry}: {messages:#?}");
-        let want = format!("{PLAN_FILE}: {expected}");
+        // At the line of the entry's key (issue 13.8).
+        let want = format!("{PLAN_FILE}:4:");
         assert!(
-            messages[0].starts_with(&want),
-            "{entry}:\n  got  {}\n  want {want}",
+            messages[0].starts_with(&want) && messages[0].contains(&format!(": {expected}")),
+            "{entry}:\n  got  {}\n  want {want}…: {expected}",
             messages[0]
         );
     }
@@ -955,7 +956,8 @@ fn template_route() -> String {
 /// `GET /connections/{id}`.
 fn e2e_plan() -> String {
     format!(
-        "version: 1\ntemplate: {TEMPLATE}\ntargets:\n  - match: \"shop-*\"\n    exclude: [shop-legacy]\n"
+        "version: 1\ntemplate: {TEMPLATE}\ntargets:\n  - match: \"shop-*\"\n    exclude: [shop-legacy]\n\
+         defaults: {{prefix: \"{{source.name|slug}}_\"}}\n"
     )
 }
 

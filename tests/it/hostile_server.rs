@@ -29,7 +29,8 @@ fn plan_by_id() -> String {
 
 /// The sandbox's four healthy shops: four creates.
 const PLAN_SHOPS: &str = "version: 1\ntemplate: \"shop-template → Warehouse\"\ntargets:\n  \
-                          - match: \"shop-*\"\n    type: postgres\n    exclude: [\"shop-legacy\"]\n";
+                          - match: \"shop-*\"\n    type: postgres\n    exclude: [\"shop-legacy\"]\n\
+                          defaults: {prefix: \"{source.name|slug}_\"}\n";
 
 /// One request as a server received it.
 #[derive(Debug, Clone)]

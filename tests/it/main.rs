@@ -27,6 +27,7 @@ mod plans;
 mod progress;
 mod sandbox;
 mod sandbox_faults;
+mod schema;
 mod signals;
 mod status_reads;
 mod sync;
