@@ -28,10 +28,10 @@ const US_DUPLICATE: &str = "d0000000-0000-4000-8000-0000000000a2";
 const APAC_OWNED: &str = "d0000000-0000-4000-8000-0000000000b2";
 const APAC_BY_HAND: &str = "d0000000-0000-4000-8000-0000000000b1";
 
-/// The shops (shop-latam has no copy yet), owned by [`OWNER`].
+/// The shops (shop-latam has no copy yet), owned by [`OWNER`], each writing its own tables.
 const PLAN: &str = "version: 1\ntemplate: \"shop-template → Warehouse\"\ntargets:\n  - match: \
                     \"shop-*\"\n    type: postgres\n    exclude: [\"shop-legacy\"]\nowner: \
-                    \"replicate:dups\"\n";
+                    \"replicate:dups\"\ndefaults:\n  prefix: \"{source.name|slug}_\"\n";
 
 fn id(id: &str) -> Uuid {
     id.parse().unwrap()
