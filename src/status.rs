@@ -9,6 +9,7 @@ use crate::build::{self, BuildOptions, Planned};
 use crate::client::Client;
 use crate::copy::{Blueprint, TemplateConnection};
 use crate::diff::TargetPlan;
+use crate::duplicates::Duplicate;
 use crate::execute::Interrupt;
 use crate::orphans::Orphan;
 use crate::owner::{self, OwnerTag};
@@ -72,6 +73,8 @@ pub struct StatusSummary {
     pub sync_failed: usize,
     pub never_synced: usize,
     pub orphaned: usize,
+    /// Owned copies of a target beyond its oldest one.
+    pub duplicates: usize,
 }
 
 /// Everything `status` found: its human and JSON renderings come from this.
@@ -81,6 +84,9 @@ pub struct StatusReport {
     pub template: Option<TemplateConnection>,
     pub targets: Vec<StatusRow>,
     pub orphans: Vec<Orphan>,
+    /// The targets' owned duplicates (the oldest owned copy is the target's; these are the
+    /// others), of the targets shown.
+    pub duplicates: Vec<Duplicate>,
     pub summary: StatusSummary,
     /// A problem that stopped the whole run (template not found, API unreachable).
     pub error: Option<String>,
@@ -138,6 +144,7 @@ async fn decide(
         template: None,
         targets: Vec::new(),
         orphans: Vec::new(),
+        duplicates: Vec::new(),
         summary: StatusSummary::default(),
         error: None,
     };
@@ -175,6 +182,15 @@ async fn decide(
     };
     let (kept, _) = select::narrow(std::mem::take(&mut resolved.targets), globs);
     resolved.targets = kept;
+    let shown: std::collections::BTreeSet<Uuid> = resolved
+        .targets
+        .iter()
+        .filter_map(|t| t.source.as_ref().ok().map(|s| s.id))
+        .collect();
+    report.duplicates = std::mem::take(&mut resolved.duplicates)
+        .into_iter()
+        .filter(|d| shown.contains(&d.copy.source_id))
+        .collect();
 
     let mut planned: Vec<Option<Planned>> = vec![None; resolved.targets.len()];
     let options = BuildOptions {
@@ -335,6 +351,7 @@ fn tally(report: &StatusReport) -> StatusSummary {
     let mut s = StatusSummary {
         targets: report.targets.len(),
         orphaned: report.orphans.len(),
+        duplicates: report.duplicates.len(),
         ..StatusSummary::default()
     };
     for row in &report.targets {
@@ -407,6 +424,23 @@ impl StatusReport {
             );
             for o in &self.orphans {
                 let _ = writeln!(out, "    {} ({})", controls(&o.name), o.connection_id);
+            }
+        }
+        if !self.duplicates.is_empty() {
+            let _ = writeln!(
+                out,
+                "{} owned by this plan (each source's oldest is its copy; `apply --prune` \
+                 deletes the others):",
+                crate::duplicates::counted(self.duplicates.len())
+            );
+            for d in &self.duplicates {
+                let _ = writeln!(
+                    out,
+                    "    {} ({}), a duplicate of {}",
+                    controls(&d.copy.name),
+                    d.copy.connection_id,
+                    d.duplicate_of
+                );
             }
         }
         let s = &self.summary;

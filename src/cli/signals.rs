@@ -1,7 +1,7 @@
 //! Ctrl-C and SIGTERM: the first winds the run down, the second stops the wait for writes in
 //! flight, the third exits at once.
 
-use super::{INTERRUPTED, TERMINATED};
+use super::{GRACE, INTERRUPTED, TERMINATED};
 use crate::execute::Interrupt;
 use crate::report::events::Reporter;
 use anyhow::Context;
@@ -68,12 +68,14 @@ pub(super) async fn watch_signals(
     // At the prompt nothing is in flight: the run ends at once, with nothing written.
     if !asking.load(Ordering::SeqCst) {
         log(&format!(
-            "{}: no new creates will start; waiting for those in flight (again to stop waiting)",
+            "{}: nothing new will start; writes in flight, if any, get {} s to finish (again to \
+             stop waiting)",
             if first == TERMINATED {
                 "terminated (SIGTERM)"
             } else {
                 "interrupted"
-            }
+            },
+            GRACE.as_secs()
         ));
     }
     interrupt.raise();

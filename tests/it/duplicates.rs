@@ -394,3 +394,45 @@ fn copies_without_the_owner_tag_are_never_deleted() {
     assert_eq!(live["shop-eu"], [id(EU_A), id(EU_OLDEST)].into());
     assert_eq!(live["shop-latam"], [id(US_KEPT), id(US_DUPLICATE)].into());
 }
+
+#[test]
+fn status_shows_each_targets_oldest_copy_and_lists_the_duplicates() {
+    let world = fleet();
+    let (code, stdout, stderr) = run(&world, &["status", "--output", "json"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let listed: BTreeMap<Uuid, Uuid> = doc["duplicates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["connectionId"].as_str().unwrap().parse().unwrap(),
+                d["duplicateOf"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, duplicates());
+    assert_eq!(doc["summary"]["duplicates"], 3, "{}", doc["summary"]);
+    let eu = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["sourceName"] == "shop-eu")
+        .unwrap();
+    assert_eq!(
+        eu["connectionId"], EU_OLDEST,
+        "the oldest is the copy: {eu}"
+    );
+
+    let (code, stdout, _) = run(&world, &["status"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains(
+            "3 duplicate copies owned by this plan (each source's oldest is its copy; `apply \
+             --prune` deletes the others):"
+        ) && stdout.contains(&format!("a duplicate of {US_KEPT}")),
+        "{stdout}"
+    );
+    assert!(deleted(&world).is_empty(), "status writes nothing");
+}
