@@ -373,21 +373,26 @@ pub(super) async fn confirm(
     .filter(|(n, _)| *n > 0)
     .map(|(n, what)| format!("{n} {what}{}", if n == 1 { "" } else { "s" }))
     .collect();
-    eprint!("Apply {}? Only 'yes' or 'y' proceeds: ", parts.join(", "));
+    let question = format!("Apply {}? Only 'yes' or 'y' proceeds: ", parts.join(", "));
+    tokio::select! {
+        yes = ask(&question) => yes.map(Some),
+        () = interrupt.raised() => Ok(None),
+    }
+}
+
+/// Asks `question` on stderr and reads the answer from stdin: whether it is `yes` or `y`. The
+/// line is read on a blocking thread, so that a Ctrl-C still reaches the run while it waits.
+pub(super) async fn ask(question: &str) -> anyhow::Result<bool> {
+    eprint!("{question}");
     std::io::stderr().flush()?;
-    // Read on a blocking thread, so Ctrl-C still reaches the run while it waits.
     let answer = tokio::task::spawn_blocking(|| {
         let mut answer = String::new();
         std::io::stdin()
             .lock()
             .read_line(&mut answer)
             .map(|_| answer)
-    });
-    tokio::select! {
-        answer = answer => {
-            let answer = answer.context("reading the answer")??;
-            Ok(Some(matches!(answer.trim(), "yes" | "y")))
-        }
-        () = interrupt.raised() => Ok(None),
-    }
+    })
+    .await
+    .context("reading the answer")??;
+    Ok(matches!(answer.trim(), "yes" | "y"))
 }

@@ -9,13 +9,12 @@
 use super::args::UnlockArgs;
 use super::commands::{Connected, Connection, connect};
 use super::hints;
-use super::run::can_ask;
+use super::run::{ask, can_ask};
 use crate::lease;
 use crate::plan;
 use crate::report::escape::controls;
 use crate::resolve;
-use anyhow::{Context, bail};
-use std::io::{BufRead, Write};
+use anyhow::bail;
 
 pub(super) async fn unlock(args: &UnlockArgs) -> anyhow::Result<u8> {
     let plan = plan::load(&args.plan).map_err(|errors| anyhow::anyhow!("{errors}"))?;
@@ -86,21 +85,4 @@ pub(super) async fn unlock(args: &UnlockArgs) -> anyhow::Result<u8> {
         described.join(" and by ")
     );
     Ok(0)
-}
-
-/// Asks on stderr, reads the answer from stdin (on a blocking thread; Ctrl-C ends the process as
-/// usual here: nothing is under way).
-async fn ask(question: &str) -> anyhow::Result<bool> {
-    eprint!("{question}");
-    std::io::stderr().flush()?;
-    let answer = tokio::task::spawn_blocking(|| {
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map(|_| answer)
-    })
-    .await
-    .context("reading the answer")??;
-    Ok(matches!(answer.trim(), "yes" | "y"))
 }

@@ -30,6 +30,18 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// Starts `replicate ARGS PLAN` in the background, its output thrown away.
+fn quiet_run(world: &World, plan: &std::path::Path, args: &[&str]) -> std::process::Child {
+    world
+        .replicate_process()
+        .args(args)
+        .arg(plan)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn slow_fleet(sources: usize) -> World {
     World::with(|c| {
         c.extra_sources = sources;
@@ -82,14 +94,7 @@ fn kill_then_rerun(moment: (&str, u64)) {
     let (route, seen) = moment;
     let world = slow_fleet(300);
     let plan = world.plan("bulk.yaml", BULK);
-    let mut child = world
-        .replicate_process()
-        .args(["apply", "--yes", "-q"])
-        .arg(&plan)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = quiet_run(&world, &plan, &["apply", "--yes", "-q"]);
     wait_until("the run getting to its moment", || {
         world.requests(route) >= seen
     });
@@ -178,14 +183,11 @@ fn kill_9_late_then_an_immediate_rerun_leaves_one_copy_per_source() {
 fn plan_says_when_the_lease_is_held_and_unlock_drops_it() {
     let world = slow_fleet(40);
     let plan = world.plan("bulk.yaml", BULK);
-    let mut child = world
-        .replicate_process()
-        .args(["apply", "--yes", "-q", "--concurrency", "1"])
-        .arg(&plan)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = quiet_run(
+        &world,
+        &plan,
+        &["apply", "--yes", "-q", "--concurrency", "1"],
+    );
     wait_until("some creates", || world.requests("POST /connections") >= 2);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -283,14 +285,11 @@ fn a_run_whose_lease_is_dropped_starts_no_further_write_and_says_so() {
 fn ctrl_c_drops_the_lease() {
     let world = slow_fleet(100);
     let plan = world.plan("bulk.yaml", BULK);
-    let child = world
-        .replicate_process()
-        .args(["apply", "--yes", "-q", "--concurrency", "2"])
-        .arg(&plan)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = quiet_run(
+        &world,
+        &plan,
+        &["apply", "--yes", "-q", "--concurrency", "2"],
+    );
     wait_until("some creates", || world.requests("POST /connections") >= 2);
     assert_eq!(lease_tags(&world).len(), 1);
     let status = std::process::Command::new("kill")
