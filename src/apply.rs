@@ -165,9 +165,9 @@ pub async fn run(
         match released {
             Ok(Ok(())) => {}
             Ok(Err(e)) => report.warnings.push(lease.release_failed(&e)),
-            Err(_) => report
-                .warnings
-                .push(lease.release_failed(&timed_out_releasing())),
+            Err(_) => report.warnings.push(
+                lease.release_failed(&format!("no answer within {} s", RELEASE_TIMEOUT.as_secs())),
+            ),
         }
     }
     report
@@ -175,18 +175,6 @@ pub async fn run(
 
 /// How long dropping the lease may take at the end of a run.
 const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-fn timed_out_releasing() -> crate::client::ApiError {
-    crate::client::ApiError::new(
-        &reqwest::Method::DELETE,
-        "/tags/{tagId}",
-        crate::client::ApiErrorKind::Transport {
-            message: format!("no answer within {} s", RELEASE_TIMEOUT.as_secs()),
-            not_sent: false,
-            timeout: true,
-        },
-    )
-}
 
 /// The run, once it is known whether it holds a lease.
 async fn run_stages(

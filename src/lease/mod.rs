@@ -481,7 +481,7 @@ impl Lease {
     }
 
     /// What to tell the user when the lease could not be dropped.
-    pub fn release_failed(&self, error: &ApiError) -> String {
+    pub fn release_failed(&self, error: &dyn std::fmt::Display) -> String {
         format!(
             "could not drop the plan's lease ({error}); it goes stale in {} s, or `replicate \
              unlock {}` drops it now",
