@@ -165,11 +165,6 @@ impl Lease {
         }
     }
 
-    /// This run's id, as its tags carry it.
-    pub fn run_id(&self) -> &str {
-        &self.run
-    }
-
     fn request_error(&self) -> impl Fn(ApiError) -> LeaseError + '_ {
         |source| LeaseError::Request {
             owner: self.owner.clone(),
