@@ -153,6 +153,8 @@ pub async fn run(
     };
     let renew = lease.keep_fresh(client, |why| reporter.log(0, why));
     let (mut report, ()) = tokio::join!(work, renew);
+    // A run cut short during resolve leaves catalogs being read ahead.
+    client.forget_reads_ahead();
     if lease.is_lost() {
         report.errors.push(
             "the plan's lease was lost during the run (its tag was deleted: taken over as stale \
@@ -161,7 +163,10 @@ pub async fn run(
         );
     }
     if !interrupt.is_urgent() {
-        let released = tokio::time::timeout(RELEASE_TIMEOUT, lease.release(client)).await;
+        // The template's last look and the lease's drop go together: neither needs the other.
+        let release = tokio::time::timeout(RELEASE_TIMEOUT, lease.release(client));
+        let (gone, released) = tokio::join!(template_gone(&report, client, interrupt), release);
+        report.warnings.extend(gone);
         match released {
             Ok(Ok(())) => {}
             Ok(Err(e)) => report.warnings.push(lease.release_failed(&e)),
@@ -188,8 +193,12 @@ async fn run_stages(
 ) -> Report {
     let mut report = Report::new(&plan.file, options.mode);
     report.owner = Some(plan.owner.clone());
+    let writing = lease.map(|lease| resolve::Writing {
+        lease,
+        only: &options.targets,
+    });
     let resolved = tokio::select! {
-        resolved = resolve::resolve(plan, client, reporter, lease, &|_| {}) => resolved,
+        resolved = resolve::resolve(plan, client, reporter, writing, &|_| {}) => resolved,
         () = interrupt.raised() => {
             report.errors.push("interrupted before anything was written".into());
             report.state = State::Interrupted;
@@ -385,6 +394,8 @@ impl<C: Console> Stages<'_, C> {
                 },
             )
             .await;
+            // Those read ahead for targets another run gave a copy meanwhile, or interrupted.
+            self.client.forget_reads_ahead();
             for (i, planned) in self.delete_rows() {
                 if let Some(write) = rows.keep(i, planned) {
                     let _ = ready.send(write);
@@ -431,6 +442,7 @@ impl<C: Console> Stages<'_, C> {
             },
         )
         .await;
+        self.client.forget_reads_ahead();
         for (i, planned) in self.delete_rows() {
             writes.extend(rows.keep(i, planned));
         }
@@ -513,7 +525,6 @@ impl<C: Console> Stages<'_, C> {
                 report.tally();
             }
         }
-        check_template(report, self.client, self.interrupt).await;
     }
 }
 
@@ -637,13 +648,11 @@ impl Rows {
     }
 }
 
-/// After the writes, one more read of the template: a template deleted while the run went on
-/// leaves copies of a connection that is gone, which the summary and the report say. Skipped
-/// when nothing was written, or after a second interrupt.
-async fn check_template(report: &mut Report, client: &Client, interrupt: &Interrupt) {
-    let Some(template) = &report.template else {
-        return;
-    };
+/// After the writes (and syncs), one more read of the template: a template deleted while the
+/// run went on leaves copies of a connection that is gone, which the summary and the report
+/// say (the warning returned). Skipped when nothing was written, or after a second interrupt.
+async fn template_gone(report: &Report, client: &Client, interrupt: &Interrupt) -> Option<String> {
+    let template = report.template.as_ref()?;
     let wrote = report.targets.iter().any(|t| {
         matches!(
             t.outcome,
@@ -651,7 +660,7 @@ async fn check_template(report: &mut Report, client: &Client, interrupt: &Interr
         ) && matches!(t.action, Action::Create | Action::Update)
     });
     if !wrote || !report.errors.is_empty() || interrupt.is_urgent() {
-        return;
+        return None;
     }
     let deleted = tokio::select! {
         read = client.connection(template.connection_id) => match read {
@@ -660,11 +669,11 @@ async fn check_template(report: &mut Report, client: &Client, interrupt: &Interr
         },
         () = interrupt.urgent() => false,
     };
-    if deleted {
-        report.warnings.push(format!(
+    deleted.then(|| {
+        format!(
             "the template \"{}\" ({}) was deleted during the run; the copies were made from it \
              as it was when the run began",
             template.name, template.connection_id
-        ));
-    }
+        )
+    })
 }

@@ -11,14 +11,14 @@ use crate::client::{ApiError, Client, FirstPage};
 use crate::lease::{self, Lease, LeaseError};
 use crate::orphans::{self, Orphan};
 use crate::owner;
-use crate::plan::{Plan, Reference};
+use crate::plan::{Glob, Plan, Reference};
 use crate::report::events::{Reporter, Step, count};
 pub use crate::select::{ResolvedTarget, SourceSummary};
 use crate::select::{SelectError, select_targets};
 use crate::suggest;
 use crate::wire::{ConnectionResponse, ConnectionStatus, DestinationResponse, SourceResponse, Tag};
 use futures::TryFutureExt;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 /// A failure that stops the whole run before any target is considered.
@@ -84,7 +84,9 @@ pub struct Resolved {
 /// by name is found by listing every connection the token sees, all pages (a second connection
 /// of that name may be on the last one), so the sources' first page is all that can go with it.
 ///
-/// With a `lease` (`apply`), the connections are listed only once the lease is held (see
+/// `writing` is `apply`'s (`plan` and `status` write nothing).
+///
+/// With a lease (`apply`), the connections are listed only once the lease is held (see
 /// [`crate::lease`]): by id, the template is read with the sources' first page, then the lease
 /// is taken, then the connections listed; by name, the connections the template was found
 /// among are listed again for its workspace once the lease is held. The workspace's tags come
@@ -96,9 +98,10 @@ pub async fn resolve(
     plan: &Plan,
     client: &Client,
     reporter: &Arc<dyn Reporter>,
-    lease: Option<&Lease>,
+    writing: Option<Writing<'_>>,
     on_connections: &OnConnections<'_>,
 ) -> Result<Resolved, ResolveError> {
+    let lease = writing.as_ref().map(|w| w.lease);
     reporter.step_started(Step::Template);
     reporter.step_started(Step::Sources);
     reporter.step_started(Step::Connections);
@@ -122,10 +125,14 @@ pub async fn resolve(
             what: "destination",
             source,
         });
+    let ahead = writing.and_then(|w| ReadAhead::new(w, &listed, &template, client));
     let sources = async {
         let sources = client
             .rest_of(first_sources, workspace, |page| {
                 reporter.step_advanced(Step::Sources, page.len() as u64);
+                if let Some(ahead) = &ahead {
+                    ahead.first_wave(plan, page);
+                }
             })
             .await
             .map_err(|source| ResolveError::Request {
@@ -133,7 +140,11 @@ pub async fn resolve(
                 source,
             })?;
         reporter.step_finished(Step::Sources, &count(sources.len(), "source"));
-        Ok(sources)
+        let targets = select(plan, &template, &sources, client).await;
+        if let Some(ahead) = &ahead {
+            ahead.rest(&targets).await;
+        }
+        Ok((sources, targets))
     };
     let connections = workspace_connections(
         plan,
@@ -144,10 +155,9 @@ pub async fn resolve(
         listed,
         on_connections,
     );
-    let (destination, sources, (connections, tags, lease_notes)) =
+    let (destination, (sources, targets), (connections, tags, lease_notes)) =
         futures::try_join!(destination, sources, connections)?;
 
-    let targets = select(plan, &template, &sources, client).await;
     let owner_tag = owner::find(&tags, workspace, &plan.owner).cloned();
     let targeted: BTreeSet<uuid::Uuid> = targets
         .iter()
@@ -261,8 +271,102 @@ pub async fn find_template(
     Ok(template)
 }
 
+/// What a run that writes brings to resolve.
+#[derive(Debug, Clone, Copy)]
+pub struct Writing<'a> {
+    /// Taken before the connections are listed.
+    pub lease: &'a Lease,
+    /// `--target`: the targets kept after resolve (none: all); no other's catalog is read ahead.
+    pub only: &'a [Glob],
+}
+
 /// Told of each page of connections as it is read.
 pub type OnConnections<'a> = dyn Fn(&[ConnectionResponse]) + Sync + 'a;
+
+/// `apply`'s reads of catalogs ahead (see [`Client::read_ahead_catalogs`]): while the lease is
+/// taken and the connections listed again under it, the catalogs of the targets that had no
+/// copy when the template was found by name are read already, so that the first creates wait
+/// for neither. Which targets need a copy is decided later, from the listing under the lease;
+/// a catalog read here for a target that has one by then is read for nothing, never used.
+///
+/// Before the lease is known to be free, at most one wave (the client's concurrency) is read,
+/// from the sources' pages as they arrive: the slots would be idle otherwise, and if another
+/// run holds the lease (and may be making these very copies) no more than that is wasted. The
+/// rest once [`Lease::clear`].
+struct ReadAhead<'a> {
+    lease: &'a Lease,
+    /// `--target`: only these targets' catalogs.
+    only: &'a [Glob],
+    client: &'a Client,
+    /// The sources with a live connection to the template's destination, before the lease.
+    paired: HashSet<uuid::Uuid>,
+    template_source: uuid::Uuid,
+    destination: uuid::Uuid,
+    /// Reads the first wave may still start.
+    budget: std::cell::Cell<usize>,
+}
+
+impl<'a> ReadAhead<'a> {
+    /// Only when every connection was listed to find the template by name: a template given by
+    /// id lists nothing before the lease, so nothing is known to lack a copy.
+    fn new(
+        writing: Writing<'a>,
+        listed: &Listed,
+        template: &ConnectionResponse,
+        client: &'a Client,
+    ) -> Option<Self> {
+        let Listed::All(all) = listed else {
+            return None;
+        };
+        let paired = all
+            .iter()
+            .filter(|c| {
+                c.workspace_id == template.workspace_id
+                    && c.destination_id == template.destination_id
+                    && c.status != ConnectionStatus::Deprecated
+            })
+            .map(|c| c.source_id)
+            .collect();
+        Some(ReadAhead {
+            lease: writing.lease,
+            only: writing.only,
+            client,
+            paired,
+            template_source: template.source_id,
+            destination: template.destination_id,
+            budget: std::cell::Cell::new(client.concurrency()),
+        })
+    }
+
+    /// The targets among one page of sources (as far as one page can tell) without a copy, up
+    /// to what is left of the first wave.
+    fn first_wave(&self, plan: &Plan, page: &[SourceResponse]) {
+        let left = self.budget.get();
+        if left == 0 {
+            return;
+        }
+        let targets = select_targets(plan, self.template_source, page);
+        let bare: Vec<uuid::Uuid> = self.bare(&targets).take(left).collect();
+        self.budget.set(left - bare.len());
+        self.client.read_ahead_catalogs(bare, self.destination);
+    }
+
+    /// Every target without a copy, once the lease is known to be free.
+    async fn rest(&self, targets: &[ResolvedTarget]) {
+        self.lease.clear().await;
+        self.client
+            .read_ahead_catalogs(self.bare(targets), self.destination);
+    }
+
+    fn bare<'t>(&'t self, targets: &'t [ResolvedTarget]) -> impl Iterator<Item = uuid::Uuid> + 't {
+        targets
+            .iter()
+            .filter_map(|t| t.source.as_ref().ok())
+            .filter(|s| self.only.is_empty() || self.only.iter().any(|g| g.is_match(&s.name)))
+            .map(|s| s.id)
+            .filter(|id| !self.paired.contains(id))
+    }
+}
 
 /// The connections read while finding the template.
 enum Listed {

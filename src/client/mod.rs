@@ -38,6 +38,7 @@ use pace::Pace;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,7 +127,12 @@ struct Inner {
     contact: Counters,
     /// The server's clock, read from the answers to tag requests (the lease's).
     clock: ServerClock,
+    /// Catalog reads started ahead ([`Client::read_ahead_catalogs`]), by (source, destination).
+    ahead: std::sync::Mutex<HashMap<(Uuid, Uuid), Ahead>>,
 }
+
+/// A catalog read started ahead, running on its own.
+type Ahead = tokio::task::JoinHandle<Result<Vec<StreamProperties>, ApiError>>;
 
 /// What the server has answered so far, for the hints of a run that failed as a whole.
 #[derive(Debug, Default)]
@@ -217,6 +223,7 @@ impl Client {
                 reporter,
                 contact: Counters::default(),
                 clock: ServerClock::default(),
+                ahead: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -229,6 +236,11 @@ impl Client {
             not_found: c.not_found.load(Ordering::Relaxed),
             refused: c.refused.load(Ordering::Relaxed),
         }
+    }
+
+    /// At most this many requests are in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
     }
 
     /// The base URL in use.
@@ -251,8 +263,54 @@ impl Client {
         self.get(&format!("/sources/{id}"), &[]).await
     }
 
-    /// `GET /streams?sourceId=…&destinationId=…`: the source's catalog as the pair sees it.
+    /// `GET /streams?sourceId=…&destinationId=…`: the source's catalog as the pair sees it; the
+    /// answer of a read started ahead for the pair, if there is one (once).
     pub async fn streams(
+        &self,
+        source: Uuid,
+        destination: Uuid,
+    ) -> Result<Vec<StreamProperties>, ApiError> {
+        let ahead = self
+            .inner
+            .ahead
+            .lock()
+            .ok()
+            .and_then(|mut ahead| ahead.remove(&(source, destination)));
+        if let Some(Ok(read)) = match ahead {
+            Some(read) => Some(read.await),
+            None => None,
+        } {
+            return read;
+        }
+        self.read_streams(source, destination).await
+    }
+
+    /// Starts reading these sources' catalogs (with `destination`) now, each on its own task
+    /// under the usual pace, for [`Client::streams`] to take later. `apply` reads ahead the
+    /// catalogs of the copies it will surely create while it is still taking its lease and
+    /// listing the connections, so that its first create waits for neither.
+    pub fn read_ahead_catalogs(&self, sources: impl IntoIterator<Item = Uuid>, destination: Uuid) {
+        let Ok(mut ahead) = self.inner.ahead.lock() else {
+            return;
+        };
+        for source in sources {
+            let client = self.clone();
+            ahead.entry((source, destination)).or_insert_with(|| {
+                tokio::spawn(async move { client.read_streams(source, destination).await })
+            });
+        }
+    }
+
+    /// Stops the catalog reads started ahead that nobody took (an interrupted run).
+    pub fn forget_reads_ahead(&self) {
+        if let Ok(mut ahead) = self.inner.ahead.lock() {
+            for (_, read) in ahead.drain() {
+                read.abort();
+            }
+        }
+    }
+
+    async fn read_streams(
         &self,
         source: Uuid,
         destination: Uuid,

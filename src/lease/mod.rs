@@ -138,6 +138,8 @@ pub struct Lease {
     /// Wakes the renewal when the run is over, and whoever waits for a loss.
     changed: Notify,
     over: AtomicBool,
+    /// Set once a look at the tags found no other run holding the lease (see [`Lease::clear`]).
+    clear: AtomicBool,
 }
 
 /// What one look at the workspace's tags says.
@@ -162,6 +164,7 @@ impl Lease {
             lost: AtomicBool::new(false),
             changed: Notify::new(),
             over: AtomicBool::new(false),
+            clear: AtomicBool::new(false),
         }
     }
 
@@ -266,7 +269,11 @@ impl Lease {
         };
         let tags = client.tags(workspace).await.map_err(self.request_error())?;
         let stale = match self.look(&tags, workspace, client.server_now(), Some(gate)) {
-            Look::Free(stale) => stale,
+            Look::Free(stale) => {
+                self.clear.store(true, Ordering::SeqCst);
+                self.changed.notify_waiters();
+                stale
+            }
             Look::Busy(holder) => {
                 self.drop_tag(client).await.map_err(self.request_error())?;
                 return Ok(Err(holder));
@@ -441,6 +448,21 @@ impl Lease {
     /// Whether the lease was lost during the run.
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once taking the lease has found no other run holding it: the gate is posted
+    /// and the tags read, only the rename is left. What this run reads from then on is not
+    /// read for nothing because another run was making the same copies (`apply` reads the
+    /// catalogs of the copies to create ahead while the lease is finished and the connections
+    /// listed). Never resolves if the lease is not taken.
+    pub async fn clear(&self) {
+        loop {
+            let wake = self.changed.notified();
+            if self.clear.load(Ordering::SeqCst) {
+                return;
+            }
+            wake.await;
+        }
     }
 
     /// Resolves once the lease is lost.

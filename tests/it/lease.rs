@@ -249,6 +249,45 @@ fn plan_says_when_the_lease_is_held_and_unlock_drops_it() {
     assert!(copies.values().all(|&n| n == 1), "{copies:?}");
 }
 
+/// A run reads the catalogs of the copies it will make while it takes its lease; when another
+/// run holds the lease, no more than one wave of them (`--concurrency`) is read for nothing.
+#[test]
+fn a_run_that_finds_the_lease_held_reads_at_most_one_wave_of_catalogs_and_writes_nothing() {
+    let world = slow_fleet(40);
+    let plan = world.plan("bulk.yaml", BULK);
+    let mut holder = quiet_run(
+        &world,
+        &plan,
+        &["apply", "--yes", "-q", "--concurrency", "1"],
+    );
+    wait_until("some creates", || world.requests("POST /connections") >= 2);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let (catalogs, creates) = (
+        world.requests("GET /streams"),
+        world.requests("POST /connections"),
+    );
+
+    let refused = world
+        .replicate()
+        .args(["apply", "--yes", "-q", "--concurrency", "4"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("is held by run"),
+        "{}",
+        text(&refused)
+    );
+    let read = world.requests("GET /streams") - catalogs;
+    assert!(
+        read <= 4,
+        "{read} catalogs read by a run that never held the lease"
+    );
+    assert_eq!(world.requests("POST /connections"), creates);
+}
+
 #[test]
 fn a_run_whose_lease_is_dropped_starts_no_further_write_and_says_so() {
     let world = slow_fleet(200);
