@@ -110,7 +110,7 @@ pub async fn build(
         read += 1;
         reporter.step_advanced(Step::Catalogs, 1);
         let target = &resolved.targets[index];
-        let names = names(&wait.source, resolved);
+        let names = names(wait.source, resolved);
         let built = match catalog {
             Ok(catalog) => copy::build_copy(
                 blueprint,
@@ -125,7 +125,7 @@ pub async fn build(
         let mut planned = Planned {
             entry: target.entry.clone(),
             name: Some(target.overrides.name_for(&names)),
-            source: Some(wait.source),
+            source: Some(wait.source.clone()),
             plan: TargetPlan::Invalid(TargetError::Build(Vec::new())),
             warnings: Vec::new(),
         };
@@ -266,7 +266,7 @@ fn without_catalog(
     wait: &Wait<'_>,
 ) -> Planned {
     let target = &resolved.targets[index];
-    let names = names(&wait.source, resolved);
+    let names = names(wait.source, resolved);
     let mut planned = Planned {
         entry: target.entry.clone(),
         name: Some(target.overrides.name_for(&names)),
@@ -298,9 +298,11 @@ fn without_catalog(
     planned
 }
 
-/// A target that waits for its catalog: its source, and its copy if it has one.
+/// A target that waits for its catalog: its source, and its copy if it has one. Both are
+/// borrowed from `resolved`, so that the targets waiting (all of them, in a first apply) cost
+/// no copy of their sources while the catalogs are read.
 struct Wait<'a> {
-    source: SourceSummary,
+    source: &'a SourceSummary,
     copy: Option<&'a ConnectionResponse>,
 }
 
@@ -316,7 +318,7 @@ fn first_look<'a>(
     blueprint: &Blueprint,
     options: BuildOptions,
     existing: &ExistingCopies<'a>,
-    target: &ResolvedTarget,
+    target: &'a ResolvedTarget,
 ) -> Look<'a> {
     let invalid = |source: Option<SourceSummary>, name: Option<String>, error| {
         let planned = Planned {
@@ -329,7 +331,7 @@ fn first_look<'a>(
         Look::Decided(Box::new(planned), None)
     };
     let source = match &target.source {
-        Ok(source) => source.clone(),
+        Ok(source) => source,
         Err(error) => {
             return invalid(
                 error.source().cloned(),
@@ -341,7 +343,7 @@ fn first_look<'a>(
             );
         }
     };
-    let names = names(&source, resolved);
+    let names = names(source, resolved);
     let name = target.overrides.name_for(&names);
     let copy = match existing.find(source.id, resolved.destination.destination_id, &name) {
         Existing::None => {
@@ -356,13 +358,19 @@ fn first_look<'a>(
                     .map(|c| (c.name.clone(), c.connection_id))
                     .collect(),
             };
-            return invalid(Some(source), Some(name), error);
+            return invalid(Some(source.clone()), Some(name), error);
         }
         Existing::One(copy) => copy,
     };
     let desired = match copy::build_desired(blueprint, &names, &target.overrides) {
         Ok(desired) => desired,
-        Err(problems) => return invalid(Some(source), Some(name), TargetError::Build(problems)),
+        Err(problems) => {
+            return invalid(
+                Some(source.clone()),
+                Some(name),
+                TargetError::Build(problems),
+            );
+        }
     };
     match decide_existing(&desired.body, copy, options.existing, false) {
         Decision::NeedsCatalog => Look::NeedsCatalog(Wait {
@@ -375,7 +383,7 @@ fn first_look<'a>(
             let tables = tables_after(&plan, Some(copy));
             let planned = Planned {
                 entry: target.entry.clone(),
-                source: Some(source),
+                source: Some(source.clone()),
                 name: Some(name),
                 plan,
                 warnings,
