@@ -148,7 +148,8 @@ impl<T> Collisions<T> {
         self.crowded.contains(prefix)
     }
 
-    /// Whether any copy might have to wait: no two of the prefixes were the same.
+    /// Whether no copy has to wait: no two of the prefixes (the template's among them) are the
+    /// same.
     pub fn none_wait(&self) -> bool {
         self.crowded.is_empty()
     }
