@@ -69,15 +69,15 @@ pub async fn build(
     let owner = resolved.owner_tag.as_ref().map(|t| t.tag_id);
     let existing = ExistingCopies::new(&resolved.connections).owned_by(owner);
     let mut gate = Gate::new(resolved, blueprint, options.read_catalogs);
-    let mut hand_on = |index: usize, planned: Planned, tables: Option<Vec<Table>>| {
-        if let Some(planned) = gate.pass(index, planned, tables) {
+    let mut hand_on = |index: usize, planned: Planned, copy: Option<&ConnectionResponse>| {
+        if let Some(planned) = gate.pass(index, planned, copy) {
             decided(index, planned);
         }
     };
     let mut waiting = Vec::new();
     for (index, target) in resolved.targets.iter().enumerate() {
         match first_look(resolved, blueprint, options, &existing, target) {
-            Look::Decided(planned, tables) => hand_on(index, *planned, tables),
+            Look::Decided(planned, copy) => hand_on(index, *planned, copy),
             Look::NeedsCatalog(wait) => waiting.push((index, wait)),
         }
     }
@@ -85,7 +85,7 @@ pub async fn build(
     if !options.read_catalogs {
         for (index, wait) in waiting {
             let planned = without_catalog(resolved, blueprint, options, index, &wait);
-            hand_on(index, planned, None);
+            hand_on(index, planned, wait.copy);
         }
         return;
     }
@@ -110,7 +110,7 @@ pub async fn build(
         read += 1;
         reporter.step_advanced(Step::Catalogs, 1);
         let target = &resolved.targets[index];
-        let names = names(&wait.source, resolved);
+        let names = names(wait.source, resolved);
         let built = match catalog {
             Ok(catalog) => copy::build_copy(
                 blueprint,
@@ -125,11 +125,10 @@ pub async fn build(
         let mut planned = Planned {
             entry: target.entry.clone(),
             name: Some(target.overrides.name_for(&names)),
-            source: Some(wait.source),
+            source: Some(wait.source.clone()),
             plan: TargetPlan::Invalid(TargetError::Build(Vec::new())),
             warnings: Vec::new(),
         };
-        let mut tables = None;
         match built {
             Err(error) => planned.plan = TargetPlan::Invalid(error),
             Ok(CopyPlan { body, warnings }) => {
@@ -147,10 +146,9 @@ pub async fn build(
                 planned
                     .warnings
                     .extend_from_slice(planned.plan.drift_warnings());
-                tables = tables_after(&planned.plan, wait.copy);
             }
         }
-        hand_on(index, planned, tables);
+        hand_on(index, planned, wait.copy);
     }
     reporter.step_finished(Step::Catalogs, &count(read, "catalog"));
     for (index, planned) in gate.release() {
@@ -161,47 +159,55 @@ pub async fn build(
 /// Holds back the targets whose copies might write another's tables (they share a prefix with
 /// another target or the template) until every target is decided, then runs the check.
 struct Gate {
-    /// Each target's prefix, `None` for an entry that selected no source.
+    /// Each target's prefix, `None` for an entry that selected no source. Empty when nothing
+    /// can wait, so that 20,000 prefixes are not kept for nothing: with the gate off (`status`,
+    /// which writes nothing), and when no two prefixes are the same (a prefix per source, the
+    /// usual case).
     prefixes: Vec<Option<String>>,
     collisions: Collisions<Planned>,
-    /// Off for `status`, which writes nothing.
-    on: bool,
 }
 
 impl Gate {
     fn new(resolved: &Resolved, blueprint: &Blueprint, on: bool) -> Gate {
-        let prefixes: Vec<Option<String>> = resolved
-            .targets
-            .iter()
-            .map(|t| {
-                let source = t.source.as_ref().ok()?;
-                let names = names(source, resolved);
-                Some(copy::table_prefix(blueprint, &names, &t.overrides))
-            })
-            .collect();
+        let prefix = |t: &ResolvedTarget| {
+            let source = t.source.as_ref().ok()?;
+            let names = names(source, resolved);
+            Some(copy::table_prefix(blueprint, &names, &t.overrides))
+        };
+        let prefixes: Vec<Option<String>> = if on {
+            resolved.targets.iter().map(prefix).collect()
+        } else {
+            Vec::new()
+        };
         let collisions = Collisions::new(
             &resolved.template,
             prefixes.iter().flatten().map(String::as_str),
         );
+        let prefixes = if collisions.none_wait() {
+            Vec::new()
+        } else {
+            prefixes
+        };
         Gate {
             prefixes,
             collisions,
-            on,
         }
     }
 
-    /// The target, to hand on now; or `None`, held for the check.
+    /// The target, to hand on now; or `None`, held for the check. `copy` is the target's
+    /// existing copy, if it has one: with its plan, it tells which tables the copy writes.
     fn pass(
         &mut self,
         index: usize,
         planned: Planned,
-        tables: Option<Vec<Table>>,
+        copy: Option<&ConnectionResponse>,
     ) -> Option<Planned> {
-        let prefix = self.prefixes[index].as_deref();
-        match (tables, &planned.source, prefix) {
-            (Some(tables), Some(source), Some(prefix))
-                if self.on && self.collisions.must_wait(prefix) =>
-            {
+        let prefix = self.prefixes.get(index).and_then(Option::as_deref);
+        if !prefix.is_some_and(|prefix| self.collisions.must_wait(prefix)) {
+            return Some(planned);
+        }
+        match (tables_after(&planned.plan, copy), &planned.source) {
+            (Some(tables), Some(source)) => {
                 let name = source.name.clone();
                 self.collisions.hold(index, &name, tables, planned);
                 None
@@ -266,7 +272,7 @@ fn without_catalog(
     wait: &Wait<'_>,
 ) -> Planned {
     let target = &resolved.targets[index];
-    let names = names(&wait.source, resolved);
+    let names = names(wait.source, resolved);
     let mut planned = Planned {
         entry: target.entry.clone(),
         name: Some(target.overrides.name_for(&names)),
@@ -298,15 +304,17 @@ fn without_catalog(
     planned
 }
 
-/// A target that waits for its catalog: its source, and its copy if it has one.
+/// A target that waits for its catalog: its source, and its copy if it has one. Both are
+/// borrowed from `resolved`, so that the targets waiting (all of them, in a first apply) cost
+/// no copy of their sources while the catalogs are read.
 struct Wait<'a> {
-    source: SourceSummary,
+    source: &'a SourceSummary,
     copy: Option<&'a ConnectionResponse>,
 }
 
 enum Look<'a> {
-    /// Decided, with the tables its copy writes once the plan is applied, if it writes any.
-    Decided(Box<Planned>, Option<Vec<Table>>),
+    /// Decided, with its existing copy if it has one.
+    Decided(Box<Planned>, Option<&'a ConnectionResponse>),
     NeedsCatalog(Wait<'a>),
 }
 
@@ -316,7 +324,7 @@ fn first_look<'a>(
     blueprint: &Blueprint,
     options: BuildOptions,
     existing: &ExistingCopies<'a>,
-    target: &ResolvedTarget,
+    target: &'a ResolvedTarget,
 ) -> Look<'a> {
     let invalid = |source: Option<SourceSummary>, name: Option<String>, error| {
         let planned = Planned {
@@ -329,7 +337,7 @@ fn first_look<'a>(
         Look::Decided(Box::new(planned), None)
     };
     let source = match &target.source {
-        Ok(source) => source.clone(),
+        Ok(source) => source,
         Err(error) => {
             return invalid(
                 error.source().cloned(),
@@ -341,7 +349,7 @@ fn first_look<'a>(
             );
         }
     };
-    let names = names(&source, resolved);
+    let names = names(source, resolved);
     let name = target.overrides.name_for(&names);
     let copy = match existing.find(source.id, resolved.destination.destination_id, &name) {
         Existing::None => {
@@ -356,13 +364,19 @@ fn first_look<'a>(
                     .map(|c| (c.name.clone(), c.connection_id))
                     .collect(),
             };
-            return invalid(Some(source), Some(name), error);
+            return invalid(Some(source.clone()), Some(name), error);
         }
         Existing::One(copy) => copy,
     };
     let desired = match copy::build_desired(blueprint, &names, &target.overrides) {
         Ok(desired) => desired,
-        Err(problems) => return invalid(Some(source), Some(name), TargetError::Build(problems)),
+        Err(problems) => {
+            return invalid(
+                Some(source.clone()),
+                Some(name),
+                TargetError::Build(problems),
+            );
+        }
     };
     match decide_existing(&desired.body, copy, options.existing, false) {
         Decision::NeedsCatalog => Look::NeedsCatalog(Wait {
@@ -372,15 +386,14 @@ fn first_look<'a>(
         Decision::Decided(plan) => {
             let mut warnings = desired.warnings;
             warnings.extend_from_slice(plan.drift_warnings());
-            let tables = tables_after(&plan, Some(copy));
             let planned = Planned {
                 entry: target.entry.clone(),
-                source: Some(source),
+                source: Some(source.clone()),
                 name: Some(name),
                 plan,
                 warnings,
             };
-            Look::Decided(Box::new(planned), tables)
+            Look::Decided(Box::new(planned), Some(copy))
         }
     }
 }

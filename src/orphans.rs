@@ -141,7 +141,6 @@ pub fn decide(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::plan::Overrides;
     use crate::select::{EmptyReason, SourceSummary};
     use serde_json::json;
 
@@ -218,7 +217,7 @@ pub(crate) mod tests {
                 name: "shop-a".into(),
                 source_type: "postgres".into(),
             }),
-            overrides: Overrides::default(),
+            overrides: std::sync::Arc::default(),
         };
         let empty = ResolvedTarget {
             entry: "targets[1]".into(),
@@ -228,7 +227,7 @@ pub(crate) mod tests {
                     nearest: Vec::new(),
                 },
             }),
-            overrides: Overrides::default(),
+            overrides: std::sync::Arc::default(),
         };
         let both = [ok.clone(), empty.clone()];
         let cases: &[Case] = &[

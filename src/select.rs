@@ -12,6 +12,7 @@
 use crate::plan::{Glob, Overrides, Plan, Reference, Selector};
 use crate::wire::SourceResponse;
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The source a target resolved to: only what the later stages need.
@@ -170,8 +171,9 @@ pub struct ResolvedTarget {
     /// The YAML path of the entry (`targets[2]`).
     pub entry: String,
     pub source: Result<SourceSummary, SelectError>,
-    /// `defaults` overlaid with the entry's own keys.
-    pub overrides: Overrides,
+    /// `defaults` overlaid with the entry's own keys; one per entry, shared by its rows (a
+    /// `match` over 20,000 sources is 20,000 rows with the same keys).
+    pub overrides: Arc<Overrides>,
 }
 
 /// Who selected a source: the entry's index, and whether it named the source explicitly.
@@ -188,25 +190,30 @@ pub fn select_targets(
     template_source: Uuid,
     sources: &[SourceResponse],
 ) -> Vec<ResolvedTarget> {
-    let by_id: HashMap<Uuid, &SourceResponse> = sources.iter().map(|s| (s.source_id, s)).collect();
-    let mut by_name: HashMap<&str, Vec<&SourceResponse>> = HashMap::new();
-    for s in sources {
-        by_name.entry(s.name.as_str()).or_default().push(s);
-    }
+    // Only explicit entries look sources up; a plan of `match` entries builds no index.
+    let explicit_entries = plan
+        .targets
+        .iter()
+        .any(|entry| matches!(entry.selector, Selector::Source(_)));
+    let index = if explicit_entries {
+        Index::of(sources)
+    } else {
+        Index::default()
+    };
 
     let mut rows = Vec::new();
     // Source id → (row index, who selected it).
     let mut chosen: HashMap<Uuid, (usize, Selection)> = HashMap::new();
-    for (index, entry) in plan.targets.iter().enumerate() {
-        let overrides = plan.defaults.overlaid_with(&entry.overrides);
+    for (entry_index, entry) in plan.targets.iter().enumerate() {
+        let overrides = Arc::new(plan.defaults.overlaid_with(&entry.overrides));
         let row = |source| ResolvedTarget {
             entry: entry.path.clone(),
             source,
-            overrides: overrides.clone(),
+            overrides: Arc::clone(&overrides),
         };
         let picked: Vec<&SourceResponse> = match &entry.selector {
             Selector::Source(reference) => {
-                match explicit_source(reference, &by_id, &by_name, template_source) {
+                match explicit_source(reference, &index, template_source) {
                     Ok(source) => vec![source],
                     Err(error) => {
                         rows.push(row(Err(error)));
@@ -238,9 +245,11 @@ pub fn select_targets(
             },
         };
         let explicit = matches!(entry.selector, Selector::Source(_));
+        rows.reserve(picked.len());
+        chosen.reserve(picked.len());
         for source in picked {
             let this = Selection {
-                entry: index,
+                entry: entry_index,
                 explicit,
             };
             match chosen.get(&source.source_id).copied() {
@@ -265,6 +274,24 @@ pub fn select_targets(
         }
     }
     rows
+}
+
+/// The workspace's sources by id and by name, for the entries that name one.
+#[derive(Default)]
+struct Index<'a> {
+    by_id: HashMap<Uuid, &'a SourceResponse>,
+    by_name: HashMap<&'a str, Vec<&'a SourceResponse>>,
+}
+
+impl<'a> Index<'a> {
+    fn of(sources: &'a [SourceResponse]) -> Self {
+        let by_id = sources.iter().map(|s| (s.source_id, s)).collect();
+        let mut by_name: HashMap<&str, Vec<&SourceResponse>> = HashMap::new();
+        for s in sources {
+            by_name.entry(s.name.as_str()).or_default().push(s);
+        }
+        Index { by_id, by_name }
+    }
 }
 
 /// The sources a `match` entry selects, sorted by name, or why there are none.
@@ -354,10 +381,10 @@ pub fn narrow(targets: Vec<ResolvedTarget>, globs: &[Glob]) -> (Vec<ResolvedTarg
 /// The source an explicit entry names, or why it names none.
 fn explicit_source<'a>(
     reference: &Reference,
-    by_id: &HashMap<Uuid, &'a SourceResponse>,
-    by_name: &HashMap<&str, Vec<&'a SourceResponse>>,
+    index: &Index<'a>,
     template_source: Uuid,
 ) -> Result<&'a SourceResponse, SelectError> {
+    let Index { by_id, by_name } = index;
     let source = match reference {
         Reference::Id(id) => *by_id.get(id).ok_or(SelectError::UnknownId(*id))?,
         Reference::Name(name) => match by_name.get(name.as_str()).map(Vec::as_slice) {
