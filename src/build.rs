@@ -24,6 +24,9 @@ use std::sync::Arc;
 /// Catalog reads queued at once; the client's pace decides how many are actually in flight.
 const CATALOGS_AT_ONCE: usize = 512;
 
+/// Targets looked at between two yields to the runtime.
+const YIELD_EVERY: usize = 64;
+
 /// One target, decided: who it is, what it needs, and what the user should know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
@@ -76,6 +79,12 @@ pub async fn build(
     };
     let mut waiting = Vec::new();
     for (index, target) in resolved.targets.iter().enumerate() {
+        if index % YIELD_EVERY == YIELD_EVERY - 1 {
+            // Thousands of targets are milliseconds of work: the answers that arrive meanwhile
+            // (`status`'s reads of last syncs, an apply's writes) are taken and their slots
+            // handed on in between, rather than all at the end.
+            tokio::task::yield_now().await;
+        }
         match first_look(resolved, blueprint, options, &existing, target) {
             Look::Decided(planned, copy) => hand_on(index, *planned, copy),
             Look::NeedsCatalog(wait) => waiting.push((index, wait)),

@@ -131,7 +131,7 @@ pub async fn resolve(
             .rest_of(first_sources, workspace, |page| {
                 reporter.step_advanced(Step::Sources, page.len() as u64);
                 if let Some(ahead) = &ahead {
-                    ahead.first_wave(plan, page);
+                    ahead.early(plan, page);
                 }
             })
             .await
@@ -283,16 +283,20 @@ pub struct Writing<'a> {
 /// Told of each page of connections as it is read.
 pub type OnConnections<'a> = dyn Fn(&[ConnectionResponse]) + Sync + 'a;
 
+/// How many waves of catalogs `apply` reads ahead before its lease is known to be free.
+const EARLY_WAVES: usize = 2;
+
 /// `apply`'s reads of catalogs ahead (see [`Client::read_ahead_catalogs`]): while the lease is
 /// taken and the connections listed again under it, the catalogs of the targets that had no
 /// copy when the template was found by name are read already, so that the first creates wait
 /// for neither. Which targets need a copy is decided later, from the listing under the lease;
 /// a catalog read here for a target that has one by then is read for nothing, never used.
 ///
-/// Before the lease is known to be free, at most one wave (the client's concurrency) is read,
-/// from the sources' pages as they arrive: the slots would be idle otherwise, and if another
-/// run holds the lease (and may be making these very copies) no more than that is wasted. The
-/// rest once [`Lease::clear`].
+/// Before the lease is known to be free, at most two waves ([`EARLY_WAVES`] × the client's
+/// concurrency) are read, from the sources' pages as they arrive: taking the lease is two
+/// round trips from there, during which the slots would be idle otherwise (one wave leaves
+/// them idle for the second); if another run holds the lease (and may be making these very
+/// copies), no more than that is wasted. The rest once [`Lease::clear`].
 struct ReadAhead<'a> {
     lease: &'a Lease,
     /// `--target`: only these targets' catalogs.
@@ -302,7 +306,7 @@ struct ReadAhead<'a> {
     paired: HashSet<uuid::Uuid>,
     template_source: uuid::Uuid,
     destination: uuid::Uuid,
-    /// Reads the first wave may still start.
+    /// Reads the early waves may still start.
     budget: std::cell::Cell<usize>,
 }
 
@@ -334,13 +338,13 @@ impl<'a> ReadAhead<'a> {
             paired,
             template_source: template.source_id,
             destination: template.destination_id,
-            budget: std::cell::Cell::new(client.concurrency()),
+            budget: std::cell::Cell::new(EARLY_WAVES * client.concurrency()),
         })
     }
 
     /// The targets among one page of sources (as far as one page can tell) without a copy, up
-    /// to what is left of the first wave.
-    fn first_wave(&self, plan: &Plan, page: &[SourceResponse]) {
+    /// to what is left of the early waves.
+    fn early(&self, plan: &Plan, page: &[SourceResponse]) {
         let left = self.budget.get();
         if left == 0 {
             return;

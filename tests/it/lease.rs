@@ -250,9 +250,9 @@ fn plan_says_when_the_lease_is_held_and_unlock_drops_it() {
 }
 
 /// A run reads the catalogs of the copies it will make while it takes its lease; when another
-/// run holds the lease, no more than one wave of them (`--concurrency`) is read for nothing.
+/// run holds the lease, no more than two waves of them (2 × `--concurrency`) are read for nothing.
 #[test]
-fn a_run_that_finds_the_lease_held_reads_at_most_one_wave_of_catalogs_and_writes_nothing() {
+fn a_run_that_finds_the_lease_held_reads_at_most_two_waves_of_catalogs_and_writes_nothing() {
     let world = slow_fleet(40);
     let plan = world.plan("bulk.yaml", BULK);
     let mut holder = quiet_run(
@@ -268,9 +268,18 @@ fn a_run_that_finds_the_lease_held_reads_at_most_one_wave_of_catalogs_and_writes
         world.requests("POST /connections"),
     );
 
+    // Two seconds of waiting would be time enough to read all 38 catalogs left.
     let refused = world
         .replicate()
-        .args(["apply", "--yes", "-q", "--concurrency", "4"])
+        .args([
+            "apply",
+            "--yes",
+            "-q",
+            "--concurrency",
+            "2",
+            "--lock-timeout",
+            "2s",
+        ])
         .arg(&plan)
         .output()
         .unwrap();
