@@ -16,6 +16,7 @@
 mod auth;
 mod catalog;
 mod churn;
+mod delay;
 mod faults;
 mod jobs;
 mod listen;

@@ -256,7 +256,7 @@ async fn create_connection(
     }
     app.faults.delayed();
     tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
+        super::delay::sleep(delay).await;
         create_now(&app, request)
     })
     .await

@@ -339,7 +339,7 @@ pub async fn observe(
     request.extensions_mut().insert(paid.clone());
     let response = next.run(request).await;
     if !counters.latency.is_zero() && !paid.0.load(Ordering::SeqCst) {
-        tokio::time::sleep(counters.latency).await;
+        super::delay::sleep(counters.latency).await;
     }
     let route = response
         .extensions()
@@ -375,7 +375,7 @@ pub async fn tag_route(
         if let Some(paid) = request.extensions().get::<LatencyPaid>() {
             paid.0.store(true, Ordering::SeqCst);
         }
-        tokio::time::sleep(counters.latency).await;
+        super::delay::sleep(counters.latency).await;
     }
     let mut response = next.run(request).await;
     response.extensions_mut().insert(RouteTemplate(route));
