@@ -179,8 +179,9 @@ fn kill_9_late_then_an_immediate_rerun_leaves_one_copy_per_source() {
     ]);
 }
 
-#[test]
-fn plan_says_when_the_lease_is_held_and_unlock_drops_it() {
+/// 40 slow sources and an apply of their plan killed after two creates: its lease is left,
+/// fresh for 155 s.
+fn lease_left_by_a_killed_run() -> (World, std::path::PathBuf) {
     let world = slow_fleet(40);
     let plan = world.plan("bulk.yaml", BULK);
     let mut child = quiet_run(
@@ -191,6 +192,12 @@ fn plan_says_when_the_lease_is_held_and_unlock_drops_it() {
     wait_until("some creates", || world.requests("POST /connections") >= 2);
     child.kill().unwrap();
     child.wait().unwrap();
+    (world, plan)
+}
+
+#[test]
+fn plan_says_when_the_lease_is_held_and_unlock_drops_it() {
+    let (world, plan) = lease_left_by_a_killed_run();
     assert_eq!(
         lease_tags(&world).len(),
         1,
@@ -253,16 +260,7 @@ fn plan_says_when_the_lease_is_held_and_unlock_drops_it() {
 /// run holds the lease, no more than two waves of them (2 × `--concurrency`) are read for nothing.
 #[test]
 fn a_run_that_finds_the_lease_held_reads_at_most_two_waves_of_catalogs_and_writes_nothing() {
-    let world = slow_fleet(40);
-    let plan = world.plan("bulk.yaml", BULK);
-    let mut holder = quiet_run(
-        &world,
-        &plan,
-        &["apply", "--yes", "-q", "--concurrency", "1"],
-    );
-    wait_until("some creates", || world.requests("POST /connections") >= 2);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    let (world, plan) = lease_left_by_a_killed_run();
     let (catalogs, creates) = (
         world.requests("GET /streams"),
         world.requests("POST /connections"),
