@@ -6,8 +6,8 @@
 //! from with an unmeasured `replicate apply` (copies; copies and then a template schedule changed
 //! through the API, so that every copy drifted), resets the sandbox's accounting
 //! (`DELETE /_sandbox/stats`), runs the measured process — `replicate apply --yes --quiet
-//! --concurrency C`, `replicate plan`, or the sequential script ([`script`]: what a user would
-//! write, with the same HTTP stack) — then asks the sandbox (`GET /_sandbox/stats`) how many
+//! --concurrency C`, `replicate plan`, `replicate status --output json`, or the sequential script
+//! ([`script`]: what a user would write, with the same HTTP stack) — then asks the sandbox (`GET /_sandbox/stats`) how many
 //! requests it served, how many were 429, how many were ever in flight at once, the service time
 //! it actually gave (mean, p50, p99), and when the first write arrived.
 //!
@@ -117,6 +117,8 @@ enum Verb {
     Plan,
     /// What a user's script does, one request at a time: see [`script`].
     Script,
+    /// `replicate status --output json`: the fleet at a glance, one `GET /jobs` per copy.
+    Status,
 }
 
 /// What the sandbox holds before the measured run, made by an unmeasured `replicate apply`.
@@ -190,6 +192,11 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
         Scenario {
             rate_limit: Some(50),
             ..apply("apply-300-ratelimit-50", 300, 8, ms20)
+        },
+        Scenario {
+            verb: Verb::Status,
+            setup: Setup::Copies,
+            ..apply("status-1000-c32", 1000, 32, ms20)
         },
     ]
 }
@@ -397,6 +404,7 @@ fn run_scenario(
         Verb::Apply => "replicate apply",
         Verb::Plan => "replicate plan",
         Verb::Script => "the sequential script",
+        Verb::Status => "replicate status",
     };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -531,6 +539,13 @@ fn check_effects(
             last_lines(&String::from_utf8_lossy(stdout), 10)
         );
     }
+    let jobs = count("GET /jobs");
+    if scenario.verb == Verb::Status && jobs != scenario.targets as u64 {
+        bail!(
+            "{what} read the last syncs {jobs} times, expected once for each of the {} copies",
+            scenario.targets
+        );
+    }
     let patched = count("PATCH /connections/{connectionId}");
     match scenario.setup {
         Setup::DriftedCopies if patched != scenario.targets as u64 => {
@@ -555,11 +570,13 @@ const WRITES: [&str; 2] = ["POST /connections", "PATCH /connections/{connectionI
 fn replicate(verb: Verb, concurrency: u16, plan: &Path, url: &str, dir: &Path) -> Command {
     let mut command = Command::new(REPLICATE);
     match verb {
-        Verb::Apply => command.args(["apply", "--yes"]),
-        Verb::Plan | Verb::Script => command.arg("plan"),
+        Verb::Apply => command.args(["apply", "--yes", "--existing", "update"]),
+        Verb::Plan | Verb::Script => command.args(["plan", "--existing", "update"]),
+        // Writes nothing, so it takes no `--existing`.
+        Verb::Status => command.args(["status", "--output", "json"]),
     };
     command
-        .args(["--quiet", "--existing", "update", "--concurrency"])
+        .args(["--quiet", "--concurrency"])
         .arg(concurrency.to_string())
         .arg(plan)
         .env_remove("AIRBYTE_CLIENT_ID")
