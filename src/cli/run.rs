@@ -147,6 +147,7 @@ pub(super) async fn run_status(file: &Path, common: &CommonArgs) -> anyhow::Resu
         &progress,
     )
     .await;
+    progress.done();
     drop(progress);
     if let Some(built_in) = built_in {
         built_in.sandbox.shutdown().await;
@@ -262,6 +263,7 @@ pub(super) async fn run_loaded(
         ));
     }
     // The bars are gone before the summary is printed.
+    progress.done();
     drop(terminal);
     drop(progress);
     let summary =

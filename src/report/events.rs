@@ -62,6 +62,9 @@ pub trait Reporter: Send + Sync {
     fn syncs_finished(&self) {}
     /// The server pushed back, and requests now start at most `rate` per second.
     fn pace(&self, _rate: f64) {}
+    /// The run is over and its end is about to be printed: nothing shown may stay drawn, or be
+    /// drawn again, below it. (Clones of the reporter, held by the client, may outlive this.)
+    fn done(&self) {}
     /// A prompt is about to take the terminal: what is shown stays as it is, and whatever is
     /// drawn next starts below the prompt's line (the question and its answer stay intact).
     fn before_prompt(&self) {}

@@ -13,7 +13,7 @@ mod throughput;
 use super::escape::controls;
 use super::events::{Reporter, Step, WriteResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use throughput::{Throughput, short_duration};
@@ -44,6 +44,8 @@ pub struct Progress {
     syncs: Mutex<Option<ProgressBar>>,
     synced: AtomicU64,
     sync_failed: AtomicU64,
+    /// Set by [`Reporter::done`]: nothing is drawn any more, and log lines go straight out.
+    ended: AtomicBool,
 }
 
 impl Progress {
@@ -71,6 +73,7 @@ impl Progress {
             syncs: Mutex::new(None),
             synced: AtomicU64::new(0),
             sync_failed: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
         }
     }
 
@@ -297,6 +300,13 @@ impl Reporter for Progress {
         self.pace.store(rate.to_bits(), Ordering::Relaxed);
     }
 
+    fn done(&self) {
+        self.clear_unfinished();
+        // What is on screen stays, and nothing is drawn over what follows.
+        self.ended.store(true, Ordering::SeqCst);
+        self.multi.set_draw_target(ProgressDrawTarget::hidden());
+    }
+
     /// `text` is a human rendering: its values are escaped already, and its own escape
     /// sequences are the colours.
     fn print(&self, text: &str) {
@@ -311,7 +321,7 @@ impl Reporter for Progress {
         }
         // Log lines quote the server and the plan.
         let line = controls(line);
-        if self.visible {
+        if self.visible && !self.ended.load(Ordering::SeqCst) {
             let _ = self.multi.println(line);
         } else {
             eprintln!("{line}");
@@ -319,9 +329,10 @@ impl Reporter for Progress {
     }
 }
 
-impl Drop for Progress {
-    fn drop(&mut self) {
-        // Leave no spinner ticking if the run stopped early.
+impl Progress {
+    /// Leaves no spinner ticking (a run stopped early): an unfinished step is cleared from the
+    /// screen, a finished one stays as its line.
+    fn clear_unfinished(&self) {
         if let Ok(steps) = self.steps.lock() {
             for (_, bar) in steps.iter() {
                 if !bar.is_finished() {
@@ -329,5 +340,18 @@ impl Drop for Progress {
                 }
             }
         }
+        for bar in [&self.writes, &self.syncs] {
+            if let Ok(bar) = bar.lock() {
+                if let Some(bar) = bar.as_ref().filter(|bar| !bar.is_finished()) {
+                    bar.finish_and_clear();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.clear_unfinished();
     }
 }

@@ -1,5 +1,6 @@
 //! The progress bar on a real terminal (issue 13.6): its total is every target from its first
-//! draw, and the confirmation prompt's line survives the bars drawn after it.
+//! draw, the confirmation prompt's line survives the bars drawn after it, and a run's last word
+//! is not cleared away by them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::conventions::OnTerminal;
@@ -84,6 +85,49 @@ fn the_prompt_line_survives_the_bar() {
     assert!(!draws.is_empty(), "the bar was never drawn: {after}");
     assert!(draws.iter().all(|&(_, len)| len == TARGETS), "{draws:?}");
     assert_eq!(world.requests("POST /connections"), TARGETS as u64);
+}
+
+/// Ctrl-C while waiting for another run's lease: the run's last word (nothing was written)
+/// stays on screen, below the spinners; they used to be cleared away over it once the client
+/// let go of the reporter.
+#[test]
+fn ctrl_c_while_waiting_for_the_lease_leaves_the_last_word_on_screen() {
+    let world = World::with(|c| {
+        c.extra_sources = TARGETS;
+        c.latency = Duration::from_millis(20);
+        c.create_delay = Duration::from_millis(300);
+    });
+    let plan = world.plan("bulk.yaml", BULK);
+    let mut holder = world
+        .replicate_process()
+        .args(["apply", "--yes", "-q", "--concurrency", "1"])
+        .arg(&plan)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::support::wait_until("a create", || world.requests("POST /connections") >= 1);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let creates = world.requests("POST /connections");
+
+    let plan = plan.display().to_string();
+    let mut terminal =
+        OnTerminal::start(&world, &["apply", "--yes", "--lock-timeout", "60s", &plan]);
+    terminal.wait_for("waiting up to");
+    terminal.type_keys(b"\x03");
+    let code = terminal.exit_within(Duration::from_secs(30));
+    let shown = terminal.shown();
+    assert_eq!(code, Some(130), "{shown}");
+    let screen = Screen::replay(&shown, 100);
+    let last = screen.iter().rev().find(|line| !line.trim().is_empty());
+    assert_eq!(
+        last.map(String::as_str),
+        Some("error: interrupted before anything was written"),
+        "{}",
+        screen.join("\n")
+    );
+    assert_eq!(world.requests("POST /connections"), creates);
 }
 
 /// What a terminal of `width` columns shows after the bytes a program wrote to it: enough of
