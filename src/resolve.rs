@@ -366,7 +366,7 @@ impl<'a> ReadAhead<'a> {
         targets
             .iter()
             .filter_map(|t| t.source.as_ref().ok())
-            .filter(|s| self.only.is_empty() || self.only.iter().any(|g| g.is_match(&s.name)))
+            .filter(|s| crate::select::targeted(&s.name, self.only))
             .map(|s| s.id)
             .filter(|id| !self.paired.contains(id))
     }

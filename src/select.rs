@@ -371,11 +371,16 @@ pub fn narrow(targets: Vec<ResolvedTarget>, globs: &[Glob]) -> (Vec<ResolvedTarg
                 Ok(source) => Some(source.name.as_str()),
                 Err(error) => error.source_name(),
             };
-            name.is_some_and(|name| globs.iter().any(|g| g.is_match(name)))
+            name.is_some_and(|name| targeted(name, globs))
         })
         .collect();
     let left_out = total - kept.len();
     (kept, left_out)
+}
+
+/// Whether `--target` keeps the source called `name` (no globs: every source).
+pub fn targeted(name: &str, globs: &[Glob]) -> bool {
+    globs.is_empty() || globs.iter().any(|g| g.is_match(name))
 }
 
 /// The source an explicit entry names, or why it names none.
