@@ -86,10 +86,11 @@ pub struct Resolved {
 ///
 /// `writing` is `apply`'s (`plan` and `status` write nothing).
 ///
-/// With a lease (`apply`), the connections are listed only once the lease is held (see
-/// [`crate::lease`]): by id, the template is read with the sources' first page, then the lease
-/// is taken, then the connections listed; by name, the connections the template was found
-/// among are listed again for its workspace once the lease is held. The workspace's tags come
+/// With a lease (`apply`), the connections are listed only once no other run can write (see
+/// [`crate::lease`]), while the lease's last step (the gate's rename) goes: by id, the template
+/// is read with the sources' first page, then the lease is taken and the connections listed;
+/// by name, the connections the template was found among are listed again for its workspace
+/// then. The workspace's tags come
 /// from taking the lease.
 ///
 /// `on_connections` sees each page of connections as it is read, before the template is sure
@@ -205,18 +206,24 @@ async fn workspace_connections(
     let mut lease_notes = Vec::new();
     let (connections, tags) = match (lease, listed) {
         (Some(lease), _) => {
-            let taken = lease
+            let take = lease
                 .take(client, workspace, |waiting| reporter.log(0, waiting))
-                .await?;
+                .map_err(ResolveError::from);
+            // Listed as soon as no other run can write (the gate is this run's and no lease
+            // was found), alongside the rest of the take: the gate's rename.
+            let listing = async {
+                lease.clear().await;
+                client
+                    .connections(Some(workspace), on_page)
+                    .await
+                    .map_err(connections_error)
+            };
+            let (taken, connections) = futures::try_join!(take, listing)?;
             lease_notes.extend(
                 taken
                     .took_over
                     .map(|holder| format!("took over the plan's stale lease from {holder}")),
             );
-            let connections = client
-                .connections(Some(workspace), on_page)
-                .await
-                .map_err(connections_error)?;
             (connections, taken.tags)
         }
         (None, listed) => {

@@ -549,11 +549,18 @@ impl Client {
     }
 }
 
-/// Which requests a freed slot of the pace goes to first: a catalog read yields to the rest,
-/// so that a write waits for no catalog read queued before it (see [`pace`]).
+/// Which requests a freed slot of the pace goes to first (see [`pace`]): catalog reads and
+/// the targets' writes (to connections and jobs) yield to the rest; a write waits for no
+/// catalog read queued before it while many are.
 fn priority(method: &Method, path: &str) -> pace::Priority {
-    if *method == Method::GET && path == "/streams" {
-        pace::Priority::Catalog
+    if *method == Method::GET {
+        if path == "/streams" {
+            pace::Priority::Catalog
+        } else {
+            pace::Priority::First
+        }
+    } else if path.starts_with("/connections") || path.starts_with("/jobs") {
+        pace::Priority::Write
     } else {
         pace::Priority::First
     }

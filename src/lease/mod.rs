@@ -19,9 +19,11 @@
 //! that posted the gate second did so after the first had renamed it, and so finds its lease
 //! (or none, when the first had finished and dropped it).
 //!
-//! **Then list**: `apply` lists the workspace's connections only once it holds the lease
-//! ([`crate::resolve`]). A listing begun before could miss the creates of a run that finished
-//! in between.
+//! **Then list**: `apply` lists the workspace's connections only once the look at the tags
+//! found no other run's lease while this run holds the gate ([`Lease::clear`]), alongside the
+//! rename ([`crate::resolve`]): from that look on, no other run can write until this one drops
+//! the lease, and a run that finished before it had landed its writes. A listing begun before
+//! could miss the creates of a run that finished in between.
 //!
 //! **Stale**: a lease not renewed for [`LeaseOptions::stale_after`] (the longest a create can
 //! take, `--request-timeout`, plus the renewal period and a margin) belongs to a run that died,

@@ -87,6 +87,59 @@ fn two_applies_at_once_one_writes_the_other_stops_before_any_write_naming_the_le
     assert!(lease_tags(&world).is_empty(), "the winner dropped it");
 }
 
+/// The run that waits for the lease lists the connections only once it holds it, so it finds
+/// every copy the first run made and makes none of its own.
+#[test]
+fn two_applies_at_once_that_wait_for_the_lease_make_each_copy_once() {
+    let world = World::with(|c| {
+        c.extra_sources = 300;
+        c.latency = Duration::from_millis(20);
+    });
+    let plan = world.plan("bulk.yaml", BULK);
+    let spawn = || {
+        world
+            .replicate_process()
+            .args([
+                "apply",
+                "--yes",
+                "-q",
+                "--lock-timeout",
+                "60s",
+                "--output",
+                "json",
+            ])
+            .arg(&plan)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n---\n{}",
+        text(&a),
+        text(&b)
+    );
+    let created = |output: &Output| {
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        report["summary"]["created"].as_u64().unwrap()
+    };
+    let mut created = [created(&a), created(&b)];
+    created.sort_unstable();
+    assert_eq!(
+        created,
+        [0, 300],
+        "the second run found the first one's copies"
+    );
+    let copies = world.copies_per_source();
+    assert_eq!(copies.len(), 300);
+    assert!(copies.values().all(|&n| n == 1), "{copies:?}");
+    assert_eq!(world.requests("POST /connections"), 300);
+    assert!(lease_tags(&world).is_empty(), "both dropped it");
+}
+
 /// Kills a run once `moment` says so, then re-runs at once with a short request timeout and a
 /// lock timeout; the re-run must end with exactly one copy per source, and its report must be
 /// the server's state.
