@@ -105,7 +105,10 @@ pub async fn resolve(
     let lease = writing.as_ref().map(|w| w.lease);
     reporter.step_started(Step::Template);
     reporter.step_started(Step::Sources);
-    reporter.step_started(Step::Connections);
+    // Under a lease, the connections are listed once it is free: their step starts then.
+    if lease.is_none() {
+        reporter.step_started(Step::Connections);
+    }
     let first_sources = client.first_page::<SourceResponse>("/sources");
     let (template, first_sources) = futures::join!(
         template(plan, client, reporter, lease.is_none(), on_connections),
@@ -206,19 +209,34 @@ async fn workspace_connections(
     let mut lease_notes = Vec::new();
     let (connections, tags) = match (lease, listed) {
         (Some(lease), _) => {
+            reporter.step_started(Step::Lease);
+            let started = std::time::Instant::now();
+            let waited = std::cell::Cell::new(false);
             let take = lease
-                .take(client, workspace, |waiting| reporter.log(0, waiting))
+                .take(client, workspace, |waiting| {
+                    reporter.log(0, waiting);
+                    reporter.step_note(Step::Lease, "waiting for it");
+                    waited.set(true);
+                })
                 .map_err(ResolveError::from);
             // Listed as soon as no other run can write (the gate is this run's and no lease
             // was found), alongside the rest of the take: the gate's rename.
             let listing = async {
                 lease.clear().await;
+                reporter.step_started(Step::Connections);
                 client
                     .connections(Some(workspace), on_page)
                     .await
                     .map_err(connections_error)
             };
             let (taken, connections) = futures::try_join!(take, listing)?;
+            // A takeover is said in full among the notes.
+            let summary = match (&taken.took_over, waited.get()) {
+                (Some(_), _) => "taken over (a stale one)".to_string(),
+                (None, true) => format!("taken after {} s", started.elapsed().as_secs()),
+                (None, false) => "taken".to_string(),
+            };
+            reporter.step_finished(Step::Lease, &summary);
             lease_notes.extend(
                 taken
                     .took_over

@@ -9,6 +9,8 @@ pub enum Step {
     Template,
     Sources,
     Connections,
+    /// `apply`'s lease on the plan: taken, or waited for.
+    Lease,
     Catalogs,
 }
 
@@ -18,6 +20,7 @@ impl Step {
             Step::Template => "template",
             Step::Sources => "sources",
             Step::Connections => "connections",
+            Step::Lease => "lease",
             Step::Catalogs => "catalogs",
         }
     }
@@ -42,6 +45,8 @@ pub trait Reporter: Send + Sync {
     fn step_started(&self, _step: Step) {}
     /// A resolve step counted `n` more items (pages, sources, catalogs).
     fn step_advanced(&self, _step: Step, _n: u64) {}
+    /// A resolve step says what it is doing now ("waiting for run 1a2b3c"), until it is done.
+    fn step_note(&self, _step: Step, _note: &str) {}
     /// A resolve step is done; `summary` says what it found ("7 sources").
     fn step_finished(&self, _step: Step, _summary: &str) {}
     /// The writes begin. `total` counts every row of the run (targets, and orphans to delete),

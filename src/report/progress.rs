@@ -148,8 +148,14 @@ impl Reporter for Progress {
         } else {
             self.multi.add(ProgressBar::new_spinner())
         };
+        // The lease has nothing to count: its spinner says what it is doing.
+        let template = if step == Step::Lease {
+            "{spinner:.cyan} {prefix:<12} {msg}"
+        } else {
+            "{spinner:.cyan} {prefix:<12} {pos} {msg}"
+        };
         bar.set_style(
-            ProgressStyle::with_template("{spinner:.cyan} {prefix:<12} {pos} {msg}")
+            ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_prefix(step.label());
@@ -162,6 +168,13 @@ impl Reporter for Progress {
     fn step_advanced(&self, step: Step, n: u64) {
         if let Some(bar) = self.step(step) {
             bar.inc(n);
+        }
+    }
+
+    fn step_note(&self, step: Step, note: &str) {
+        if let Some(bar) = self.step(step) {
+            // The note may quote the server (a run's id from a tag's name).
+            bar.set_message(controls(note).into_owned());
         }
     }
 

@@ -72,7 +72,13 @@ fn the_prompt_line_survives_the_bar() {
         "the prompt's line is gone:\n{}",
         screen.join("\n")
     );
-    for spinner in ["✔ template", "✔ sources", "✔ catalogs"] {
+    for spinner in [
+        "✔ template",
+        "✔ sources",
+        "✔ lease        taken",
+        "✔ connections",
+        "✔ catalogs",
+    ] {
         assert_eq!(
             screen.iter().filter(|l| l.starts_with(spinner)).count(),
             1,
@@ -115,11 +121,23 @@ fn ctrl_c_while_waiting_for_the_lease_leaves_the_last_word_on_screen() {
     let mut terminal =
         OnTerminal::start(&world, &["apply", "--yes", "--lock-timeout", "60s", &plan]);
     terminal.wait_for("waiting up to");
+    // The lease's own spinner says so too.
+    terminal.wait_for("waiting for it");
     terminal.type_keys(b"\x03");
     let code = terminal.exit_within(Duration::from_secs(30));
     let shown = terminal.shown();
     assert_eq!(code, Some(130), "{shown}");
     let screen = Screen::replay(&shown, 100);
+    // The unfinished spinner is cleared, the finished ones stay. (Not always once each: the
+    // terminal echoes `^C` where indicatif left the cursor, past the end of its last line, so
+    // its next clear starts a line too low and one finished line can remain twice.)
+    let count = |line: &str| screen.iter().filter(|l| l.contains(line)).count();
+    assert_eq!(count("waiting for it"), 0, "{}", screen.join("\n"));
+    assert!(
+        count("✔ template") >= 1 && count("✔ sources") >= 1,
+        "{}",
+        screen.join("\n")
+    );
     let last = screen.iter().rev().find(|line| !line.trim().is_empty());
     assert_eq!(
         last.map(String::as_str),
