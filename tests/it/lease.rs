@@ -140,14 +140,21 @@ fn two_applies_at_once_that_wait_for_the_lease_make_each_copy_once() {
     assert!(lease_tags(&world).is_empty(), "both dropped it");
 }
 
-/// Kills a run once `moment` says so, then re-runs at once with a short request timeout and a
-/// lock timeout; the re-run must end with exactly one copy per source, and its report must be
-/// the server's state.
+/// Kills a run once `moment` says so, then re-runs at once with a lock timeout; the re-run must
+/// end with exactly one copy per source, and its report must be the server's state. Both runs
+/// have the same short request timeout, as the README asks of every run of a plan: staleness
+/// is judged by the waiting run's. (With the killed run on the default 120 s, it renewed its
+/// lease every 30 s, so a kill 13 s in found its lease stale by the re-run's 5 s measure at
+/// once, and the re-run listed while the killed run's last creates were still landing.)
 fn kill_then_rerun(moment: (&str, u64)) {
     let (route, seen) = moment;
     let world = slow_fleet(300);
     let plan = world.plan("bulk.yaml", BULK);
-    let mut child = quiet_run(&world, &plan, &["apply", "--yes", "-q"]);
+    let mut child = quiet_run(
+        &world,
+        &plan,
+        &["apply", "--yes", "-q", "--request-timeout", "5s"],
+    );
     wait_until("the run getting to its moment", || {
         world.requests(route) >= seen
     });
