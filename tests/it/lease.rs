@@ -50,8 +50,9 @@ fn slow_fleet(sources: usize) -> World {
     })
 }
 
-#[test]
-fn two_applies_at_once_one_writes_the_other_stops_before_any_write_naming_the_lease() {
+/// Two applies of one 300-source plan started at once, with `args`; both outputs, once both
+/// ended.
+fn two_at_once(args: &[&str]) -> (World, Output, Output) {
     let world = World::with(|c| {
         c.extra_sources = 300;
         c.latency = Duration::from_millis(20);
@@ -61,6 +62,7 @@ fn two_applies_at_once_one_writes_the_other_stops_before_any_write_naming_the_le
         world
             .replicate_process()
             .args(["apply", "--yes", "-q"])
+            .args(args)
             .arg(&plan)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -69,6 +71,20 @@ fn two_applies_at_once_one_writes_the_other_stops_before_any_write_naming_the_le
     };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    (world, a, b)
+}
+
+/// Each of the 300 sources has one copy, made by one create.
+fn made_once(world: &World) {
+    let copies = world.copies_per_source();
+    assert_eq!(copies.len(), 300);
+    assert!(copies.values().all(|&n| n == 1), "{copies:?}");
+    assert_eq!(world.requests("POST /connections"), 300);
+}
+
+#[test]
+fn two_applies_at_once_one_writes_the_other_stops_before_any_write_naming_the_lease() {
+    let (world, a, b) = two_at_once(&[]);
     let mut codes = [a.status.code(), b.status.code()];
     codes.sort_unstable();
     assert_eq!(codes, [Some(0), Some(1)], "{}\n---\n{}", text(&a), text(&b));
@@ -80,10 +96,7 @@ fn two_applies_at_once_one_writes_the_other_stops_before_any_write_naming_the_le
             && said.contains("replicate unlock"),
         "{said}"
     );
-    let copies = world.copies_per_source();
-    assert_eq!(copies.len(), 300);
-    assert!(copies.values().all(|&n| n == 1), "{copies:?}");
-    assert_eq!(world.requests("POST /connections"), 300);
+    made_once(&world);
     assert!(lease_tags(&world).is_empty(), "the winner dropped it");
 }
 
@@ -91,31 +104,7 @@ fn two_applies_at_once_one_writes_the_other_stops_before_any_write_naming_the_le
 /// every copy the first run made and makes none of its own.
 #[test]
 fn two_applies_at_once_that_wait_for_the_lease_make_each_copy_once() {
-    let world = World::with(|c| {
-        c.extra_sources = 300;
-        c.latency = Duration::from_millis(20);
-    });
-    let plan = world.plan("bulk.yaml", BULK);
-    let spawn = || {
-        world
-            .replicate_process()
-            .args([
-                "apply",
-                "--yes",
-                "-q",
-                "--lock-timeout",
-                "60s",
-                "--output",
-                "json",
-            ])
-            .arg(&plan)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (a, b) = (spawn(), spawn());
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (world, a, b) = two_at_once(&["--lock-timeout", "60s", "--output", "json"]);
     assert!(
         a.status.success() && b.status.success(),
         "{}\n---\n{}",
@@ -133,10 +122,7 @@ fn two_applies_at_once_that_wait_for_the_lease_make_each_copy_once() {
         [0, 300],
         "the second run found the first one's copies"
     );
-    let copies = world.copies_per_source();
-    assert_eq!(copies.len(), 300);
-    assert!(copies.values().all(|&n| n == 1), "{copies:?}");
-    assert_eq!(world.requests("POST /connections"), 300);
+    made_once(&world);
     assert!(lease_tags(&world).is_empty(), "both dropped it");
 }
 
