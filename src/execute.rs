@@ -451,7 +451,7 @@ fn may_still_land(error: &ApiError) -> bool {
         ApiErrorKind::Transport { not_sent, .. } => !not_sent,
         ApiErrorKind::Status { status, .. } => matches!(status, 502 | 504),
         // A failed token exchange: the create was never sent.
-        ApiErrorKind::Decode(_) | ApiErrorKind::Token(_) => false,
+        ApiErrorKind::Decode(_) | ApiErrorKind::Unstable(_) | ApiErrorKind::Token(_) => false,
     }
 }
 

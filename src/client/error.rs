@@ -40,6 +40,9 @@ pub enum ApiErrorKind {
     },
     /// A success status with a body that is not what the API promises.
     Decode(String),
+    /// Every answer was fine, but a list moved under its reads too often to be read reliably
+    /// (see [`super::pages`]); the message says so.
+    Unstable(String),
     /// The request was never sent: exchanging the credentials for its token failed so.
     Token(Box<ApiError>),
 }
@@ -56,7 +59,9 @@ impl fmt::Display for ApiErrorKind {
                     .unwrap_or("");
                 write!(f, "{status} {reason}: {message}")
             }
-            ApiErrorKind::Transport { message, .. } => f.write_str(message),
+            ApiErrorKind::Transport { message, .. } | ApiErrorKind::Unstable(message) => {
+                f.write_str(message)
+            }
             ApiErrorKind::Decode(message) => write!(f, "unexpected response: {message}"),
             ApiErrorKind::Token(error) => write!(f, "could not get an access token: {error}"),
         }
@@ -82,7 +87,8 @@ impl ApiError {
         match &mut self.kind {
             ApiErrorKind::Status { message, .. }
             | ApiErrorKind::Transport { message, .. }
-            | ApiErrorKind::Decode(message) => {
+            | ApiErrorKind::Decode(message)
+            | ApiErrorKind::Unstable(message) => {
                 message.push_str("; ");
                 message.push_str(note);
             }
@@ -108,7 +114,9 @@ impl ApiError {
                     *problem_type = redact(problem_type);
                 }
             }
-            ApiErrorKind::Transport { message, .. } | ApiErrorKind::Decode(message) => {
+            ApiErrorKind::Transport { message, .. }
+            | ApiErrorKind::Decode(message)
+            | ApiErrorKind::Unstable(message) => {
                 *message = redact(message);
             }
             ApiErrorKind::Token(error) => error.redact(redact),
@@ -144,7 +152,7 @@ impl ApiError {
         match &self.kind {
             ApiErrorKind::Transport { .. } => true,
             ApiErrorKind::Status { status, .. } => *status >= 500 || self.is_throttle(),
-            ApiErrorKind::Decode(_) => false,
+            ApiErrorKind::Decode(_) | ApiErrorKind::Unstable(_) => false,
             ApiErrorKind::Token(error) => error.is_transient(),
         }
     }
@@ -154,7 +162,9 @@ impl ApiError {
         match &self.kind {
             ApiErrorKind::Transport { not_sent, .. } => *not_sent,
             ApiErrorKind::Token(_) => true,
-            ApiErrorKind::Status { .. } | ApiErrorKind::Decode(_) => false,
+            ApiErrorKind::Status { .. } | ApiErrorKind::Decode(_) | ApiErrorKind::Unstable(_) => {
+                false
+            }
         }
     }
 
@@ -166,7 +176,9 @@ impl ApiError {
                 not_sent, timeout, ..
             } => *not_sent && !*timeout,
             ApiErrorKind::Token(error) => error.is_unreachable(),
-            ApiErrorKind::Status { .. } | ApiErrorKind::Decode(_) => false,
+            ApiErrorKind::Status { .. } | ApiErrorKind::Decode(_) | ApiErrorKind::Unstable(_) => {
+                false
+            }
         }
     }
 
@@ -175,7 +187,9 @@ impl ApiError {
         match &self.kind {
             ApiErrorKind::Transport { timeout, .. } => *timeout,
             ApiErrorKind::Token(error) => error.is_timeout(),
-            ApiErrorKind::Status { .. } | ApiErrorKind::Decode(_) => false,
+            ApiErrorKind::Status { .. } | ApiErrorKind::Decode(_) | ApiErrorKind::Unstable(_) => {
+                false
+            }
         }
     }
 
@@ -185,7 +199,7 @@ impl ApiError {
         match &self.kind {
             ApiErrorKind::Transport { not_sent, .. } => !not_sent,
             ApiErrorKind::Status { status, .. } => *status >= 500,
-            ApiErrorKind::Decode(_) | ApiErrorKind::Token(_) => false,
+            ApiErrorKind::Decode(_) | ApiErrorKind::Unstable(_) | ApiErrorKind::Token(_) => false,
         }
     }
 

@@ -289,9 +289,9 @@ async fn a_list_that_shifts_under_every_read_is_given_up_clearly() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(
-            "GET /sources?limit=100&offset=0: unexpected response: the sources changed too fast \
-             to list reliably: 3 times, a page held none of the last 10 items of the page before \
-             it (more than 9 sources removed between the two reads)"
+            "GET /sources?limit=100&offset=0: the sources changed too fast to list reliably: 3 \
+             times, a page held none of the last 10 items of the page before it (more than 9 \
+             sources removed between the two reads)"
         ),
         "{stderr}"
     );

@@ -179,7 +179,7 @@ impl Client {
         Err(ApiError::new(
             &Method::GET,
             &route(path, &list_query::<T>(workspace, 0)),
-            ApiErrorKind::Decode(format!(
+            ApiErrorKind::Unstable(format!(
                 "{whose} {what} changed too fast to list reliably: {PASSES} times, a page held \
                  none of the last {OVERLAP} items of the page before it (more than {} {what} \
                  removed between the two reads); try again when fewer are being deleted",
