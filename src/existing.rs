@@ -6,8 +6,23 @@
 //! and none has that name, the target cannot be decided and the candidates are named.
 
 use crate::wire::{ConnectionResponse, ConnectionStatus};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
+
+/// The sources that have a candidate copy into `destination` among `connections`: a live (not
+/// deleted) connection from them into it.
+pub fn sources_into(connections: &[ConnectionResponse], destination: Uuid) -> HashSet<Uuid> {
+    connections
+        .iter()
+        .filter(|c| is_candidate(c) && c.destination_id == destination)
+        .map(|c| c.source_id)
+        .collect()
+}
+
+/// Whether a connection can be a copy at all: a deleted one never is.
+fn is_candidate(connection: &ConnectionResponse) -> bool {
+    connection.status != ConnectionStatus::Deprecated
+}
 
 /// The workspace's live connections, indexed by (source, destination).
 pub struct ExistingCopies<'a> {
@@ -29,7 +44,7 @@ impl<'a> ExistingCopies<'a> {
     pub fn new(connections: &'a [ConnectionResponse]) -> Self {
         let mut by_pair: HashMap<(Uuid, Uuid), Vec<&ConnectionResponse>> = HashMap::new();
         for c in connections {
-            if c.status != ConnectionStatus::Deprecated {
+            if is_candidate(c) {
                 by_pair
                     .entry((c.source_id, c.destination_id))
                     .or_default()

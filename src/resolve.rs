@@ -90,8 +90,7 @@ pub struct Resolved {
 /// [`crate::lease`]), while the lease's last step (the gate's rename) goes: by id, the template
 /// is read with the sources' first page, then the lease is taken and the connections listed;
 /// by name, the connections the template was found among are listed again for its workspace
-/// then. The workspace's tags come
-/// from taking the lease.
+/// then. The workspace's tags come from taking the lease.
 ///
 /// `on_connections` sees each page of connections as it is read, before the template is sure
 /// (`status` starts reading the copies' last syncs from them).
@@ -347,15 +346,8 @@ impl<'a> ReadAhead<'a> {
         let Listed::All(all) = listed else {
             return None;
         };
-        let paired = all
-            .iter()
-            .filter(|c| {
-                c.workspace_id == template.workspace_id
-                    && c.destination_id == template.destination_id
-                    && c.status != ConnectionStatus::Deprecated
-            })
-            .map(|c| c.source_id)
-            .collect();
+        // The destination is in the template's workspace: so are the connections into it.
+        let paired = crate::existing::sources_into(all, template.destination_id);
         Some(ReadAhead {
             lease: writing.lease,
             only: writing.only,

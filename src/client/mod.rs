@@ -276,10 +276,8 @@ impl Client {
             .lock()
             .ok()
             .and_then(|mut ahead| ahead.remove(&(source, destination)));
-        if let Some(Ok(read)) = match ahead {
-            Some(read) => Some(read.await),
-            None => None,
-        } {
+        // A read ahead that was aborted is made again.
+        if let Some(Ok(read)) = futures::future::OptionFuture::from(ahead).await {
             return read;
         }
         self.read_streams(source, destination).await

@@ -453,25 +453,23 @@ impl Lease {
     }
 
     /// Resolves once taking the lease has found no other run holding it: the gate is posted
-    /// and the tags read, only the rename is left. What this run reads from then on is not
-    /// read for nothing because another run was making the same copies (`apply` reads the
-    /// catalogs of the copies to create ahead while the lease is finished and the connections
-    /// listed). Never resolves if the lease is not taken.
+    /// and the tags read, only the rename is left. From then on no other run writes, so `apply`
+    /// lists the connections (alongside the rename), and reads the rest of the catalogs it
+    /// reads ahead. Never resolves if the lease is not taken.
     pub async fn clear(&self) {
-        loop {
-            let wake = self.changed.notified();
-            if self.clear.load(Ordering::SeqCst) {
-                return;
-            }
-            wake.await;
-        }
+        self.until(&self.clear).await;
     }
 
     /// Resolves once the lease is lost.
     pub async fn lost(&self) {
+        self.until(&self.lost).await;
+    }
+
+    /// Resolves once `flag` (one of this lease's, set with a notice on `changed`) is set.
+    async fn until(&self, flag: &AtomicBool) {
         loop {
             let wake = self.changed.notified();
-            if self.is_lost() {
+            if flag.load(Ordering::SeqCst) {
                 return;
             }
             wake.await;

@@ -45,7 +45,7 @@ pub trait Reporter: Send + Sync {
     fn step_started(&self, _step: Step) {}
     /// A resolve step counted `n` more items (pages, sources, catalogs).
     fn step_advanced(&self, _step: Step, _n: u64) {}
-    /// A resolve step says what it is doing now ("waiting for run 1a2b3c"), until it is done.
+    /// A resolve step says what it is doing now ("waiting for it"), until it is done.
     fn step_note(&self, _step: Step, _note: &str) {}
     /// A resolve step is done; `summary` says what it found ("7 sources").
     fn step_finished(&self, _step: Step, _summary: &str) {}

@@ -173,7 +173,7 @@ impl Reporter for Progress {
 
     fn step_note(&self, step: Step, note: &str) {
         if let Some(bar) = self.step(step) {
-            // The note may quote the server (a run's id from a tag's name).
+            // Like log lines, a note could one day quote the server.
             bar.set_message(controls(note).into_owned());
         }
     }

@@ -7,9 +7,10 @@
 //! through the API, so that every copy drifted), resets the sandbox's accounting
 //! (`DELETE /_sandbox/stats`), runs the measured process — `replicate apply --yes --quiet
 //! --concurrency C`, `replicate plan`, `replicate status --output json`, or the sequential script
-//! ([`script`]: what a user would write, with the same HTTP stack) — then asks the sandbox (`GET /_sandbox/stats`) how many
-//! requests it served, how many were 429, how many were ever in flight at once, the service time
-//! it actually gave (mean, p50, p99), and when the first write arrived.
+//! ([`script`]: what a user would write, with the same HTTP stack) — then asks the sandbox
+//! (`GET /_sandbox/stats`) how many requests it served, how many were 429, how many were ever
+//! in flight at once, the service time it actually gave (mean, p50, p99), and when the first
+//! write arrived.
 //!
 //! The table compares the wall time with the *ideal* time: with a fixed latency per request and
 //! at most C requests in flight, `requests × latency ÷ C` is the fastest any client could make
